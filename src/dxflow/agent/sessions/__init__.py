@@ -1,0 +1,16 @@
+"""Session backends: ``engine`` (default) and ``dcv``, behind one small interface."""
+
+from __future__ import annotations
+
+from dxflow.agent.sessions.base import SessionBackend, SessionError
+from dxflow.agent.sessions.dcv import DcvBackend
+from dxflow.agent.sessions.engine import EngineBackend
+
+__all__ = ["SessionBackend", "SessionError", "make_backend"]
+
+
+def make_backend(name: str, **kwargs: object) -> SessionBackend:
+    """The backend called ``name`` (config key ``session_backend``)."""
+    if name == "dcv":
+        return DcvBackend()
+    return EngineBackend(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,103 @@
+"""``dxflow agent``: run the agent that registers this host with the director."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dxflow.cli.context import CliContext, emit, pass_ctx
+from dxflow.common.agent_config import AgentConfig, load_agent_config
+from dxflow.common.config_file import ConfigError
+from dxflow.common.daemon import daemonize, read_pid, remove_pid, setup_logging, stop_pid, write_pid
+
+__all__ = ["agent_group"]
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DXFLOW_AGENT_CONFIG",
+    help="Agent YAML config (keys: director_address, data_dir, tags, update_interval, ...).",
+)
+
+
+def _config(path: Path | None) -> AgentConfig:
+    try:
+        return load_agent_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group("agent")
+def agent_group() -> None:
+    """Run the agent on this host."""
+
+
+@agent_group.command("up")
+@config_option
+@click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/agent.log.")
+def up_command(config_path: Path | None, daemon: bool) -> None:
+    """Start the agent: register (until approved), then report and serve the director."""
+    from dxflow.agent.app import run
+    from dxflow.agent.identity import AgentIdentity, IdentityError
+
+    config = _config(config_path)
+    running = read_pid(config.pid_file)
+    if running:
+        raise click.ClickException(f"agent already running with pid {running} (data dir {config.data_dir})")
+    try:
+        AgentIdentity.load(config.data_dir)  # key/GUID problems are reported before detaching
+    except IdentityError as exc:
+        raise click.ClickException(str(exc)) from None
+    if daemon:
+        daemonize(config.pid_file, config.log_file)
+        setup_logging(config.log_file, config.log_level)
+    else:
+        setup_logging(None, config.log_level)
+        write_pid(config.pid_file)
+    try:
+        run(config)
+    except OSError as exc:
+        logging.getLogger("dxflow.agent").error("agent stopped: %s", exc)
+        raise click.ClickException(str(exc)) from None
+    finally:
+        remove_pid(config.pid_file)
+
+
+@agent_group.command("down")
+@config_option
+@pass_ctx
+def down_command(ctx: CliContext, config_path: Path | None) -> None:
+    """Stop the agent started with the same config."""
+    stopped = stop_pid(_config(config_path).pid_file)
+    emit(ctx, {"stopped": stopped}, "agent stopped" if stopped else "agent was not running")
+
+
+@agent_group.command("status")
+@config_option
+@pass_ctx
+def status_command(ctx: CliContext, config_path: Path | None) -> None:
+    """Whether the agent runs, its GUID and certificate (exit 3 when stopped)."""
+    from dxflow.agent.identity import AgentIdentity
+
+    config = _config(config_path)
+    pid = read_pid(config.pid_file)
+    info: dict[str, Any] = {"running": bool(pid), "pid": pid, "director": config.director_address}
+    guid_file = config.data_dir / "agent.guid"
+    if guid_file.exists():
+        ident = AgentIdentity.load(config.data_dir)
+        cert = ident.certificate()
+        info.update(
+            guid=ident.guid,
+            registered=cert is not None,
+            cert_not_after=cert.not_valid_after_utc.isoformat() if cert else None,
+        )
+    human = f"agent running (pid {pid})" if pid else "agent not running"
+    if info.get("guid"):
+        human += f", guid {info['guid']}, " + ("registered" if info["registered"] else "not registered yet")
+    emit(ctx, info, human)
+    if not pid:
+        click.get_current_context().exit(3)

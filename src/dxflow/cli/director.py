@@ -1,0 +1,257 @@
+"""``dxflow director``: run the director, and manage agents, servers and sessions through its API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dxflow.cli.context import CliContext, emit, pass_ctx, table
+from dxflow.common.config_file import ConfigError
+from dxflow.common.daemon import daemonize, read_pid, remove_pid, setup_logging, stop_pid, write_pid
+from dxflow.common.director_config import DirectorConfig, load_director_config
+
+__all__ = ["director_group"]
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="DXFLOW_DIRECTOR_CONFIG",
+    help="Director YAML config (keys: host, port, data_dir, database_url, auth, ...).",
+)
+
+
+def _config(path: Path | None) -> DirectorConfig:
+    try:
+        return load_director_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _client(ctx: CliContext) -> Any:
+    from dxflow.client.director import DirectorClient
+
+    return DirectorClient(ctx.settings())
+
+
+@click.group("director")
+def director_group() -> None:
+    """Run the director and manage agents, servers and sessions."""
+
+
+@director_group.command("up")
+@config_option
+@click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/director.log.")
+def up_command(config_path: Path | None, daemon: bool) -> None:
+    """Start the director (HTTPS + mTLS on port 8445 by default)."""
+    from dxflow.director.app import init_pki, run
+    from dxflow.director.errors import StartupError
+
+    config = _config(config_path)
+    running = read_pid(config.pid_file)
+    if running:
+        raise click.ClickException(f"director already running with pid {running} (data dir {config.data_dir})")
+    try:
+        init_pki(config)  # refuse to start (before detaching) when ca.key is open to others
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if daemon:
+        daemonize(config.pid_file, config.log_file)
+        setup_logging(config.log_file, config.log_level)
+    else:
+        setup_logging(None, config.log_level)
+        write_pid(config.pid_file)
+    try:
+        run(config)
+    except (StartupError, OSError) as exc:
+        logging.getLogger("dxflow.director").error("director stopped: %s", exc)
+        raise click.ClickException(str(exc)) from None
+    finally:
+        remove_pid(config.pid_file)
+
+
+@director_group.command("down")
+@config_option
+@pass_ctx
+def down_command(ctx: CliContext, config_path: Path | None) -> None:
+    """Stop the director started with the same config."""
+    stopped = stop_pid(_config(config_path).pid_file)
+    emit(ctx, {"stopped": stopped}, "director stopped" if stopped else "director was not running")
+
+
+@director_group.command("status")
+@config_option
+@pass_ctx
+def status_command(ctx: CliContext, config_path: Path | None) -> None:
+    """Whether the director runs (exit 3 when stopped)."""
+    from dxflow.common.crypto import cert_fingerprint
+
+    config = _config(config_path)
+    pid = read_pid(config.pid_file)
+    info: dict[str, Any] = {"running": bool(pid), "pid": pid, "port": config.port, "data_dir": str(config.data_dir)}
+    ca = config.data_dir / "ca.crt"
+    if ca.exists():
+        from cryptography import x509
+
+        info["ca_fingerprint"] = cert_fingerprint(x509.load_pem_x509_certificate(ca.read_bytes()))
+    human = f"director running (pid {pid}) on port {config.port}" if pid else "director not running"
+    emit(ctx, info, human)
+    if not pid:
+        click.get_current_context().exit(3)
+
+
+@director_group.command("hash-password")
+@pass_ctx
+def hash_password_command(ctx: CliContext) -> None:
+    """Read a password on stdin, print its hash for ``auth.users`` (scrypt$N$r$p$salt$hash)."""
+    from dxflow.director.passwords import hash_password
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise click.ClickException("no password on stdin")
+    encoded = hash_password(password)
+    emit(ctx, {"hash": encoded}, encoded)
+
+
+@director_group.command("issue-client-cert")
+@config_option
+@click.option("--name", required=True, help="Certificate name (CN), e.g. awx.")
+@click.option("--role", type=click.Choice(["admin"]), default="admin", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for ca.crt, tls.crt, tls.key. Default: <DXFLOW_HOME>/<profile>/mtls/.",
+)
+@click.option("--days", type=click.FloatRange(min=0.001), default=365.0, show_default=True)
+@pass_ctx
+def issue_client_cert_command(
+    ctx: CliContext, config_path: Path | None, name: str, role: str, out: Path | None, days: float
+) -> None:
+    """Issue an mTLS client certificate from the director CA (run on the director host)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from dxflow.client.mtls import write_bundle
+    from dxflow.common.ca import CaError, generate_agent_key, load_ca, serial_hex
+    from dxflow.common.crypto import private_pem
+    from dxflow.director.db import Database
+
+    config = _config(config_path)
+    try:
+        ca = load_ca(config.data_dir, create=False)
+        key = generate_agent_key()
+        cert = ca.issue_client_cert(key, name, role, days=days)
+    except CaError as exc:
+        raise click.ClickException(str(exc)) from None
+    db = Database(config.db_url)
+    try:
+        db.record_cert(serial_hex(cert), "client", name, cert.not_valid_after_utc.timestamp())
+    finally:
+        db.close()
+    folder = out or ctx.store.home / ctx.profile_name() / "mtls"
+    write_bundle(folder, ca.cert_pem, cert.public_bytes(serialization.Encoding.PEM), private_pem(key))
+    info = {"name": name, "role": role, "serial": serial_hex(cert), "out": str(folder)}
+    emit(ctx, info, f"client certificate for {name} ({role}) written to {folder}")
+
+
+# --- API commands ---------------------------------------------------------------------------------
+
+
+def _when(ts: float | None) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+@director_group.group("agents")
+def agents_group() -> None:
+    """List, approve, deny and revoke agent registrations."""
+
+
+@agents_group.command("list")
+@click.option("--state", type=click.Choice(["pending", "registered", "revoked"]))
+@pass_ctx
+def agents_list(ctx: CliContext, state: str | None) -> None:
+    with _client(ctx) as client:
+        rows = client.agents(state)
+    lines = [[a["guid"], a["hostname"], a["state"], a["ip"], _when(a["lastSeen"])] for a in rows]
+    emit(ctx, rows, table(lines, ["GUID", "HOSTNAME", "STATE", "IP", "LAST SEEN"]))
+
+
+def _agent_action(name: str, method: str, past: str) -> None:
+    @agents_group.command(name)
+    @click.argument("guid")
+    @pass_ctx
+    def command(ctx: CliContext, guid: str) -> None:
+        with _client(ctx) as client:
+            result = getattr(client, method)(guid)
+        emit(ctx, result, f"agent {guid} {past}")
+
+    command.__doc__ = f"{name.capitalize()} the agent GUID."
+
+
+_agent_action("approve", "approve_agent", "approved")
+_agent_action("deny", "deny_agent", "denied and removed")
+_agent_action("revoke", "revoke_agent", "revoked")
+
+
+@director_group.group("servers")
+def servers_group() -> None:
+    """Servers reported by agents."""
+
+
+@servers_group.command("list")
+@pass_ctx
+def servers_list(ctx: CliContext) -> None:
+    with _client(ctx) as client:
+        rows = client.servers()
+    lines = [
+        [
+            s["hostname"],
+            s["ip"],
+            ",".join(s["tags"]),
+            f"{s['engine'].get('address', '-')}:{s['engine'].get('port', '-')}" if s["engine"] else "-",
+            str(len(s["sessions"])),
+            _when(s["lastUpdate"]),
+        ]
+        for s in rows
+    ]
+    emit(ctx, rows, table(lines, ["HOSTNAME", "IP", "TAGS", "ENGINE", "SESSIONS", "LAST UPDATE"]))
+
+
+@director_group.group("sessions")
+def sessions_group() -> None:
+    """Sessions on the servers."""
+
+
+@sessions_group.command("list")
+@pass_ctx
+def sessions_list(ctx: CliContext) -> None:
+    with _client(ctx) as client:
+        rows = client.sessions()
+    lines = [[s["id"], s["hostname"], str(s.get("owner", "")), str(s.get("type", ""))] for s in rows]
+    emit(ctx, rows, table(lines, ["ID", "SERVER", "OWNER", "TYPE"]))
+
+
+@sessions_group.command("create")
+@click.option("--server", required=True, help="Server hostname or id.")
+@click.option("--user", help="Session owner (default: you).")
+@click.option("--type", "session_type", type=click.Choice(["console", "virtual"]), default="console")
+@click.option("--id", "session_id", help="Session id (default: generated).")
+@pass_ctx
+def sessions_create(ctx: CliContext, server: str, user: str | None, session_type: str, session_id: str | None) -> None:
+    with _client(ctx) as client:
+        result = client.create_session(server, user, session_type, session_id)
+    emit(ctx, result, f"session {result['sessionId']} created on {result['hostname']}")
+
+
+@sessions_group.command("close")
+@click.argument("session_id")
+@click.option("--server", help="Server hostname or id (when ids repeat across servers).")
+@pass_ctx
+def sessions_close(ctx: CliContext, session_id: str, server: str | None) -> None:
+    with _client(ctx) as client:
+        result = client.close_session(session_id, server)
+    emit(ctx, result, f"session {session_id} closed")

@@ -1,0 +1,92 @@
+"""Director configuration (DESIGN §7): one frozen dataclass built from YAML + ``DXFLOW_DIRECTOR_*``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from dxflow.common.config_file import ConfigError, load_config
+
+__all__ = ["AuthConfig", "DirectorConfig", "HousekeeperConfig", "load_director_config"]
+
+DEFAULT_DATA_DIR = Path("~/.dxflow/director").expanduser()
+AUTH_TYPES = ("local", "pam", "ldap", "radius", "external")
+
+
+@dataclass(frozen=True, kw_only=True)
+class HousekeeperConfig:
+    """Housekeeper periods and ages, in seconds."""
+
+    period: float = 40.0
+    max_age: float = 30.0
+    agents_period: float = 3600.0
+    unseen_max_age: float = 30 * 86400.0
+    pending_max_age: float = 7 * 86400.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuthConfig:
+    """How people log in. ``local`` keeps ``users: {name: hash}`` made by ``dxflow director hash-password``."""
+
+    type: str = "local"
+    users: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.type not in AUTH_TYPES:
+            raise ConfigError(f"auth.type {self.type!r} is not one of {', '.join(AUTH_TYPES)}")
+        if self.type != "local":
+            raise ConfigError(f"auth.type {self.type!r} is not available yet; use 'local'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DirectorConfig:
+    """Everything the director needs; secrets are hidden from ``repr``."""
+
+    host: str = "0.0.0.0"
+    port: int = 8445
+    agent_port: int = 8446
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = field(default=None, repr=False)
+    token_key: str | None = field(default=None, repr=False)
+    policy_dir: Path | None = None
+    registration_token: str | None = field(default=None, repr=False)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    admins: tuple[str, ...] = ()
+    housekeeper: HousekeeperConfig = field(default_factory=HousekeeperConfig)
+    agent_cert_days: float = 14.0
+    flush_interval: float = 0.1
+    revocation_cache_seconds: float = 1.0
+    gateway_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        for name in ("port", "agent_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"config key {name!r} must be a TCP port (0-65535)")
+        if self.agent_cert_days <= 0:
+            raise ConfigError("config key 'agent_cert_days' must be positive")
+
+    @property
+    def policy_path(self) -> Path:
+        """Folder holding ``users.json`` and ``pools.json``."""
+        return self.policy_dir or self.data_dir
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL: ``database_url`` or SQLite in ``data_dir``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'director.db'}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "director.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "director.log"
+
+
+def load_director_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> DirectorConfig:
+    """Read the director config from ``path`` (optional) and the environment."""
+    return load_config(DirectorConfig, "director", path, env)

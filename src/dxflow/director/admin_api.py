@@ -1,0 +1,146 @@
+"""Admin endpoints: login, agent lifecycle, servers and sessions (admin cookie or admin client certificate)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from dxflow.director.errors import ApiError
+from dxflow.director.http import field, json_response, read_json
+from dxflow.director.identity import Principal, require_admin
+from dxflow.director.login import login
+from dxflow.director.state import STATE, DirectorState
+
+__all__ = ["close_session", "create_session", "routes"]
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+AGENT_STATES = ("pending", "registered", "revoked")
+
+
+async def _admin(request: web.Request) -> tuple[DirectorState, Principal]:
+    state = request.app[STATE]
+    return state, await require_admin(request, state.certs, state.tokens, state.policy)
+
+
+@routes.post("/v1/admin/login")
+async def admin_login(request: web.Request) -> web.Response:
+    return await login(request, admin=True)
+
+
+@routes.get("/v1/admin/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    state, _ = await _admin(request)
+    wanted = request.query.get("state") or None
+    if wanted is not None and wanted not in AGENT_STATES:
+        raise ApiError(400, f"state must be one of {', '.join(AGENT_STATES)}")
+    rows = await asyncio.to_thread(state.db.list_agents, wanted)
+    return json_response([r.public() for r in rows])
+
+
+async def _transition(request: web.Request, action: str) -> web.Response:
+    state, who = await _admin(request)
+    guid = request.match_info["guid"].lower()
+    db = state.db
+    agent = await asyncio.to_thread(db.get_agent, guid)
+    if agent is None:
+        raise ApiError(404, f"no agent {guid}")
+    if action == "approve":
+        done = await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
+    elif action == "deny":
+        done = await asyncio.to_thread(db.delete_agent, guid, expect=["pending", "revoked"])
+    else:
+        done = await asyncio.to_thread(db.set_agent_state, guid, "revoked", expect=["registered", "pending"])
+    if not done:
+        raise ApiError(409, f"cannot {action} agent {guid} in state {agent.state}")
+    state.certs.forget()
+    state.updates.discard(guid)
+    log.info("agent %s %s by %s", guid, {"approve": "approved", "deny": "denied"}.get(action, "revoked"), who.name)
+    after = await asyncio.to_thread(db.get_agent, guid)
+    return json_response(after.public() if after else {"guid": guid, "state": "deleted"})
+
+
+@routes.post("/v1/admin/agents/{guid}/approve")
+async def approve(request: web.Request) -> web.Response:
+    return await _transition(request, "approve")
+
+
+@routes.post("/v1/admin/agents/{guid}/deny")
+async def deny(request: web.Request) -> web.Response:
+    return await _transition(request, "deny")
+
+
+@routes.post("/v1/admin/agents/{guid}/revoke")
+async def revoke(request: web.Request) -> web.Response:
+    return await _transition(request, "revoke")
+
+
+@routes.get("/v1/servers")
+async def list_servers(request: web.Request) -> web.Response:
+    state, _ = await _admin(request)
+    return json_response(await asyncio.to_thread(state.db.list_servers))
+
+
+@routes.get("/v1/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    state, _ = await _admin(request)
+    return json_response(await asyncio.to_thread(state.db.list_sessions))
+
+
+async def create_session(
+    state: DirectorState, server_ref: str, user: str, session_type: str, session_id: str | None
+) -> dict[str, Any]:
+    """Ask the server's agent for a session (dcvix wire format) and record it."""
+    server = await asyncio.to_thread(state.db.get_server, server_ref)
+    if server is None:
+        raise ApiError(404, f"no server {server_ref}")
+    agent = await asyncio.to_thread(state.db.get_agent, server["id"])
+    if agent is None or agent.state != "registered":
+        raise ApiError(409, f"server {server_ref} has no registered agent")
+    body = {"userId": user, "sessionType": session_type, "sessionId": session_id or uuid.uuid4().hex[:12]}
+    _, data = await state.agents.call(server, agent.common_name, "POST", "/v1/sessions", body)
+    sid = (data or {}).get("sessionID") or body["sessionId"]
+    await asyncio.to_thread(
+        state.db.add_session, server["id"], {"id": sid, "owner": user, "type": session_type, "state": "CREATING"}
+    )
+    return {"sessionId": sid, "sessionID": sid, "serverId": server["id"], "hostname": server["hostname"]}
+
+
+@routes.post("/v1/sessions")
+async def post_session(request: web.Request) -> web.Response:
+    state, who = await _admin(request)
+    body = await read_json(request, 16 * 1024)
+    result = await create_session(
+        state,
+        field(body, "serverId"),  # type: ignore[arg-type]
+        field(body, "userId", required=False) or who.name,
+        field(body, "sessionType", required=False, max_len=32) or "console",
+        field(body, "sessionId", required=False, max_len=64),
+    )
+    return json_response(result, status=201)
+
+
+async def close_session(state: DirectorState, session_id: str, server_ref: str | None) -> dict[str, Any]:
+    """Close a session through its agent and forget it."""
+    found = await asyncio.to_thread(state.db.find_session, session_id, server_ref)
+    if found is None:
+        raise ApiError(404, f"no session {session_id}")
+    server = await asyncio.to_thread(state.db.get_server, found["serverId"])
+    agent = await asyncio.to_thread(state.db.get_agent, found["serverId"])
+    if server is None or agent is None:
+        raise ApiError(404, f"no server for session {session_id}")
+    await state.agents.call(server, agent.common_name, "DELETE", f"/v1/sessions/{quote(session_id, safe='')}")
+    await asyncio.to_thread(state.db.remove_session, server["id"], session_id)
+    return {"sessionId": session_id, "serverId": server["id"], "closed": True}
+
+
+@routes.delete("/v1/sessions/{id}")
+async def delete_session(request: web.Request) -> web.Response:
+    state, _ = await _admin(request)
+    result = await close_session(state, request.match_info["id"], request.query.get("serverId"))
+    return json_response(result)

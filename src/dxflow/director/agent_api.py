@@ -1,0 +1,152 @@
+"""Agent-facing endpoints: ``/v1/agent/register`` (TOFU), ``/v1/agent/renew`` and ``/v1/agent/update`` (mTLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from typing import Any
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+
+from dxflow.common.ca import CsrError, CsrMismatchError, check_csr, csr_from_b64, serial_hex, valid_guid
+from dxflow.director.db import ServerUpdate
+from dxflow.director.errors import ApiError
+from dxflow.director.http import field, json_response, read_json
+from dxflow.director.identity import require_agent
+from dxflow.director.state import STATE, DirectorState
+
+__all__ = ["routes"]
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+MAX_CSR_BODY = 16 * 1024
+MAX_UPDATE_BODY = 1024 * 1024
+
+
+def _key_fingerprint(public_key: Any) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def _parse_csr(value: Any, guid: str) -> Any:
+    try:
+        csr = csr_from_b64(value)
+        check_csr(csr, guid)
+    except CsrMismatchError as exc:
+        raise ApiError(401, str(exc)) from None
+    except CsrError as exc:
+        raise ApiError(400, str(exc)) from None
+    return csr
+
+
+async def _issue(state: DirectorState, guid: str, csr: Any) -> dict[str, Any]:
+    cert = state.ca.sign_agent_csr(csr, guid, days=state.config.agent_cert_days)
+    await asyncio.to_thread(state.db.record_cert, serial_hex(cert), "agent", guid, cert.not_valid_after_utc.timestamp())
+    lifetime = state.config.agent_cert_days * 86400
+    return {
+        "certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "ca": state.ca.cert_pem.decode(),
+        "agentId": guid,
+        "renewalIntervalSeconds": int(lifetime * 2 / 3),
+    }
+
+
+def _token_ok(state: DirectorState, presented: str | None) -> bool:
+    expected = state.config.registration_token
+    return bool(expected and presented and hmac.compare_digest(expected.encode(), presented.encode()))
+
+
+@routes.post("/v1/agent/register")
+async def register(request: web.Request) -> web.Response:
+    """Trust on first use: pending until approved (or a valid registration token), then the certificate."""
+    state = request.app[STATE]
+    body = await read_json(request, MAX_CSR_BODY)
+    guid = field(body, "guid", "agentId", max_len=36)
+    if not valid_guid(guid):
+        raise ApiError(400, "guid must be a UUID")
+    guid = guid.lower()  # type: ignore[union-attr]
+    hostname = field(body, "hostname") or ""
+    csr = _parse_csr(body.get("csr"), guid)
+    key_fp = _key_fingerprint(csr.public_key())
+    ip = request.remote or ""
+    db = state.db
+    agent = await asyncio.to_thread(db.get_agent, guid)
+    if agent is None:
+        cn = str(csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+        agent = await asyncio.to_thread(db.add_pending_agent, guid, cn, hostname, ip, key_fp)
+        log.info("agent %s (%s) asked to register from %s", guid, hostname, ip)
+    if agent.key_fingerprint != key_fp:
+        raise ApiError(401, "this guid is registered with another key")
+    if agent.state == "revoked":
+        raise ApiError(403, "revoked")
+    await asyncio.to_thread(db.touch_agent, guid, hostname, ip)
+    if agent.state == "pending":
+        token = body.get("registrationToken", body.get("token"))
+        if not _token_ok(state, token if isinstance(token, str) else None):
+            return json_response({"error": "pending approval"}, status=403)
+        await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
+        log.info("agent %s approved by registration token", guid)
+    return json_response(await _issue(state, guid, csr))
+
+
+@routes.post("/v1/agent/renew")
+async def renew(request: web.Request) -> web.Response:
+    """A new certificate for the calling agent (same GUID, possibly a new key)."""
+    state = request.app[STATE]
+    guid, _ = await require_agent(request, state.certs)
+    body = await read_json(request, MAX_CSR_BODY)
+    csr = _parse_csr(body.get("csr"), guid)
+    await asyncio.to_thread(state.db.set_agent_key, guid, _key_fingerprint(csr.public_key()))
+    return json_response(await _issue(state, guid, csr))
+
+
+def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState) -> ServerUpdate:
+    sessions = body.get("sessions") or []
+    stats = body.get("stats") or {}
+    tags = body.get("tags") or []
+    engine = body.get("engine") or {}
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise ApiError(400, "sessions must be a list of objects")
+    if not all(isinstance(s.get("id", s.get("sessionId", s.get("sessionID"))), str) for s in sessions):
+        raise ApiError(400, "every session needs a string id")
+    if not isinstance(stats, dict):
+        raise ApiError(400, "stats must be an object")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ApiError(400, "tags must be a list of strings")
+    if not isinstance(engine, dict):
+        raise ApiError(400, "engine must be an object")
+    port = body.get("agentPort", state.config.agent_port)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ApiError(400, "agentPort must be a TCP port")
+    hostname = stats.get("hostname") or body.get("hostname") or guid
+    if not isinstance(hostname, str) or len(hostname) > 255:
+        raise ApiError(400, "stats.hostname must be a string")
+    if engine and engine.get("address") in (None, "", "0.0.0.0", "::"):
+        engine = {**engine, "address": ip}
+    return ServerUpdate(
+        guid=guid,
+        hostname=hostname,
+        ip=ip,
+        agent_port=port,
+        tags=tags,
+        stats=stats,
+        engine=engine,
+        sessions=sessions,
+        at=time.time(),
+    )
+
+
+@routes.post("/v1/agent/update")
+async def agent_update(request: web.Request) -> web.Response:
+    """Queue the calling agent's sessions, stats, tags and engine endpoint."""
+    state = request.app[STATE]
+    guid, _ = await require_agent(request, state.certs)
+    body = await read_json(request, MAX_UPDATE_BODY)
+    state.updates.submit(_update_from(body, guid, request.remote or "", state))
+    return json_response({"status": "ok"})

@@ -1,0 +1,452 @@
+"""Director storage: SQLAlchemy Core tables and the queries the API needs.
+
+SQLite in ``data_dir`` by default (WAL, ``synchronous=NORMAL``: committed rows survive a process crash), or
+any ``database_url`` (PostgreSQL for several replicas). Calls are synchronous; the daemon runs them in a
+worker thread (``asyncio.to_thread``) so the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    delete,
+    event,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+__all__ = ["AgentRow", "Database", "ServerUpdate"]
+
+metadata = MetaData()
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("guid", String(36), primary_key=True),
+    Column("common_name", String(64), nullable=False),
+    Column("hostname", String(255), nullable=False, default=""),
+    Column("state", String(16), nullable=False),
+    Column("ip", String(64), nullable=False, default=""),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("approved_at", Float),
+    Column("last_seen", Float, nullable=False),
+    Column("cert_serial", String(40)),
+    Column("cert_not_after", Float),
+    Index("ix_agents_state", "state"),
+)
+
+certs = Table(
+    "certs",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject", String(64), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("not_after", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_certs_subject", "subject"),
+)
+
+servers = Table(
+    "servers",
+    metadata,
+    Column("guid", String(36), primary_key=True),
+    Column("hostname", String(255), nullable=False),
+    Column("ip", String(64), nullable=False),
+    Column("agent_port", Integer, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("stats", Text, nullable=False),
+    Column("engine", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_servers_hostname", "hostname"),
+    Index("ix_servers_updated", "updated_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("server_guid", String(36), primary_key=True),
+    Column("id", String(255), primary_key=True),
+    Column("user_id", String(255), nullable=False, default=""),
+    Column("type", String(32), nullable=False, default=""),
+    Column("data", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_sessions_id", "id"),
+)
+
+
+UPSERT_COLUMNS = ("hostname", "ip", "agent_port", "tags", "stats", "engine", "updated_at")
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    """One agent registration."""
+
+    guid: str
+    common_name: str
+    hostname: str
+    state: str
+    ip: str
+    key_fingerprint: str
+    created_at: float
+    approved_at: float | None
+    last_seen: float
+    cert_serial: str | None
+    cert_not_after: float | None
+
+    def public(self) -> dict[str, Any]:
+        """The API shape of this agent."""
+        return {
+            "guid": self.guid,
+            "hostname": self.hostname,
+            "state": self.state,
+            "ip": self.ip,
+            "createdAt": self.created_at,
+            "approvedAt": self.approved_at,
+            "lastSeen": self.last_seen,
+            "certSerial": self.cert_serial,
+            "certNotAfter": self.cert_not_after,
+        }
+
+
+@dataclass(frozen=True)
+class ServerUpdate:
+    """One agent update, validated, ready to write."""
+
+    guid: str
+    hostname: str
+    ip: str
+    agent_port: int
+    tags: list[str]
+    stats: dict[str, Any]
+    engine: dict[str, Any]
+    sessions: list[dict[str, Any]]
+    at: float
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+class Database:
+    """All director state. Safe to share between threads (one pooled engine)."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_size=8, max_overflow=8, pool_pre_ping=True)
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- agents ----------------------------------------------------------------------------------
+
+    def get_agent(self, guid: str) -> AgentRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(agents).where(agents.c.guid == guid)).first()
+        return AgentRow(**row._mapping) if row else None
+
+    def list_agents(self, state: str | None = None) -> list[AgentRow]:
+        query = select(agents).order_by(agents.c.created_at)
+        if state:
+            query = query.where(agents.c.state == state)
+        with self.engine.connect() as conn:
+            return [AgentRow(**r._mapping) for r in conn.execute(query)]
+
+    def add_pending_agent(self, guid: str, common_name: str, hostname: str, ip: str, key_fingerprint: str) -> AgentRow:
+        """Insert a pending agent; if another replica won the race, return its row."""
+        now = time.time()
+        values = {
+            "guid": guid,
+            "common_name": common_name,
+            "hostname": hostname,
+            "state": "pending",
+            "ip": ip,
+            "key_fingerprint": key_fingerprint,
+            "created_at": now,
+            "last_seen": now,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(agents.insert().values(**values))
+        except IntegrityError:
+            pass
+        row = self.get_agent(guid)
+        assert row is not None
+        return row
+
+    def touch_agent(self, guid: str, hostname: str, ip: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(agents).where(agents.c.guid == guid).values(hostname=hostname, ip=ip, last_seen=time.time())
+            )
+
+    def set_agent_state(self, guid: str, state: str, *, expect: Sequence[str]) -> bool:
+        """Move an agent to ``state`` if its state is one of ``expect``; revoking also revokes its certs."""
+        values: dict[str, Any] = {"state": state}
+        if state == "registered":
+            values["approved_at"] = time.time()
+        with self.engine.begin() as conn:
+            done = conn.execute(
+                update(agents).where(agents.c.guid == guid, agents.c.state.in_(expect)).values(**values)
+            ).rowcount
+            if done and state == "revoked":
+                conn.execute(update(certs).where(certs.c.subject == guid).values(revoked=True))
+                self._drop_servers(conn, [guid])
+        return bool(done)
+
+    def delete_agent(self, guid: str, *, expect: Sequence[str] | None = None) -> bool:
+        """Delete an agent, its certificates and its server entry."""
+        with self.engine.begin() as conn:
+            query = delete(agents).where(agents.c.guid == guid)
+            if expect:
+                query = query.where(agents.c.state.in_(expect))
+            done = conn.execute(query).rowcount
+            if done:
+                conn.execute(delete(certs).where(certs.c.subject == guid))
+                self._drop_servers(conn, [guid])
+        return bool(done)
+
+    def set_agent_key(self, guid: str, key_fingerprint: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(agents).where(agents.c.guid == guid).values(key_fingerprint=key_fingerprint))
+
+    # --- certificates ----------------------------------------------------------------------------
+
+    def record_cert(self, serial: str, kind: str, subject: str, not_after: float) -> None:
+        """Remember an issued certificate (agents also get it as their current one)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                certs.insert().values(
+                    serial=serial,
+                    kind=kind,
+                    subject=subject,
+                    revoked=False,
+                    not_after=not_after,
+                    created_at=time.time(),
+                )
+            )
+            if kind == "agent":
+                conn.execute(
+                    update(agents).where(agents.c.guid == subject).values(cert_serial=serial, cert_not_after=not_after)
+                )
+
+    def cert_valid(self, serial: str) -> bool:
+        """True when ``serial`` was issued here, is not revoked and (for agents) its agent is registered."""
+        query = (
+            select(certs.c.kind, certs.c.revoked, agents.c.state)
+            .select_from(certs.outerjoin(agents, agents.c.guid == certs.c.subject))
+            .where(certs.c.serial == serial)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.revoked:
+            return False
+        return row.kind != "agent" or row.state == "registered"
+
+    def revoke_client_cert(self, serial: str) -> bool:
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(certs).where(certs.c.serial == serial, certs.c.kind == "client").values(revoked=True)
+                ).rowcount
+            )
+
+    # --- servers and sessions ---------------------------------------------------------------------
+
+    def write_updates(self, batch: Iterable[ServerUpdate]) -> int:
+        """Upsert servers and replace their sessions, in one transaction."""
+        batch = list(batch)
+        if not batch:
+            return 0
+        guids = [u.guid for u in batch]
+        with self.engine.begin() as conn:
+            insert = _insert(conn)
+            rows = [
+                {
+                    "guid": u.guid,
+                    "hostname": u.hostname,
+                    "ip": u.ip,
+                    "agent_port": u.agent_port,
+                    "tags": json.dumps(u.tags),
+                    "stats": json.dumps(u.stats),
+                    "engine": json.dumps(u.engine),
+                    "updated_at": u.at,
+                }
+                for u in batch
+            ]
+            stmt = insert(servers)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[servers.c.guid],
+                set_={c: stmt.excluded[c] for c in UPSERT_COLUMNS},
+            )
+            # Only agents still registered may have a server entry (a revoke racing a queued update).
+            live = {
+                r.guid
+                for r in conn.execute(
+                    select(agents.c.guid).where(agents.c.guid.in_(guids), agents.c.state == "registered")
+                )
+            }
+            rows = [r for r in rows if r["guid"] in live]
+            if not rows:
+                return 0
+            conn.execute(stmt, rows)
+            conn.execute(delete(sessions).where(sessions.c.server_guid.in_(live)))
+            session_rows = [self._session_row(u.guid, s, u.at) for u in batch if u.guid in live for s in u.sessions]
+            if session_rows:
+                conn.execute(insert(sessions).on_conflict_do_nothing(), session_rows)
+            conn.execute(update(agents).where(agents.c.guid.in_(live)).values(last_seen=batch[-1].at))
+        return len(rows)
+
+    @staticmethod
+    def _session_row(guid: str, session: dict[str, Any], at: float) -> dict[str, Any]:
+        return {
+            "server_guid": guid,
+            "id": str(session.get("id") or session.get("sessionId") or session.get("sessionID")),
+            "user_id": str(session.get("owner") or session.get("userId") or ""),
+            "type": str(session.get("type") or session.get("sessionType") or ""),
+            "data": json.dumps(session),
+            "updated_at": at,
+        }
+
+    def add_session(self, guid: str, session: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                _insert(conn)(sessions).on_conflict_do_nothing(), [self._session_row(guid, session, time.time())]
+            )
+
+    def remove_session(self, guid: str, session_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.server_guid == guid, sessions.c.id == session_id))
+
+    def find_session(self, session_id: str, server: str | None = None) -> dict[str, Any] | None:
+        query = select(sessions.c.server_guid).where(sessions.c.id == session_id)
+        if server:
+            query = query.join(servers, servers.c.guid == sessions.c.server_guid).where(
+                or_(servers.c.guid == server, servers.c.hostname == server)
+            )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return {"serverId": row.server_guid, "id": session_id} if row else None
+
+    def list_sessions(self, guids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        query = select(sessions, servers.c.hostname).join(servers, servers.c.guid == sessions.c.server_guid)
+        if guids is not None:
+            query = query.where(sessions.c.server_guid.in_(guids))
+        with self.engine.connect() as conn:
+            return [self._session_public(r) for r in conn.execute(query.order_by(sessions.c.id))]
+
+    @staticmethod
+    def _session_public(r: Any) -> dict[str, Any]:
+        out = json.loads(r.data)
+        out.update({"id": r.id, "serverId": r.server_guid, "hostname": r.hostname})
+        out.setdefault("owner", r.user_id)
+        out.setdefault("type", r.type)
+        return out
+
+    def get_server(self, server: str) -> dict[str, Any] | None:
+        """A server by GUID or hostname."""
+        query = select(servers).where(or_(servers.c.guid == server, servers.c.hostname == server))
+        with self.engine.connect() as conn:
+            row = conn.execute(query.order_by(servers.c.updated_at.desc())).first()
+        return self._server_public(row, []) if row else None
+
+    def list_servers(self, hostnames: set[str] | None = None) -> list[dict[str, Any]]:
+        """Servers with their sessions; ``hostnames`` limits the list (policy)."""
+        server_query = select(servers).order_by(servers.c.hostname)
+        session_query = select(sessions.c.server_guid, sessions.c.data, sessions.c.id)
+        if hostnames is not None:
+            server_query = server_query.where(servers.c.hostname.in_(hostnames))
+            session_query = session_query.join(servers, servers.c.guid == sessions.c.server_guid).where(
+                servers.c.hostname.in_(hostnames)
+            )
+        with self.engine.connect() as conn:
+            server_rows = conn.execute(server_query).all()
+            by_server: dict[str, list[dict[str, Any]]] = {}
+            for r in conn.execute(session_query):
+                by_server.setdefault(r.server_guid, []).append(json.loads(r.data))
+        return [self._server_public(r, by_server.get(r.guid, [])) for r in server_rows]
+
+    @staticmethod
+    def _server_public(r: Any, server_sessions: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": r.guid,
+            "hostname": r.hostname,
+            "ip": r.ip,
+            "agentPort": r.agent_port,
+            "tags": json.loads(r.tags),
+            "stats": json.loads(r.stats),
+            "engine": json.loads(r.engine),
+            "lastUpdate": r.updated_at,
+            "sessions": server_sessions,
+        }
+
+    # --- housekeeping ------------------------------------------------------------------------------
+
+    def drop_stale_servers(self, older_than: float) -> int:
+        with self.engine.begin() as conn:
+            guids = [r.guid for r in conn.execute(select(servers.c.guid).where(servers.c.updated_at < older_than))]
+            self._drop_servers(conn, guids)
+        return len(guids)
+
+    def drop_stale_agents(self, unseen_before: float, pending_before: float) -> int:
+        cond = or_(
+            and_(agents.c.state == "registered", agents.c.last_seen < unseen_before),
+            and_(agents.c.state == "pending", agents.c.created_at < pending_before),
+        )
+        with self.engine.begin() as conn:
+            guids = [r.guid for r in conn.execute(select(agents.c.guid).where(cond))]
+            if guids:
+                conn.execute(delete(agents).where(agents.c.guid.in_(guids)))
+                conn.execute(delete(certs).where(certs.c.subject.in_(guids)))
+                self._drop_servers(conn, guids)
+        return len(guids)
+
+    @staticmethod
+    def _drop_servers(conn: Connection, guids: list[str]) -> None:
+        for start in range(0, len(guids), 500):
+            chunk = guids[start : start + 500]
+            conn.execute(delete(sessions).where(sessions.c.server_guid.in_(chunk)))
+            conn.execute(delete(servers).where(servers.c.guid.in_(chunk)))

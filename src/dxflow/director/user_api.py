@@ -1,0 +1,96 @@
+"""User endpoints: login, the servers the policy allows, sessions on them, DCV connection tokens."""
+
+from __future__ import annotations
+
+import asyncio
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+
+from dxflow.director.admin_api import create_session
+from dxflow.director.errors import ApiError
+from dxflow.director.http import field, json_response, read_json
+from dxflow.director.identity import Principal, require_user
+from dxflow.director.login import login, logout
+from dxflow.director.state import STATE, DirectorState
+
+__all__ = ["routes"]
+
+routes = web.RouteTableDef()
+CONNECTION_TOKEN_LIFETIME = 7200
+
+
+async def _user(request: web.Request) -> tuple[DirectorState, Principal]:
+    state = request.app[STATE]
+    return state, await require_user(request, state.certs, state.tokens, state.policy)
+
+
+def _allowed(state: DirectorState, who: Principal) -> set[str] | None:
+    """Hostnames the caller may use; None = all (admins and ALLOW_CUSTOM)."""
+    return None if who.admin else state.policy.current.hostnames(who.name)
+
+
+@routes.post("/v1/user/login")
+async def user_login(request: web.Request) -> web.Response:
+    return await login(request, admin=False)
+
+
+@routes.post("/v1/logout")
+async def user_logout(request: web.Request) -> web.Response:
+    return await logout(request)
+
+
+@routes.get("/v1/user/servers")
+async def user_servers(request: web.Request) -> web.Response:
+    state, who = await _user(request)
+    return json_response(await asyncio.to_thread(state.db.list_servers, _allowed(state, who)))
+
+
+async def _server_for(state: DirectorState, who: Principal, server_ref: str) -> dict:
+    server = await asyncio.to_thread(state.db.get_server, server_ref)
+    allowed = _allowed(state, who)
+    if server is None or (allowed is not None and server["hostname"] not in allowed):
+        # Same answer whether the server exists or not: a user learns nothing outside the policy.
+        raise ApiError(403, f"server {server_ref} is not in your policy")
+    return server
+
+
+@routes.post("/v1/user/sessions")
+async def user_create_session(request: web.Request) -> web.Response:
+    state, who = await _user(request)
+    body = await read_json(request, 16 * 1024)
+    server = await _server_for(state, who, field(body, "serverId"))  # type: ignore[arg-type]
+    session_type = field(body, "sessionType", required=False, max_len=32) or "console"
+    result = await create_session(state, server["id"], who.name, session_type, None)
+    return json_response(result, status=201)
+
+
+@routes.get("/v1/user/connectiontoken")
+async def connection_token(request: web.Request) -> web.Response:
+    state, who = await _user(request)
+    session_id = request.query.get("sessionId")
+    server_ref = request.query.get("serverId")
+    if not session_id or not server_ref:
+        raise ApiError(400, "sessionId and serverId are required")
+    server = await _server_for(state, who, server_ref)
+    token = state.tokens.issue(
+        who.name, "connection", CONNECTION_TOKEN_LIFETIME, sessionId=session_id, serverId=server["id"]
+    )
+    return json_response({"token": token, "sessionId": session_id, "serverId": server["id"]})
+
+
+@routes.post("/v1/user/authtokenverify")
+async def auth_token_verify(request: web.Request) -> web.Response:
+    """DCV's external authenticator protocol: form ``authenticationToken`` → XML answer."""
+    state = request.app[STATE]
+    if request.content_length and request.content_length > 16 * 1024:
+        raise ApiError(413, "request body too large")
+    form = await request.post()
+    token = form.get("authenticationToken")
+    claims = state.tokens.verify(token) if isinstance(token, str) else None
+    session_id = form.get("sessionId")
+    if claims is None or claims.scope != "connection" or (session_id and session_id != claims.extra.get("sessionId")):
+        xml = '<auth result="no"><message>invalid token</message></auth>'
+    else:
+        xml = f'<auth result="yes"><username>{escape(claims.sub)}</username></auth>'
+    return web.Response(text=xml, content_type="text/xml")
