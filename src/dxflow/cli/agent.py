@@ -100,4 +100,4 @@ def status_command(ctx: CliContext, config_path: Path | None) -> None:
         human += f", guid {info['guid']}, " + ("registered" if info["registered"] else "not registered yet")
     emit(ctx, info, human)
     if not pid:
-        click.get_current_context().exit(3)
+        raise SystemExit(3)  # click 8.2 swallows ctx.exit() codes under standalone_mode=False

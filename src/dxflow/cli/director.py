@@ -102,7 +102,7 @@ def status_command(ctx: CliContext, config_path: Path | None) -> None:
     human = f"director running (pid {pid}) on port {config.port}" if pid else "director not running"
     emit(ctx, info, human)
     if not pid:
-        click.get_current_context().exit(3)
+        raise SystemExit(3)  # click 8.2 swallows ctx.exit() codes under standalone_mode=False
 
 
 @director_group.command("hash-password")
