@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -282,8 +283,11 @@ class FakeAgentIdentity:
         return str(self.cert_path), str(self.key_path)
 
 
-def start_postgres(workdir: Path) -> tuple[str, Callable[[], None]] | None:
-    """A private PostgreSQL cluster on a free port; None when PostgreSQL cannot be installed here."""
+def start_postgres() -> tuple[str, Callable[[], None]] | None:
+    """A private PostgreSQL cluster on a free port; None when PostgreSQL cannot be installed here.
+
+    The cluster lives in its own /tmp dir (pytest's tmp dirs are 0700 root, not reachable by postgres).
+    """
     initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
     if initdb is None and os.geteuid() == 0 and shutil.which("apt-get"):
         subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True, timeout=600)
@@ -291,6 +295,7 @@ def start_postgres(workdir: Path) -> tuple[str, Callable[[], None]] | None:
     if initdb is None:
         return None
     bindir = Path(initdb).resolve().parent
+    workdir = Path(tempfile.mkdtemp(prefix="dxflow-pg-"))
     pgdata = workdir / "pgdata"
     pgdata.mkdir(parents=True)
     run_as: list[str] = []
