@@ -132,8 +132,10 @@ def test_agent_renews_its_certificate(tmp_path: Path) -> None:
     try:
         cert_path = agent.data_dir / "agent.crt"
         first = wait_until(lambda: cert_path.exists() and cert_path.read_bytes(), 20, what="first certificate")
-        wait_until(lambda: cert_path.read_bytes() != first, 20, what="renewed certificate")
         admin = director.admin()
+        wait_until(lambda: admin.get(f"{director.url}/v1/servers").json(), 10, what=f"first update\n{agent.log()}")
+        wait_until(lambda: cert_path.read_bytes() != first, 20, what="renewed certificate")
+        assert "renewed the agent certificate" in agent.log()
         agents = admin.get(f"{director.url}/v1/admin/agents").json()
         assert agents[0]["state"] == "registered"
         before = admin.get(f"{director.url}/v1/servers").json()[0]["lastUpdate"]

@@ -21,6 +21,7 @@ from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
 from dxflow.common.agent_config import AgentConfig
+from dxflow.common.runtime import tune_process
 from dxflow.director.http import error_middleware
 
 __all__ = ["Agent", "create_app", "run"]
@@ -204,4 +205,5 @@ async def serve(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> None:
+    tune_process()
     asyncio.run(serve(config))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,8 @@ import click
 from dxflow.cli.context import CliContext, emit, pass_ctx
 from dxflow.common.agent_config import AgentConfig, load_agent_config
 from dxflow.common.config_file import ConfigError
-from dxflow.common.daemon import daemonize, read_pid, remove_pid, setup_logging, stop_pid, write_pid
+from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
+from dxflow.common.runtime import exec_daemon
 
 __all__ = ["agent_group"]
 
@@ -41,9 +41,9 @@ def agent_group() -> None:
 @click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/agent.log.")
 def up_command(config_path: Path | None, daemon: bool) -> None:
     """Start the agent: register (until approved), then report and serve the director."""
-    from dxflow.agent.app import run
     from dxflow.agent.identity import AgentIdentity, IdentityError
 
+    config_path = config_path.resolve() if config_path else None  # daemonize() changes to /
     config = _config(config_path)
     running = read_pid(config.pid_file)
     if running:
@@ -54,17 +54,10 @@ def up_command(config_path: Path | None, daemon: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if daemon:
         daemonize(config.pid_file, config.log_file)
-        setup_logging(config.log_file, config.log_level)
     else:
-        setup_logging(None, config.log_level)
         write_pid(config.pid_file)
-    try:
-        run(config)
-    except OSError as exc:
-        logging.getLogger("dxflow.agent").error("agent stopped: %s", exc)
-        raise click.ClickException(str(exc)) from None
-    finally:
-        remove_pid(config.pid_file)
+    # The daemon itself runs as `python -m dxflow.agent` in this same process (same pid), without the CLI.
+    exec_daemon("dxflow.agent", config_path, config.log_file if daemon else None)
 
 
 @agent_group.command("down")

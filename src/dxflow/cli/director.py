@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,9 @@ import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
 from dxflow.common.config_file import ConfigError
-from dxflow.common.daemon import daemonize, read_pid, remove_pid, setup_logging, stop_pid, write_pid
+from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
 from dxflow.common.director_config import DirectorConfig, load_director_config
+from dxflow.common.runtime import exec_daemon
 
 __all__ = ["director_group"]
 
@@ -49,9 +49,10 @@ def director_group() -> None:
 @click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/director.log.")
 def up_command(config_path: Path | None, daemon: bool) -> None:
     """Start the director (HTTPS + mTLS on port 8445 by default)."""
-    from dxflow.director.app import init_pki, run
+    from dxflow.director.app import init_pki
     from dxflow.director.errors import StartupError
 
+    config_path = config_path.resolve() if config_path else None  # daemonize() changes to /
     config = _config(config_path)
     running = read_pid(config.pid_file)
     if running:
@@ -62,17 +63,10 @@ def up_command(config_path: Path | None, daemon: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if daemon:
         daemonize(config.pid_file, config.log_file)
-        setup_logging(config.log_file, config.log_level)
     else:
-        setup_logging(None, config.log_level)
         write_pid(config.pid_file)
-    try:
-        run(config)
-    except (StartupError, OSError) as exc:
-        logging.getLogger("dxflow.director").error("director stopped: %s", exc)
-        raise click.ClickException(str(exc)) from None
-    finally:
-        remove_pid(config.pid_file)
+    # The daemon itself runs as `python -m dxflow.director` in this same process (same pid), without the CLI.
+    exec_daemon("dxflow.director", config_path, config.log_file if daemon else None)
 
 
 @director_group.command("down")

@@ -121,13 +121,15 @@ class CertificateAuthority:
         sans: list[str],
     ) -> x509.Certificate:
         now = _now()
+        # Backdated for clock skew, by at most a tenth of the lifetime (so "a third left" stays meaningful).
+        backdate = dt.timedelta(seconds=min(300.0, days * 86400 / 10))
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.cert.subject)
             .public_key(public_key)  # type: ignore[arg-type]
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_before(now - backdate)
             .not_valid_after(now + dt.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(

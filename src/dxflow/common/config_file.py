@@ -54,22 +54,23 @@ def _env_overrides(section: str, names: set[str], env: Mapping[str, str]) -> dic
     return out
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
+def _convert(value: Any, hint: Any, where: str, base: Path | None = None) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where)
+        return _convert(value, inner[0], where, base)
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
             raise ConfigError(f"config key {where!r} must be a mapping")
-        return _build(hint, value, where + ".")  # type: ignore[arg-type]
+        return _build(hint, value, where + ".", base)  # type: ignore[arg-type]
     if hint is Path:
         if not isinstance(value, str | Path):
             raise ConfigError(f"config key {where!r} must be a path")
-        return Path(value).expanduser()
+        path = Path(value).expanduser()
+        return path if path.is_absolute() or base is None else base / path
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key {where!r} must be true or false")
@@ -98,13 +99,13 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+def _build(cls: type[T], data: dict[str, Any], prefix: str = "", base: Path | None = None) -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in data:
         if key not in fields:
             raise ConfigError(f"unknown config key {prefix}{key!r}; known keys: {', '.join(sorted(fields))}")
-    kwargs = {key: _convert(value, hints[key], prefix + key) for key, value in data.items()}
+    kwargs = {key: _convert(value, hints[key], prefix + key, base) for key, value in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -114,9 +115,13 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 def load_config(
     cls: type[T], section: str, path: Path | None = None, env: Mapping[str, str] | None = None, **override: Any
 ) -> T:
-    """Build ``cls`` from YAML at ``path``, then env ``DXFLOW_<SECTION>_<KEY>``, then ``override``."""
+    """Build ``cls`` from YAML at ``path``, then env ``DXFLOW_<SECTION>_<KEY>``, then ``override``.
+
+    Relative paths are taken relative to the config file's folder (else to the current directory).
+    """
     data = _read_yaml(path)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     data.update(_env_overrides(section, names, os.environ if env is None else env))
     data.update({k: v for k, v in override.items() if v is not None})
-    return _build(cls, data)
+    base = path.expanduser().resolve().parent if path is not None else Path.cwd()
+    return _build(cls, data, base=base)

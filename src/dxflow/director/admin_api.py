@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, read_json
+from dxflow.director.http import field, json_response, json_text, read_json
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState
@@ -83,7 +83,7 @@ async def revoke(request: web.Request) -> web.Response:
 @routes.get("/v1/servers")
 async def list_servers(request: web.Request) -> web.Response:
     state, _ = await _admin(request)
-    return json_response(await asyncio.to_thread(state.db.list_servers))
+    return json_text(await asyncio.to_thread(state.db.list_servers_json))
 
 
 @routes.get("/v1/sessions")

@@ -15,11 +15,12 @@ from aiohttp import web
 from dxflow.common.ca import CaError, CertificateAuthority, ensure_server_cert, load_ca
 from dxflow.common.director_config import DirectorConfig
 from dxflow.common.files import ensure_private_dir
+from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.db import Database
 from dxflow.director.errors import ApiError, StartupError
-from dxflow.director.housekeeper import run_agent_cleanup, run_server_cleanup
+from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
 from dxflow.director.http import error_middleware, json_response, read_json
 from dxflow.director.identity import CertChecker, require_user
 from dxflow.director.policy import PolicyStore
@@ -113,8 +114,10 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STATE] = state
     tasks = [
         asyncio.create_task(state.updates.run()),
+        asyncio.create_task(state.certs.run()),
         asyncio.create_task(run_server_cleanup(db, config.housekeeper)),
         asyncio.create_task(run_agent_cleanup(db, config.housekeeper)),
+        asyncio.create_task(run_memory_trim()),
     ]
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -146,6 +149,7 @@ def create_app(config: DirectorConfig) -> web.Application:
 
 def run(config: DirectorConfig) -> None:
     """Serve until SIGTERM/SIGINT."""
+    tune_process()
     ssl_ctx = server_ssl_context(config)
     log.info("director listening on https://%s:%d", config.host, config.port)
     web.run_app(

@@ -62,9 +62,11 @@ certs = Table(
     Column("kind", String(16), nullable=False),
     Column("subject", String(64), nullable=False),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("revoked_at", Float),
     Column("not_after", Float, nullable=False),
     Column("created_at", Float, nullable=False),
     Index("ix_certs_subject", "subject"),
+    Index("ix_certs_revoked_at", "revoked_at"),
 )
 
 servers = Table(
@@ -233,7 +235,7 @@ class Database:
                 update(agents).where(agents.c.guid == guid, agents.c.state.in_(expect)).values(**values)
             ).rowcount
             if done and state == "revoked":
-                conn.execute(update(certs).where(certs.c.subject == guid).values(revoked=True))
+                self._revoke_subjects(conn, [guid])
                 self._drop_servers(conn, [guid])
         return bool(done)
 
@@ -245,7 +247,7 @@ class Database:
                 query = query.where(agents.c.state.in_(expect))
             done = conn.execute(query).rowcount
             if done:
-                conn.execute(delete(certs).where(certs.c.subject == guid))
+                self._revoke_subjects(conn, [guid])
                 self._drop_servers(conn, [guid])
         return bool(done)
 
@@ -290,7 +292,9 @@ class Database:
         with self.engine.begin() as conn:
             return bool(
                 conn.execute(
-                    update(certs).where(certs.c.serial == serial, certs.c.kind == "client").values(revoked=True)
+                    update(certs)
+                    .where(certs.c.serial == serial, certs.c.kind == "client", certs.c.revoked.is_(False))
+                    .values(revoked=True, revoked_at=time.time())
                 ).rowcount
             )
 
@@ -393,10 +397,14 @@ class Database:
             row = conn.execute(query.order_by(servers.c.updated_at.desc())).first()
         return self._server_public(row, []) if row else None
 
-    def list_servers(self, hostnames: set[str] | None = None) -> list[dict[str, Any]]:
-        """Servers with their sessions; ``hostnames`` limits the list (policy)."""
+    def list_servers_json(self, hostnames: set[str] | None = None) -> str:
+        """Servers with their sessions as a JSON array; ``hostnames`` limits the list (policy).
+
+        The stored JSON columns are spliced in as they are (no parse and re-dump): 10,000 servers
+        answer in well under the 300 ms target and without building 10,000 dicts.
+        """
         server_query = select(servers).order_by(servers.c.hostname)
-        session_query = select(sessions.c.server_guid, sessions.c.data, sessions.c.id)
+        session_query = select(sessions.c.server_guid, sessions.c.data)
         if hostnames is not None:
             server_query = server_query.where(servers.c.hostname.in_(hostnames))
             session_query = session_query.join(servers, servers.c.guid == sessions.c.server_guid).where(
@@ -404,10 +412,17 @@ class Database:
             )
         with self.engine.connect() as conn:
             server_rows = conn.execute(server_query).all()
-            by_server: dict[str, list[dict[str, Any]]] = {}
-            for r in conn.execute(session_query):
-                by_server.setdefault(r.server_guid, []).append(json.loads(r.data))
-        return [self._server_public(r, by_server.get(r.guid, [])) for r in server_rows]
+            by_server: dict[str, list[str]] = {}
+            for guid, data in conn.execute(session_query):
+                by_server.setdefault(guid, []).append(data)
+        dumps = json.dumps
+        parts = [
+            f'{{"id": {dumps(r.guid)}, "hostname": {dumps(r.hostname)}, "ip": {dumps(r.ip)}, '
+            f'"agentPort": {int(r.agent_port)}, "tags": {r.tags}, "stats": {r.stats}, "engine": {r.engine}, '
+            f'"lastUpdate": {float(r.updated_at)!r}, "sessions": [{", ".join(by_server.get(r.guid, ()))}]}}'
+            for r in server_rows
+        ]
+        return "[" + ", ".join(parts) + "]"
 
     @staticmethod
     def _server_public(r: Any, server_sessions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -440,9 +455,23 @@ class Database:
             guids = [r.guid for r in conn.execute(select(agents.c.guid).where(cond))]
             if guids:
                 conn.execute(delete(agents).where(agents.c.guid.in_(guids)))
-                conn.execute(delete(certs).where(certs.c.subject.in_(guids)))
+                self._revoke_subjects(conn, guids)
                 self._drop_servers(conn, guids)
         return len(guids)
+
+    def revoked_since(self, since: float) -> list[str]:
+        """Serials revoked at or after ``since`` (replicas poll this to keep their caches true)."""
+        with self.engine.connect() as conn:
+            return [r.serial for r in conn.execute(select(certs.c.serial).where(certs.c.revoked_at >= since))]
+
+    @staticmethod
+    def _revoke_subjects(conn: Connection, guids: list[str]) -> None:
+        """Revoke every certificate of these agents (rows are kept so other replicas learn of it)."""
+        conn.execute(
+            update(certs)
+            .where(certs.c.subject.in_(guids), certs.c.revoked.is_(False))
+            .values(revoked=True, revoked_at=time.time())
+        )
 
     @staticmethod
     def _drop_servers(conn: Connection, guids: list[str]) -> None:

@@ -7,9 +7,10 @@ import logging
 import time
 
 from dxflow.common.director_config import HousekeeperConfig
+from dxflow.common.runtime import trim_memory
 from dxflow.director.db import Database
 
-__all__ = ["run_agent_cleanup", "run_server_cleanup"]
+__all__ = ["run_agent_cleanup", "run_memory_trim", "run_server_cleanup"]
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +40,10 @@ async def run_agent_cleanup(db: Database, cfg: HousekeeperConfig) -> None:
             continue
         if dropped:
             log.info("housekeeper: dropped %d stale agent registrations", dropped)
+
+
+async def run_memory_trim(period: float = 10.0) -> None:
+    """Return freed heap to the OS now and then (big server lists and connection bursts leave it behind)."""
+    while True:
+        await asyncio.sleep(period)
+        await asyncio.to_thread(trim_memory)

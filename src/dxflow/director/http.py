@@ -10,13 +10,18 @@ from aiohttp import web
 
 from dxflow.director.errors import ApiError, json_error
 
-__all__ = ["error_middleware", "json_response", "read_json"]
+__all__ = ["error_middleware", "field", "json_response", "json_text", "read_json"]
 
 log = logging.getLogger(__name__)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+def json_text(text: str, status: int = 200) -> web.Response:
+    """A response from JSON that is already serialized."""
+    return web.Response(status=status, text=text, content_type="application/json")
 
 
 async def read_json(request: web.Request, limit: int) -> dict[str, Any]:

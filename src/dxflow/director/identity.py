@@ -1,13 +1,13 @@
 """Who is calling: mTLS peer certificates (agents, admin automation) and PASETO session cookies.
 
-Every mTLS request's certificate serial is checked against the database, so a revoked certificate is
-refused at once. Answers are cached for ``revocation_cache_seconds``; this replica's own revokes clear the
-cache immediately, other replicas see them within that time.
+Every mTLS request's certificate serial is checked (see ``CertChecker``): a revoke on this replica is effective
+from the next request, on other replicas within ``revocation_cache_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -19,34 +19,78 @@ from dxflow.director.errors import ApiError
 from dxflow.director.policy import PolicyStore
 from dxflow.director.tokens import TokenService
 
-__all__ = ["COOKIE", "CertChecker", "Principal", "peer"]
+__all__ = ["COOKIE", "CertChecker", "Principal", "principal", "require_admin", "require_agent", "require_user"]
 
+log = logging.getLogger(__name__)
 COOKIE = "dcvix_session"
 MAX_CACHE = 200_000
 
 
 class CertChecker:
-    """Cached "is this serial still good" lookups."""
+    """Which certificate serials are still good, without a database query per request.
+
+    A serial is looked up once, then remembered. Revocations reach the memory two ways: this replica's own
+    revokes call ``forget()``; ``sync()`` (every ``revocation_cache_seconds``) reads serials revoked since the last
+    poll, which is how other replicas' revokes arrive.
+    """
 
     def __init__(self, db: Database, ttl: float) -> None:
         self._db = db
-        self._ttl = ttl
-        self._cache: dict[str, tuple[bool, float]] = {}
+        self.ttl = ttl
+        self._valid: set[str] = set()
+        self._revoked: set[str] = set()
+        self._identities: dict[bytes, PeerIdentity | None] = {}
+        self._synced = time.time()
 
     async def valid(self, serial: str) -> bool:
-        now = time.monotonic()
-        hit = self._cache.get(serial)
-        if hit is not None and now - hit[1] < self._ttl:
-            return hit[0]
+        if serial in self._revoked:
+            return False
+        if serial in self._valid:
+            return True
         ok = await asyncio.to_thread(self._db.cert_valid, serial)
-        if len(self._cache) > MAX_CACHE:
-            self._cache.clear()
-        self._cache[serial] = (ok, now)
+        if len(self._valid) > MAX_CACHE:
+            self._valid.clear()
+        (self._valid if ok else self._revoked).add(serial)
         return ok
 
+    async def sync(self) -> None:
+        """Learn revocations made anywhere since the last poll (with slack for clock skew between hosts)."""
+        now = time.time()
+        since = self._synced - max(5.0, 2 * self.ttl)
+        revoked = await asyncio.to_thread(self._db.revoked_since, since)
+        self._synced = now
+        if revoked:
+            self._revoked.update(revoked)
+            self._valid.difference_update(revoked)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("revocation sync failed; forgetting cached answers")
+                self._valid.clear()
+
+    def identify(self, request: web.Request) -> PeerIdentity | None:
+        """``peer(request)``, memoized by certificate bytes (parsing costs more than the rest of an update)."""
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        if not der:
+            return None
+        try:
+            return self._identities[der]
+        except KeyError:
+            pass
+        if len(self._identities) > MAX_CACHE:
+            self._identities.clear()
+        ident = self._identities[der] = peer_identity(der)
+        return ident
+
     def forget(self) -> None:
-        """Drop every cached answer (after a revoke, deny or delete)."""
-        self._cache.clear()
+        """Drop every remembered answer (after a revoke or deny on this replica): next requests ask the DB."""
+        self._valid.clear()
+        self._revoked.clear()
 
 
 @dataclass(frozen=True)
@@ -58,17 +102,9 @@ class Principal:
     via: str  # "mtls" or "token"
 
 
-def peer(request: web.Request) -> PeerIdentity | None:
-    """The verified client certificate of this connection, if one was presented."""
-    ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-    if ssl_object is None:
-        return None
-    return peer_identity(ssl_object.getpeercert(binary_form=True))
-
-
 async def require_agent(request: web.Request, certs: CertChecker) -> tuple[str, PeerIdentity]:
     """The GUID of the calling agent; 401 without a client certificate, 403 when revoked or not an agent."""
-    ident = peer(request)
+    ident = certs.identify(request)
     if ident is None:
         raise ApiError(401, "client certificate required")
     guid = agent_guid_from_cn(ident.common_name)
@@ -93,7 +129,7 @@ async def principal(
 
     Raises 403 for a presented admin certificate that is revoked.
     """
-    ident = peer(request)
+    ident = certs.identify(request)
     if ident is not None and ident.role == "admin":
         if not await certs.valid(ident.serial):
             raise ApiError(403, "certificate revoked or unknown")

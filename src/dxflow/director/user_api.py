@@ -9,7 +9,7 @@ from aiohttp import web
 
 from dxflow.director.admin_api import create_session
 from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, read_json
+from dxflow.director.http import field, json_response, json_text, read_json
 from dxflow.director.identity import Principal, require_user
 from dxflow.director.login import login, logout
 from dxflow.director.state import STATE, DirectorState
@@ -43,7 +43,7 @@ async def user_logout(request: web.Request) -> web.Response:
 @routes.get("/v1/user/servers")
 async def user_servers(request: web.Request) -> web.Response:
     state, who = await _user(request)
-    return json_response(await asyncio.to_thread(state.db.list_servers, _allowed(state, who)))
+    return json_text(await asyncio.to_thread(state.db.list_servers_json, _allowed(state, who)))
 
 
 async def _server_for(state: DirectorState, who: Principal, server_ref: str) -> dict:
