@@ -9,8 +9,7 @@ from aiohttp import web
 
 from dxflow.agent.sessions import SessionBackend, SessionError
 from dxflow.common.ca import peer_identity
-from dxflow.director.errors import ApiError
-from dxflow.director.http import json_response, read_json
+from dxflow.common.json_api import ApiError, json_response, read_json
 
 __all__ = ["BACKEND", "director_only", "routes"]
 

@@ -21,8 +21,8 @@ from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
 from dxflow.common.agent_config import AgentConfig
+from dxflow.common.json_api import error_middleware
 from dxflow.common.runtime import tune_process
-from dxflow.director.http import error_middleware
 
 __all__ = ["Agent", "create_app", "run"]
 

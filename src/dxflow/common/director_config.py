@@ -59,6 +59,7 @@ class DirectorConfig:
     flush_interval: float = 0.1
     revocation_cache_seconds: float = 1.0
     gateway_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    keepalive_timeout: float = 75.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

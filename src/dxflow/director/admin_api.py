@@ -10,8 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, json_text, read_json
+from dxflow.common.json_api import ApiError, field, json_response, json_text, read_json
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState

@@ -14,9 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from dxflow.common.ca import CsrError, CsrMismatchError, check_csr, csr_from_b64, serial_hex, valid_guid
+from dxflow.common.json_api import ApiError, field, json_response, read_json
 from dxflow.director.db import ServerUpdate
-from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, read_json
 from dxflow.director.identity import require_agent
 from dxflow.director.state import STATE, DirectorState
 

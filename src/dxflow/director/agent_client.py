@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from dxflow.director.errors import ApiError
+from dxflow.common.json_api import ApiError
 
 __all__ = ["AgentClient"]
 

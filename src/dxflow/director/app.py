@@ -15,13 +15,13 @@ from aiohttp import web
 from dxflow.common.ca import CaError, CertificateAuthority, ensure_server_cert, load_ca
 from dxflow.common.director_config import DirectorConfig
 from dxflow.common.files import ensure_private_dir
+from dxflow.common.json_api import ApiError, error_middleware, json_response, read_json
 from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.db import Database
-from dxflow.director.errors import ApiError, StartupError
+from dxflow.director.errors import StartupError
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
-from dxflow.director.http import error_middleware, json_response, read_json
 from dxflow.director.identity import CertChecker, require_user
 from dxflow.director.policy import PolicyStore
 from dxflow.director.state import CONFIG, STATE, DirectorState
@@ -160,4 +160,5 @@ def run(config: DirectorConfig) -> None:
         print=None,
         access_log=None,
         handle_signals=True,
+        keepalive_timeout=config.keepalive_timeout,
     )

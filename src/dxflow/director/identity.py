@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dxflow.common.ca import PeerIdentity, agent_guid_from_cn, peer_identity
+from dxflow.common.json_api import ApiError
 from dxflow.director.db import Database
-from dxflow.director.errors import ApiError
 from dxflow.director.policy import PolicyStore
 from dxflow.director.tokens import TokenService
 

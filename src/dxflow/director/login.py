@@ -7,8 +7,7 @@ import logging
 
 from aiohttp import web
 
-from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, read_json
+from dxflow.common.json_api import ApiError, field, json_response, read_json
 from dxflow.director.identity import COOKIE
 from dxflow.director.passwords import verify_password
 from dxflow.director.state import STATE

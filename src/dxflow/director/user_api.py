@@ -7,9 +7,8 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from dxflow.common.json_api import ApiError, field, json_response, json_text, read_json
 from dxflow.director.admin_api import create_session
-from dxflow.director.errors import ApiError
-from dxflow.director.http import field, json_response, json_text, read_json
 from dxflow.director.identity import Principal, require_user
 from dxflow.director.login import login, logout
 from dxflow.director.state import STATE, DirectorState

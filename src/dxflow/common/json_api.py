@@ -1,4 +1,7 @@
-"""Small HTTP helpers shared by the director's (and agent's) handlers."""
+"""JSON over HTTP for the director and agent APIs: ``{"error": message}`` errors, bounded JSON bodies.
+
+ApiError            an HTTP error answered as ``{"error": message}`` with ``status``
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,23 @@ from typing import Any
 
 from aiohttp import web
 
-from dxflow.director.errors import ApiError, json_error
-
-__all__ = ["error_middleware", "field", "json_response", "json_text", "read_json"]
+__all__ = ["ApiError", "error_middleware", "field", "json_error", "json_response", "json_text", "read_json"]
 
 log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API answers with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def json_error(status: int, message: str) -> web.Response:
+    """The error response every endpoint uses."""
+    return web.Response(status=status, text=json.dumps({"error": message}), content_type="application/json")
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:
