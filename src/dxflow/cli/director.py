@@ -155,6 +155,29 @@ def issue_client_cert_command(
 # --- API commands ---------------------------------------------------------------------------------
 
 
+@director_group.command("login")
+@click.option("--user", required=True, help="Admin user name.")
+@pass_ctx
+def login_command(ctx: CliContext, user: str) -> None:
+    """Log in as an admin (password on stdin); the 2-hour token is stored as the profile's connection-token."""
+    password = (
+        sys.stdin.readline().rstrip("\r\n") if not sys.stdin.isatty() else click.prompt("Password", hide_input=True)
+    )
+    settings = ctx.settings()
+    with _client(ctx) as client:
+        info = client.login(user, password)
+        token = client.session_token()
+    store = ctx.store
+    if not store.exists(settings.profile) or not store.load(settings.profile).get("connection-address"):
+        store.set_value(settings.profile, "connection-address", settings.address)
+    store.set_value(settings.profile, "connection-token", token)
+    emit(
+        ctx,
+        {"user": info["userId"], "admin": info["admin"], "profile": settings.profile, "expiresIn": info["expiresIn"]},
+        f"logged in as {info['userId']}; token stored in profile {settings.profile} for 2 hours",
+    )
+
+
 def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 

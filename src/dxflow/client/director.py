@@ -7,12 +7,14 @@ from urllib.parse import quote
 
 import requests
 
-from dxflow.client.errors import TransportError, api_error
+from dxflow.client.errors import AuthenticationError, TransportError, api_error
 from dxflow.client.mtls import check_bundle
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.transport import Transport
 
 __all__ = ["DirectorClient"]
+
+SESSION_COOKIE = "dcvix_session"
 
 
 class DirectorClient:
@@ -61,6 +63,13 @@ class DirectorClient:
         """Log in; the session cookie is kept for the following calls."""
         path = "/v1/admin/login" if admin else "/v1/user/login"
         return self._request("POST", path, {"userID": user, "password": password})
+
+    def session_token(self) -> str:
+        """The session token set by ``login()`` (usable later as ``connection-token``)."""
+        token = self.transport.session.cookies.get(SESSION_COOKIE)
+        if not token:
+            raise AuthenticationError(401, "no session token; log in first")
+        return token
 
     def logout(self) -> None:
         self._request("POST", "/v1/logout")
