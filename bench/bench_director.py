@@ -62,6 +62,19 @@ def start(kind: str, config: dict, workdir: Path) -> subprocess.Popen:
     return subprocess.Popen([*DXFLOW, kind, "up", "--config", str(path)], env=env, stdout=log, stderr=log)
 
 
+def wait_healthy(url: str, ca: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if Path(ca).exists() and requests.get(f"{url}/v1/health", verify=ca, timeout=1).ok:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit("director did not start")
+        time.sleep(0.1)
+
+
 def stats(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
@@ -246,16 +259,7 @@ def main() -> None:
     url, ca = f"https://127.0.0.1:{port}", str(data / "ca.crt")
     results: dict[str, object] = {}
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if Path(ca).exists() and requests.get(f"{url}/v1/health", verify=ca, timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("director did not start")
-            time.sleep(0.1)
+        wait_healthy(url, ca)
         s = requests.Session()
         s.trust_env = False
         s.verify = ca
@@ -296,7 +300,20 @@ def main() -> None:
         results["get_servers_ms_median"] = round(statistics.median(timings) * 1000, 1)
         results["director_rss_mb_peak_listing"] = round(psutil.Process(director.pid).memory_info().rss / 2**20, 1)
         time.sleep(12)  # the director trims freed heap every 10 s
-        results["director_rss_mb_10k_servers_idle"] = round(psutil.Process(director.pid).memory_info().rss / 2**20, 1)
+        info = psutil.Process(director.pid).memory_full_info()
+        results["director_rss_mb_idle_after_all_phases"] = round(info.rss / 2**20, 1)
+
+        # A restarted director holding the same 10,000 servers, listed once, then idle.
+        director.send_signal(signal.SIGTERM)
+        director.wait(10)
+        director = start("director", config, work)
+        wait_healthy(url, ca)
+        s.post(f"{url}/v1/admin/login", json={"userID": "admin", "password": PASSWORD}).raise_for_status()
+        assert len(s.get(f"{url}/v1/servers").json()) == count
+        time.sleep(12)
+        info = psutil.Process(director.pid).memory_full_info()
+        results["director_rss_mb_10k_servers_idle"] = round(info.rss / 2**20, 1)
+        results["director_uss_mb_10k_servers_idle"] = round(info.uss / 2**20, 1)
 
         agent_dir = work / "agent"
         agent_cfg = {
@@ -318,7 +335,9 @@ def main() -> None:
             time.sleep(1)
             s.post(f"{url}/v1/admin/agents/{guid}/approve").raise_for_status()
             time.sleep(8)
-            results["agent_idle_rss_mb"] = round(psutil.Process(agent.pid).memory_info().rss / 2**20, 1)
+            info = psutil.Process(agent.pid).memory_full_info()
+            results["agent_idle_rss_mb"] = round(info.rss / 2**20, 1)
+            results["agent_idle_uss_mb"] = round(info.uss / 2**20, 1)
         finally:
             agent.send_signal(signal.SIGTERM)
             agent.wait(10)

@@ -279,6 +279,25 @@ def test_user_policy_limits_servers_and_sessions(tmp_path: Path) -> None:
         assert names == ["srv-a", "srv-b"]
         denied = alice.post(f"{director.url}/v1/user/sessions", json={"serverId": "srv-c"})
         assert denied.status_code == 403 and "not in your policy" in denied.json()["error"]
+        config = {"parameters": {"display.target-fps": "30"}}
+        assert alice.post(f"{director.url}/v1/user/servers/srv-c/config", json=config).status_code == 403
+        applied = alice.post(f"{director.url}/v1/user/servers/srv-a/config", json=config)
+        assert applied.status_code == 200 and applied.json()["parameters"] == config["parameters"]
+        token = alice.get(f"{director.url}/v1/user/connectiontoken", params={"sessionId": "x", "serverId": "srv-a"})
+        verified = requests.post(
+            f"{director.url}/v1/user/authtokenverify",
+            data={"authenticationToken": token.json()["token"]},
+            verify=str(director.ca),
+            timeout=10,
+        )
+        assert verified.text == '<auth result="yes"><username>alice</username></auth>'
+        forged = requests.post(
+            f"{director.url}/v1/user/authtokenverify",
+            data={"authenticationToken": "v4.local.x"},
+            verify=str(director.ca),
+            timeout=10,
+        )
+        assert 'result="no"' in forged.text
         assert alice.get(f"{director.url}/v1/servers").status_code == 403
         # SIGHUP reloads; a corrupt file keeps the last good policy and says why in the log.
         (policy / "users.json").write_text("[{broken")

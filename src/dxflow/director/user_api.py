@@ -64,6 +64,19 @@ async def user_create_session(request: web.Request) -> web.Response:
     return json_response(result, status=201)
 
 
+@routes.post("/v1/user/servers/{server}/config")
+async def user_server_config(request: web.Request) -> web.Response:
+    """Forward configuration parameters to the server's agent (``POST /v1/config`` there)."""
+    state, who = await _user(request)
+    body = await read_json(request, 64 * 1024)
+    server = await _server_for(state, who, request.match_info["server"])
+    agent = await asyncio.to_thread(state.db.get_agent, server["id"])
+    if agent is None or agent.state != "registered":
+        raise ApiError(409, f"server {server['hostname']} has no registered agent")
+    _, data = await state.agents.call(server, agent.common_name, "POST", "/v1/config", body)
+    return json_response(data)
+
+
 @routes.get("/v1/user/connectiontoken")
 async def connection_token(request: web.Request) -> web.Response:
     state, who = await _user(request)
