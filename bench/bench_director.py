@@ -254,6 +254,7 @@ def main() -> None:
         "auth": {"type": "local", "users": {"admin": hash_password(PASSWORD)}},
         "log_level": "WARNING",
         "housekeeper": {"period": 3600, "max_age": 7200},
+        "register_rate": 100000,  # every simulated agent comes from 127.0.0.1
     }
     director = start("director", config, work)
     url, ca = f"https://127.0.0.1:{port}", str(data / "ca.crt")

@@ -336,3 +336,20 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         text=True,
     )
     assert proc.returncode == 1 and "'port' must be a number" in proc.stderr
+
+
+def test_logins_are_rate_limited_per_address(tmp_path: Path) -> None:
+    director = Director(tmp_path / "d", login_rate=1).start()
+    try:
+        codes = [
+            requests.post(
+                f"{director.url}/v1/admin/login",
+                json={"userID": "admin", "password": "guess"},
+                verify=str(director.ca),
+                timeout=10,
+            ).status_code
+            for _ in range(10)
+        ]
+        assert codes[:4] == [401] * 4 and 429 in codes
+    finally:
+        director.stop()

@@ -60,6 +60,8 @@ class DirectorConfig:
     revocation_cache_seconds: float = 1.0
     gateway_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     keepalive_timeout: float = 75.0
+    login_rate: float = 5.0
+    register_rate: float = 50.0
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:

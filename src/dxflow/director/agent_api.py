@@ -65,6 +65,7 @@ def _token_ok(state: DirectorState, presented: str | None) -> bool:
 async def register(request: web.Request) -> web.Response:
     """Trust on first use: pending until approved (or a valid registration token), then the certificate."""
     state = request.app[STATE]
+    state.register_limit.check(request)
     body = await read_json(request, MAX_CSR_BODY)
     guid = field(body, "guid", "agentId", max_len=36)
     if not valid_guid(guid):

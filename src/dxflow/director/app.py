@@ -24,6 +24,7 @@ from dxflow.director.errors import StartupError
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
 from dxflow.director.identity import CertChecker, require_user
 from dxflow.director.policy import PolicyStore
+from dxflow.director.ratelimit import RateLimiter
 from dxflow.director.state import CONFIG, STATE, DirectorState
 from dxflow.director.tokens import TokenService, load_token_key
 from dxflow.director.updates import UpdateBatcher
@@ -110,6 +111,8 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
         certs=CertChecker(db, config.revocation_cache_seconds),
         updates=UpdateBatcher(db, config.flush_interval),
         agents=AgentClient(config.data_dir / "ca.crt", cert, key),
+        login_limit=RateLimiter(config.login_rate, max(1.0, config.login_rate * 4)),
+        register_limit=RateLimiter(config.register_rate, max(1.0, config.register_rate * 4)),
     )
     app[STATE] = state
     tasks = [

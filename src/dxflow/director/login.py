@@ -23,6 +23,7 @@ _DUMMY = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAA
 async def login(request: web.Request, *, admin: bool) -> web.Response:
     """Check ``{"userID", "password"}``; set the session cookie. ``admin`` also requires the admin policy."""
     state = request.app[STATE]
+    state.login_limit.check(request)
     body = await read_json(request, 16 * 1024)
     user = field(body, "userID", "userId", "username")
     password = body.get("password")

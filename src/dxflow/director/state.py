@@ -12,6 +12,7 @@ from dxflow.director.agent_client import AgentClient
 from dxflow.director.db import Database
 from dxflow.director.identity import CertChecker
 from dxflow.director.policy import PolicyStore
+from dxflow.director.ratelimit import RateLimiter
 from dxflow.director.tokens import TokenService
 from dxflow.director.updates import UpdateBatcher
 
@@ -30,6 +31,8 @@ class DirectorState:
     certs: CertChecker
     updates: UpdateBatcher
     agents: AgentClient
+    login_limit: RateLimiter
+    register_limit: RateLimiter
 
 
 CONFIG = web.AppKey("config", DirectorConfig)
