@@ -27,8 +27,6 @@ from dxflow.common.runtime import tune_process
 __all__ = ["Agent", "create_app", "run"]
 
 log = logging.getLogger(__name__)
-CONFIG = web.AppKey("config", AgentConfig)
-AGENT = web.AppKey("agent", "Agent")
 RENEW_CHECK = 60.0
 
 
@@ -53,7 +51,7 @@ class Agent:
         self.backend: SessionBackend = make_backend(
             config.session_backend,
             state_file=config.data_dir / "sessions.json",
-            healthy=self._engine_healthy,
+            engine_healthy=self._engine_healthy,
         )
         self.remote_config: dict[str, Any] = {}
         self.server_ssl: ssl.SSLContext | None = None
@@ -147,6 +145,10 @@ class Agent:
             except LinkError as exc:
                 log.warning("update failed: %s", exc)
             await asyncio.sleep(self.config.update_interval)
+
+
+CONFIG = web.AppKey("config", AgentConfig)
+AGENT = web.AppKey("agent", Agent)
 
 
 async def _agent_ctx(app: web.Application) -> AsyncIterator[None]:
