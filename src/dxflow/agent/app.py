@@ -133,9 +133,15 @@ class Agent:
             "sessions": sessions,
             "stats": host_stats(self.hostname),
             "tags": list(self.remote_config.get("tags", self.config.tags)),
-            "engine": await self.engine.describe(),
+            "engine": await self._engine_report(),
             "agentPort": self.port,
         }
+
+    async def _engine_report(self) -> dict[str, Any]:
+        report = await self.engine.describe()
+        if self.config.engine_advertise_address:
+            report["address"] = self.config.engine_advertise_address
+        return report
 
     async def update_loop(self) -> None:
         await asyncio.sleep(random.uniform(0, self.config.update_interval))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import logging
 import time
 from typing import Any
@@ -54,6 +55,15 @@ async def _issue(state: DirectorState, guid: str, csr: Any) -> dict[str, Any]:
         "agentId": guid,
         "renewalIntervalSeconds": int(lifetime * 2 / 3),
     }
+
+
+def _local_only(address: object) -> bool:
+    if not isinstance(address, str) or address in ("", "0.0.0.0", "::", "localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _token_ok(state: DirectorState, presented: str | None) -> bool:
@@ -127,7 +137,8 @@ def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState)
     hostname = stats.get("hostname") or body.get("hostname") or guid
     if not isinstance(hostname, str) or len(hostname) > 255:
         raise ApiError(400, "stats.hostname must be a string")
-    if engine and engine.get("address") in (None, "", "0.0.0.0", "::"):
+    if engine and _local_only(engine.get("address")):
+        # The agent probes its engine on loopback; others reach the host at the address it connected from.
         engine = {**engine, "address": ip}
     return ServerUpdate(
         guid=guid,
