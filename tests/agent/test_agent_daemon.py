@@ -7,12 +7,12 @@ import os
 import stat
 from pathlib import Path
 
-from harness import Agent, Director, cleanup, dxflow, wait_until
-from test_backends import STAND_IN
+from director_harness import Agent, Director, cleanup, dxflow, wait_until
+from test_agent_backends import STAND_IN
 
 
 def test_sessions_through_the_dcv_backend(tmp_path: Path) -> None:
-    # `dcv` is a stand-in script on the agent's PATH (see test_backends.STAND_IN).
+    # `dcv` is a stand-in script on the agent's PATH (see test_agent_backends.STAND_IN).
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "dcv").write_text(STAND_IN)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Director
+from director_harness import Director
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from harness import ADMIN_PASSWORD, Director, dxflow
+from director_harness import ADMIN_PASSWORD, Director, dxflow
 
 
 def test_login_stores_a_token_and_commands_use_it(director: Director) -> None:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import requests
-from harness import Agent, Director, Engine, cleanup, curl, dxflow, wait_until
+from director_harness import Agent, Director, Engine, cleanup, curl, dxflow, wait_until
 
 
 def _cli(director: Director, bundle: Path, *args: str) -> object:

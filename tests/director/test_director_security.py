@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from harness import DXFLOW, Agent, Director, FakeAgentIdentity, cleanup, curl, dxflow, env, wait_until
+from director_harness import DXFLOW, Agent, Director, FakeAgentIdentity, cleanup, curl, dxflow, env, wait_until
 
 from dxflow.common.ca import csr_to_b64, make_csr
 
@@ -249,7 +249,7 @@ def test_agent_api_accepts_only_the_director(tmp_path: Path) -> None:
 
 
 def test_user_policy_limits_servers_and_sessions(tmp_path: Path) -> None:
-    from harness import USER_PASSWORD, password_hash
+    from director_harness import USER_PASSWORD, password_hash
 
     policy = tmp_path / "policy"
     policy.mkdir()

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from harness import ADMIN_PASSWORD, Agent, Director, Engine, FakeAgentIdentity, cleanup, curl, wait_until
+from director_harness import ADMIN_PASSWORD, Agent, Director, Engine, FakeAgentIdentity, cleanup, curl, wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from harness import Agent, Director, Engine, cleanup, start_postgres, wait_until
+from director_harness import Agent, Director, Engine, cleanup, start_postgres, wait_until
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 import requests
-from harness import Director, FakeAgentIdentity
+from director_harness import Director, FakeAgentIdentity
 
 
 def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
