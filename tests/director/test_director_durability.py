@@ -1,4 +1,4 @@
-"""An approved agent survives a director crash (SQLite WAL); the CA persists; gateway access is by address."""
+"""Crashes and lost state: approvals survive a crash (SQLite WAL), the CA persists, agents re-register."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import signal
 from pathlib import Path
 
 import requests
-from director_harness import Director, FakeAgentIdentity
+from director_harness import Agent, Director, FakeAgentIdentity, cleanup, wait_until
 
 
 def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
@@ -38,3 +38,28 @@ def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
         assert r.status_code == 403
     finally:
         director.stop()
+
+
+def test_agents_register_again_when_the_database_is_lost(tmp_path: Path) -> None:
+    director = Director(tmp_path / "d").start()
+    agent = Agent(tmp_path / "lost", director).start()
+    try:
+        admin = director.admin()
+        guid = agent.guid
+        wait_until(lambda: admin.get(f"{director.url}/v1/admin/agents").json(), 20, what="pending")
+        admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").raise_for_status()
+        wait_until(lambda: admin.get(f"{director.url}/v1/servers").json(), 20, what="server")
+        director.stop()
+        for db_file in director.data_dir.glob("director.db*"):
+            db_file.unlink()
+        director.start()
+        admin = director.admin()
+        # The agent's certificate is unknown now: it registers again (same GUID) and waits for approval.
+        pending = wait_until(
+            lambda: admin.get(f"{director.url}/v1/admin/agents", params={"state": "pending"}).json(), 20
+        )
+        assert [a["guid"] for a in pending] == [guid]
+        admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").raise_for_status()
+        wait_until(lambda: admin.get(f"{director.url}/v1/servers").json(), 20, what="server after re-approval")
+    finally:
+        cleanup(agent, director)

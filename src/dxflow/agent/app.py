@@ -64,9 +64,9 @@ class Agent:
         await self.link.close()
         await self.engine.close()
 
-    async def register(self) -> None:
-        """Register until approved (skipped while the stored certificate is still good)."""
-        if not self.identity.expired() and self.link.ca_file() is not None:
+    async def register(self, *, force: bool = False) -> None:
+        """Register until approved (skipped while the stored certificate is still good, unless ``force``)."""
+        if not force and not self.identity.expired() and self.link.ca_file() is not None:
             return
         attempt = 0
         while True:
@@ -78,6 +78,7 @@ class Agent:
                 log.warning("registration failed: %s", exc)
             else:
                 log.info("registered as agent %s", data.get("agentId"))
+                self._reload_server_cert()
                 return
             attempt += 1
             await asyncio.sleep(_backoff(attempt, self.config.retry_max_interval))
@@ -92,13 +93,17 @@ class Agent:
         self.server_ssl = ctx
         return ctx
 
+    def _reload_server_cert(self) -> None:
+        """New handshakes on the agent API use the current certificate."""
+        if self.server_ssl is not None:
+            self.server_ssl.load_cert_chain(str(self.identity.cert_path), str(self.identity.key_path))
+
     async def renew_once(self) -> bool:
         """Renew when less than a third of the certificate's life is left."""
         if not self.identity.needs_renewal():
             return False
         await self.link.renew()
-        if self.server_ssl is not None:
-            self.server_ssl.load_cert_chain(str(self.identity.cert_path), str(self.identity.key_path))
+        self._reload_server_cert()
         log.info("renewed the agent certificate")
         return True
 
@@ -150,6 +155,10 @@ class Agent:
                 await self.link.update(await self.update_body())
             except LinkError as exc:
                 log.warning("update failed: %s", exc)
+                if exc.status == 403:
+                    # The director no longer knows this certificate (database lost, registration removed
+                    # or revoked): register again with the same GUID and key, and wait for approval.
+                    await self.register(force=True)
             await asyncio.sleep(self.config.update_interval)
 
 
