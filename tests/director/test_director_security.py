@@ -353,3 +353,39 @@ def test_logins_are_rate_limited_per_address(tmp_path: Path) -> None:
         assert codes[:4] == [401] * 4 and 429 in codes
     finally:
         director.stop()
+
+
+def test_large_and_chunked_bodies_are_read_whole(director: Director, admin: requests.Session, tmp_path: Path) -> None:
+    ident = FakeAgentIdentity(tmp_path)
+    ident.enroll(director, admin)
+    sessions = [{"id": f"s{i}", "owner": "u" * 50, "type": "console", "pad": "x" * 400} for i in range(1500)]
+    body = json.dumps({"sessions": sessions, "stats": {"hostname": "big-host"}, "tags": []}).encode()
+    assert 512 * 1024 < len(body) < 1024 * 1024
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(body), 7000):
+            yield body[i : i + 7000]
+
+    r = requests.post(
+        f"{director.url}/v1/agent/update",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        cert=ident.cert,
+        verify=str(director.ca),
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    listed = wait_until(
+        lambda: [s for s in admin.get(f"{director.url}/v1/servers").json() if s["hostname"] == "big-host"], 5
+    )
+    assert len(listed[0]["sessions"]) == 1500
+    too_big = json.dumps({"sessions": [], "stats": {"pad": "x" * (1024 * 1024)}}).encode()
+    r = requests.post(
+        f"{director.url}/v1/agent/update",
+        data=iter([too_big]),
+        headers={"Content-Type": "application/json"},
+        cert=ident.cert,
+        verify=str(director.ca),
+        timeout=10,
+    )
+    assert r.status_code == 413

@@ -43,9 +43,14 @@ async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
     """The request body as a JSON object; 413 above ``limit`` bytes, 400 when not a JSON object."""
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise ApiError(413, f"request body larger than {limit} bytes")
+    body = bytearray()
+    while True:  # content.read(n) returns what has arrived so far: read to the end
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            break
+        body += chunk
+        if len(body) > limit:
+            raise ApiError(413, f"request body larger than {limit} bytes")
     try:
         data = json.loads(body or b"null")
     except ValueError:

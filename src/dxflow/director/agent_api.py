@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -58,7 +59,13 @@ async def _issue(state: DirectorState, guid: str, csr: Any) -> dict[str, Any]:
 
 
 def _local_only(address: object) -> bool:
-    if not isinstance(address, str) or address in ("", "0.0.0.0", "::", "localhost"):
+    """True for a loopback or wildcard engine address (cached: every update asks)."""
+    return not isinstance(address, str) or _local_only_text(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_only_text(address: str) -> bool:
+    if address in ("", "0.0.0.0", "::", "localhost"):
         return True
     try:
         return ipaddress.ip_address(address).is_loopback
