@@ -323,6 +323,19 @@ def test_ca_key_open_to_others_refuses_to_start(tmp_path: Path) -> None:
     assert "ca.key is readable by group or others" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_port_in_use_is_a_one_line_error(director: Director) -> None:
+    proc = dxflow("director", "up", "--daemon", "--config", str(director.config_path), home=director.workdir)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: director already running with pid {director.proc.pid} (data dir {director.data_dir})"
+    ]
+    other = director.workdir / "other.yaml"
+    other.write_text(f"host: 127.0.0.1\nport: {director.port}\ndata_dir: {director.workdir / 'other'}\n")
+    proc = dxflow("director", "up", "--daemon", "--config", str(other), home=director.workdir)
+    assert proc.returncode == 1 and "cannot listen on 127.0.0.1" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_config_errors_name_the_key(tmp_path: Path) -> None:
     cfg = tmp_path / "d.yaml"
     cfg.write_text("port: 8445\nbogus_key: 1\n")

@@ -11,7 +11,7 @@ from dxflow.cli.context import CliContext, emit, pass_ctx
 from dxflow.common.agent_config import AgentConfig, load_agent_config
 from dxflow.common.config_file import ConfigError
 from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
-from dxflow.common.runtime import exec_daemon
+from dxflow.common.runtime import check_port_free, exec_daemon
 
 __all__ = ["agent_group"]
 
@@ -52,6 +52,9 @@ def up_command(config_path: Path | None, daemon: bool) -> None:
         AgentIdentity.load(config.data_dir)  # key/GUID problems are reported before detaching
     except IdentityError as exc:
         raise click.ClickException(str(exc)) from None
+    problem = check_port_free(config.agent_host, config.agent_port)
+    if problem:
+        raise click.ClickException(problem)
     if daemon:
         daemonize(config.pid_file, config.log_file)
     else:

@@ -13,7 +13,7 @@ from dxflow.cli.context import CliContext, emit, pass_ctx, table
 from dxflow.common.config_file import ConfigError
 from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
 from dxflow.common.director_config import DirectorConfig, load_director_config
-from dxflow.common.runtime import exec_daemon
+from dxflow.common.runtime import check_port_free, exec_daemon
 
 __all__ = ["director_group"]
 
@@ -61,6 +61,9 @@ def up_command(config_path: Path | None, daemon: bool) -> None:
         init_pki(config)  # refuse to start (before detaching) when ca.key is open to others
     except StartupError as exc:
         raise click.ClickException(str(exc)) from None
+    problem = check_port_free(config.host, config.port)
+    if problem:
+        raise click.ClickException(problem)
     if daemon:
         daemonize(config.pid_file, config.log_file)
     else:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["daemon_main", "exec_daemon", "trim_memory", "tune_process"]
+__all__ = ["check_port_free", "daemon_main", "exec_daemon", "trim_memory", "tune_process"]
 
 log = logging.getLogger(__name__)
 M_ARENA_MAX = -8
@@ -48,6 +48,22 @@ def tune_process() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "mallopt"):
         libc.mallopt(M_ARENA_MAX, 2)
+
+
+def check_port_free(host: str, port: int) -> str | None:
+    """None when ``host:port`` can be bound now, else the reason (checked before detaching)."""
+    import socket
+
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None
 
 
 def exec_daemon(module: str, config_path: Path | None, log_file: Path | None) -> None:
