@@ -92,8 +92,11 @@ def test_someone_else_cannot_take_an_approved_guid(director: Director, admin: re
     assert r.status_code == 401 and "another key" in r.json()["error"]
 
 
-def test_update_without_client_cert_is_refused(director: Director) -> None:
+def test_update_and_renew_without_client_cert_are_refused(director: Director, tmp_path: Path) -> None:
     r = _update(director, None)
+    assert r.status_code == 401 and r.json() == {"error": "client certificate required"}
+    csr = FakeAgentIdentity(tmp_path).csr()
+    r = requests.post(f"{director.url}/v1/agent/renew", json={"csr": csr}, verify=str(director.ca), timeout=10)
     assert r.status_code == 401 and r.json() == {"error": "client certificate required"}
 
 
@@ -107,6 +110,14 @@ def test_update_with_a_cert_from_another_ca_is_refused(director: Director, tmp_p
     # TLS 1.3: the client may see the refusal as an SSL error or as the server closing the connection.
     with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
         _update(director, ident.cert)
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        requests.post(
+            f"{director.url}/v1/agent/renew",
+            json={"csr": ident.csr()},
+            cert=ident.cert,
+            verify=str(director.ca),
+            timeout=10,
+        )
     status, _ = curl(
         "--cert",
         ident.cert[0],
