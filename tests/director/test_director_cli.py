@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from director_harness import ADMIN_PASSWORD, Director, dxflow
 
 
@@ -44,3 +46,28 @@ def test_hash_password_reads_stdin(tmp_path) -> None:  # type: ignore[no-untyped
     assert "s3cret" not in out.stdout
     empty = dxflow("director", "hash-password", input="", home=tmp_path)
     assert empty.returncode == 1 and "no password" in empty.stderr
+
+
+def test_sdk_with_an_admin_bundle_and_error_classes(director: Director, tmp_path: Path) -> None:
+    from dxflow.client import AuthenticationError, NotFound, ProfileStore
+    from dxflow.client.director import DirectorClient
+
+    bundle = director.client_bundle("sdk")
+    store = ProfileStore(home=tmp_path / "home")
+    with DirectorClient.open(
+        store=store,
+        connection_address=director.url,
+        connection_mode="mtls",
+        connection_cert=str(bundle / "tls.crt"),
+        connection_cert_key=str(bundle / "tls.key"),
+        connection_ca=str(bundle / "ca.crt"),
+    ) as client:
+        assert client.whoami() == {"status": "ok", "user": "sdk", "admin": True}
+        assert isinstance(client.servers(), list)
+        with pytest.raises(NotFound, match="no agent"):
+            client.approve_agent("00000000-0000-4000-8000-000000000000")
+    with (
+        DirectorClient.open(store=store, connection_address=director.url, connection_ca=str(director.ca)) as anon,
+        pytest.raises(AuthenticationError, match="authentication required"),
+    ):
+        anon.sessions()

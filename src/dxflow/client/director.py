@@ -9,7 +9,8 @@ import requests
 
 from dxflow.client.errors import AuthenticationError, TransportError, api_error
 from dxflow.client.mtls import check_bundle
-from dxflow.client.settings import ConnectionSettings
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.transport import Transport
 
 __all__ = ["DirectorClient"]
@@ -25,6 +26,16 @@ class DirectorClient:
             check_bundle(*settings.bundle)
         self.settings = settings
         self.transport = Transport(settings)
+
+    @classmethod
+    def open(cls, profile: str | None = None, store: ProfileStore | None = None, **overrides: Any) -> DirectorClient:
+        """Resolve settings like ``open_session`` (``connection_address=...`` style keyword overrides)."""
+        settings = resolve_settings(
+            profile=profile,
+            overrides={k.replace("_", "-"): v for k, v in overrides.items()},
+            store=store or ProfileStore(),
+        )
+        return cls(settings)
 
     def __enter__(self) -> DirectorClient:
         return self
