@@ -1,0 +1,40 @@
+# dxflow.remote: the two commands a new machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: all setup demo demo-down test unit integration lint format bench sanity clean
+
+all: test
+
+$(VENV)/.bootstrapped: pyproject.toml tools/bootstrap.sh
+	bash tools/bootstrap.sh
+
+setup: $(VENV)/.bootstrapped
+
+## demo: boot an engine on 127.0.0.1, point a profile at it, and use it through the CLI.
+demo: setup
+	$(PY) tools/demo.py up
+
+demo-down: setup
+	$(PY) tools/demo.py down
+
+## test: install everything into .venv and run every test.
+test: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff format --check src tests bench tools
+
+format: setup
+	$(VENV)/bin/ruff format src tests bench tools
+	$(VENV)/bin/ruff check --fix src tests bench tools
+
+## bench: speed and memory targets (not run by CI); figures go to docs/performance.md.
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist src/*.egg-info

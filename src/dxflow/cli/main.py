@@ -1,0 +1,87 @@
+"""The ``dxflow`` command group and its entry point."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from dxflow import __version__
+from dxflow.cli import agent, boot, config, director, engine, key, profile
+from dxflow.cli.context import CliContext
+from dxflow.client.errors import DxflowError
+from dxflow.common.crypto import KeyFileError
+
+__all__ = ["cli", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-C",
+    "--config-profile",
+    "profile",
+    metavar="NAME",
+    help="Profile to use (else DXFLOW_PROFILE, the active profile, 'default').",
+)
+@click.option("--connection-address", metavar="URL", help="Server URL; a stored profile with this address is reused.")
+@click.option("--connection-key", metavar="PATH", help="RSA private key (PEM) for challenge-response.")
+@click.option("--connection-token", metavar="TOKEN", help="A token to use as is.")
+@click.option("--connection-mode", type=click.Choice(["auto", "key", "token", "mtls", "edge", "plaintext"]))
+@click.option("-o", "--output", type=click.Choice(["human", "json"]), default="human", show_default=True)
+@click.option("-v", "--verbose", count=True, help="More logging on stderr (-vv for debug).")
+@click.version_option(__version__, prog_name="dxflow")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    profile: str | None,
+    connection_address: str | None,
+    connection_key: str | None,
+    connection_token: str | None,
+    connection_mode: str | None,
+    output: str,
+    verbose: int,
+) -> None:
+    """Control dxflow engines, agents and the director from one CLI."""
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    overrides = {
+        "connection-address": connection_address,
+        "connection-key": connection_key,
+        "connection-token": connection_token,
+        "connection-mode": connection_mode,
+    }
+    ctx.obj = CliContext(profile=profile, overrides={k: v for k, v in overrides.items() if v}, output=output)
+
+
+# sub-command groups
+cli.add_command(config.config_group)
+cli.add_command(profile.profile_group)
+cli.add_command(engine.engine_group)
+cli.add_command(key.key_group)
+cli.add_command(boot.boot_group)
+cli.add_command(director.director_group)
+cli.add_command(agent.agent_group)
+
+
+def main() -> None:
+    """Entry point: SDK errors become one line on stderr and exit code 1."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (DxflowError, KeyFileError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,35 @@
+"""The dxflow SDK: profiles, settings resolution, authenticated sessions and API clients."""
+
+from dxflow.client.engine import EngineClient
+from dxflow.client.errors import (
+    ApiError,
+    AuthenticationError,
+    ConfigError,
+    DxflowError,
+    NotFound,
+    PermissionDenied,
+    ProfileNotFound,
+    TLSVerifyError,
+    TransportError,
+)
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.session import Session, open_session
+from dxflow.client.settings import ConnectionSettings, resolve_settings
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectionSettings",
+    "DxflowError",
+    "EngineClient",
+    "NotFound",
+    "PermissionDenied",
+    "ProfileNotFound",
+    "ProfileStore",
+    "Session",
+    "TLSVerifyError",
+    "TransportError",
+    "open_session",
+    "resolve_settings",
+]

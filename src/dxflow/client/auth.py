@@ -1,0 +1,117 @@
+"""Token lifecycle (seed 000): quick inspect → deep inspect → challenge-response → persist; reset on 401."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from dxflow.client.errors import AuthenticationError, ConfigError
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.settings import ConnectionSettings
+from dxflow.client.transport import Transport
+from dxflow.common.crypto import KeyFileError, load_private_key, sign_nonce
+
+__all__ = ["CLOCK_SKEW", "TokenManager", "quick_inspect"]
+
+log = logging.getLogger(__name__)
+CLOCK_SKEW = 30.0
+"""A token that expires within this many seconds is treated as expired."""
+
+
+def quick_inspect(token: str, now: float | None = None) -> bool | None:
+    """Local check without the signature: True (has sub, not expiring), False (expired), None (can't tell)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
+    except jwt.InvalidTokenError:
+        return None
+    if not claims.get("sub") or not isinstance(claims.get("exp"), int | float):
+        return None
+    return claims["exp"] - CLOCK_SKEW > (now or time.time())
+
+
+class TokenManager:
+    """Holds the current token for one target and gets a new one when needed."""
+
+    def __init__(self, settings: ConnectionSettings, transport: Transport, store: ProfileStore | None) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.store = store
+        self._token = settings.token
+        self._key: rsa.RSAPrivateKey | None = None
+        self._checked = False
+        self.handshakes = 0
+
+    @property
+    def can_login(self) -> bool:
+        return bool(self.settings.key) and self.settings.auth_mode in ("key", "auto")
+
+    def token(self) -> str | None:
+        """A token believed valid, logging in when the cached one is missing or expired."""
+        mode = self.settings.auth_mode
+        if mode == "mtls":
+            return None
+        if self._token and not self._checked:
+            verdict = quick_inspect(self._token)
+            if verdict is None:
+                verdict = self.deep_inspect(self._token)
+            self._checked = True
+            if verdict:
+                return self._token
+            self._token = None
+        if self._token:
+            if quick_inspect(self._token) is False:
+                self._token = None
+            else:
+                return self._token
+        if not self.can_login:
+            raise AuthenticationError(
+                401,
+                f"no valid token for profile {self.settings.profile!r} and no connection-key to log in; "
+                "set connection-key (RSA private key) or connection-token",
+            )
+        return self.login()
+
+    def deep_inspect(self, token: str) -> bool:
+        """Ask the server whether ``token`` is valid."""
+        try:
+            self.transport.call("GET", "/api/auth/inspect/", token=token)
+        except AuthenticationError:
+            return False
+        return True
+
+    def reset(self) -> None:
+        """Forget the current token (after a 401)."""
+        self._token = None
+        self._checked = False
+
+    def _private_key(self) -> rsa.RSAPrivateKey:
+        if self._key is None:
+            try:
+                self._key = load_private_key(self.settings.key or "")
+            except KeyFileError as exc:
+                raise ConfigError(str(exc)) from None
+        return self._key
+
+    def login(self, lifetime: str | None = None) -> str:
+        """Challenge-response with the configured key; the new token is persisted to the profile."""
+        key = self._private_key()
+        challenge = self.transport.call("GET", "/api/auth/challenge/").entities[0]
+        signature = base64.b64encode(sign_nonce(key, challenge["nonce"])).decode()
+        body: dict[str, str] = {"identity": challenge["identity"], "signature": signature}
+        if lifetime:
+            body["lifetime"] = lifetime
+        result = self.transport.call("POST", "/api/auth/verify/", json=body).entities[0]
+        self.handshakes += 1
+        self._token = result["token"]
+        self._checked = True
+        log.debug("logged in to %s (token expires %s)", self.settings.address, result.get("expires_at"))
+        self._persist(self._token)
+        return self._token
+
+    def _persist(self, token: str) -> None:
+        if self.store is not None and self.settings.token_persistable:
+            self.store.set_value(self.settings.profile, "connection-token", token)

@@ -1,0 +1,85 @@
+"""An authenticated session with one server: transport + token manager + one retry after a 401."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+
+from dxflow.client.auth import TokenManager
+from dxflow.client.errors import AuthenticationError
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.settings import ConnectionSettings, resolve_settings
+from dxflow.client.transport import Transport
+from dxflow.common.chunks import Chunked
+
+__all__ = ["Session", "open_session"]
+
+
+class Session:
+    """Authenticated requests to one server over one keep-alive connection pool."""
+
+    def __init__(self, settings: ConnectionSettings, store: ProfileStore | None = None) -> None:
+        self.settings = settings
+        self.transport = Transport(settings)
+        self.tokens = TokenManager(settings, self.transport, store)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _retrying(self, fn: Any) -> Any:
+        try:
+            return fn(self.tokens.token())
+        except AuthenticationError:
+            if not self.tokens.can_login:
+                raise
+            self.tokens.reset()
+            return fn(self.tokens.login())
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Chunked:
+        """A whole chunked response for an authenticated request."""
+        return self._retrying(lambda token: self.transport.call(method, path, token=token, **kwargs))
+
+    def call_public(self, method: str, path: str, **kwargs: Any) -> Chunked:
+        """A request that needs no token."""
+        return self.transport.call(method, path, **kwargs)
+
+    def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """The raw response of an authenticated request (for file transfers); 401 retried once."""
+
+        def attempt(token: str | None) -> requests.Response:
+            resp = self.transport.send(method, path, token=token, **kwargs)
+            if resp.status_code == 401:
+                resp.close()
+                raise AuthenticationError(401, resp.headers.get("x-error-message", "unauthorized"), method, path)
+            return resp
+
+        return self._retrying(attempt)
+
+    def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[Any]:
+        """Entities of a streamed authenticated response."""
+        token = self.tokens.token()
+        try:
+            first = self.transport.stream(method, path, token=token, **kwargs)
+            yield from first
+        except AuthenticationError:
+            if not self.tokens.can_login:
+                raise
+            self.tokens.reset()
+            yield from self.transport.stream(method, path, token=self.tokens.login(), **kwargs)
+
+
+def open_session(profile: str | None = None, store: ProfileStore | None = None, **overrides: Any) -> Session:
+    """Resolve settings (``connection_address=...`` style keyword overrides) and open a session."""
+    store = store or ProfileStore()
+    settings = resolve_settings(
+        profile=profile, overrides={k.replace("_", "-"): v for k, v in overrides.items()}, store=store
+    )
+    return Session(settings, store)

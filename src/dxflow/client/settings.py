@@ -1,0 +1,175 @@
+"""Connection settings and how they are resolved (DESIGN §2: which profile, then which value)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dxflow.client.errors import ConfigError
+from dxflow.client.profiles import DEFAULT_PROFILE, KNOWN_KEYS, ProfileStore, validate_profile_name
+
+__all__ = ["MODES", "ConnectionSettings", "env_name", "resolve_settings"]
+
+MODES = ("auto", "key", "token", "mtls", "edge", "plaintext")
+_ADDRESS_BOUND = ("connection-token", "connection-fingerprint")
+_BOOL_TRUE = ("1", "true", "yes", "on")
+
+
+def env_name(key: str) -> str:
+    """``connection-address`` → ``CONNECTION_ADDRESS``."""
+    return key.upper().replace("-", "_")
+
+
+def _norm_address(address: str) -> str:
+    return address.strip().rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionSettings:
+    """Everything needed to reach one server, with where each value came from."""
+
+    profile: str
+    profile_exists: bool
+    address: str
+    key: str | None = None
+    token: str | None = field(default=None, repr=False)
+    mode: str = "auto"
+    ca: str | None = None
+    fingerprint: str | None = None
+    cert: str | None = None
+    cert_key: str | None = None
+    insecure: bool = False
+    timeout: float = 30.0
+    sources: Mapping[str, str] = field(default_factory=dict)
+    home: Path | None = None
+
+    @property
+    def bundle(self) -> tuple[str, str, str | None] | None:
+        """(cert, key, ca) of the mTLS bundle: explicit files, else ``<home>/<profile>/mtls/``."""
+        if self.cert and self.cert_key:
+            return self.cert, self.cert_key, self.ca
+        if self.home is not None:
+            base = self.home / self.profile / "mtls"
+            if (base / "tls.crt").is_file() and (base / "tls.key").is_file():
+                ca = base / "ca.crt"
+                return str(base / "tls.crt"), str(base / "tls.key"), self.ca or (str(ca) if ca.is_file() else None)
+        return None
+
+    @property
+    def auth_mode(self) -> str:
+        """The mode in force: ``auto`` resolves to mtls (bundle), else key (key set), else token."""
+        if self.mode not in ("auto", "plaintext"):
+            return self.mode
+        if self.mode == "auto" and self.bundle is not None:
+            return "mtls"
+        return "key" if self.key else "token"
+
+    @property
+    def token_persistable(self) -> bool:
+        """New tokens are written back only to an existing profile that this address belongs to."""
+        return self.profile_exists and self.sources.get("connection-address") in ("profile", "matched")
+
+
+def _as_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).strip().lower() in _BOOL_TRUE
+
+
+def resolve_settings(
+    *,
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    store: ProfileStore | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ConnectionSettings:
+    """Resolve the profile and each value: parameter → environment → profile file → default."""
+    store = store or ProfileStore()
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v != ""}
+    unknown = set(overrides) - set(KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+
+    explicit_address = overrides.get("connection-address")
+    name, matched = None, False
+    if explicit_address:
+        name = _profile_for_address(store, str(explicit_address))
+        matched = name is not None
+    if name is None:
+        name = profile or env.get("DXFLOW_PROFILE") or store.active() or DEFAULT_PROFILE
+        validate_profile_name(name)
+        # An explicitly named profile must exist; the implicit default may be absent (env-only use).
+        explicit = bool(profile or env.get("DXFLOW_PROFILE"))
+        values = store.load(name, must_exist=explicit and not explicit_address)
+    else:
+        values = store.load(name)
+    exists = store.exists(name)
+
+    resolved: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KNOWN_KEYS:
+        if key in overrides:
+            resolved[key], sources[key] = overrides[key], "param"
+        elif env.get(env_name(key)):
+            resolved[key], sources[key] = env[env_name(key)], "env"
+        elif values.get(key) not in (None, ""):
+            resolved[key], sources[key] = values[key], "profile"
+    if matched:
+        sources["connection-address"] = "matched"
+
+    address = resolved.get("connection-address")
+    if not address:
+        raise ConfigError(
+            f"no connection-address for profile {name!r}; set one with "
+            f"'dxflow -C {name} config set connection-address https://HOST:8080' or CONNECTION_ADDRESS"
+        )
+    profile_address = values.get("connection-address")
+    if profile_address and _norm_address(str(profile_address)) != _norm_address(str(address)):
+        # Credentials bound to the profile's server never go to another one.
+        for key in _ADDRESS_BOUND:
+            if sources.get(key) == "profile":
+                resolved.pop(key)
+                sources.pop(key)
+
+    mode = str(resolved.get("connection-mode", "auto")).lower()
+    if mode not in MODES:
+        raise ConfigError(f"invalid connection-mode {mode!r}; choose one of {', '.join(MODES)}")
+    try:
+        timeout = float(resolved.get("connection-timeout", 30))
+    except (TypeError, ValueError):
+        raise ConfigError("connection-timeout must be a number of seconds") from None
+    return ConnectionSettings(
+        profile=name,
+        profile_exists=exists,
+        address=_norm_address(str(address)),
+        key=_path_or_none(resolved.get("connection-key")),
+        token=_str_or_none(resolved.get("connection-token")),
+        mode=mode,
+        ca=_path_or_none(resolved.get("connection-ca")),
+        fingerprint=_str_or_none(resolved.get("connection-fingerprint")),
+        cert=_path_or_none(resolved.get("connection-cert")),
+        cert_key=_path_or_none(resolved.get("connection-cert-key")),
+        insecure=_as_bool(resolved.get("connection-insecure", False)),
+        timeout=timeout,
+        sources=sources,
+        home=store.home,
+    )
+
+
+def _profile_for_address(store: ProfileStore, address: str) -> str | None:
+    wanted = _norm_address(address)
+    for name in store.names():
+        stored = store.load(name).get("connection-address")
+        if stored and _norm_address(str(stored)) == wanted:
+            return name
+    return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def _path_or_none(value: Any) -> str | None:
+    return None if value in (None, "") else os.path.expanduser(str(value))

@@ -1,0 +1,1 @@
+"""Code shared by the daemons and the client: files, daemons, crypto helpers, wire format."""

@@ -1,0 +1,75 @@
+"""Typed configuration of the engine daemon (built once by the CLI, passed to the app factory)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["EngineConfig", "default_engine_data_dir", "dxflow_home"]
+
+
+def dxflow_home() -> Path:
+    """The client's config home: ``$DXFLOW_HOME`` or ``~/.dxflow``."""
+    return Path(os.environ.get("DXFLOW_HOME") or Path.home() / ".dxflow").expanduser()
+
+
+def default_engine_data_dir() -> Path:
+    """The engine's data dir when none is given: ``$DXFLOW_ENGINE_DATA_DIR`` or ``<home>/engine``."""
+    env = os.environ.get("DXFLOW_ENGINE_DATA_DIR")
+    return Path(env).expanduser() if env else dxflow_home() / "engine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineConfig:
+    """Settings of one engine process."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("engine")
+    plaintext: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ui_dir: Path | None = None
+    token_lifetime: float = 3600.0
+    """Default token lifetime in seconds (clients may ask for 1 min to 24 h)."""
+    challenge_lifetime: float = 60.0
+    challenge_rate: float = 50.0
+    """Challenges per second per client address (token bucket refill)."""
+    challenge_burst: int = 100
+    max_pending_challenges: int = 10_000
+    max_body: int = 1024 * 1024
+    """Largest JSON request body in bytes (413 past it)."""
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "engine.key"
+
+    @property
+    def pub_path(self) -> Path:
+        return self.data_dir / "engine.pub"
+
+    @property
+    def cert_path(self) -> Path:
+        return self.tls_cert or self.data_dir / "tls.crt"
+
+    @property
+    def cert_key_path(self) -> Path:
+        return self.tls_key or self.data_dir / "tls.key"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.data_dir / "engine.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "engine.log"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @property
+    def state_path(self) -> Path:
+        """Where the running engine records its bound address, port and TLS fingerprint."""
+        return self.data_dir / "engine.json"

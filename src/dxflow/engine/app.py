@@ -1,0 +1,49 @@
+"""The engine's aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dxflow.common.config import EngineConfig
+from dxflow.common.crypto import ensure_key_pair
+from dxflow.common.files import ensure_private_dir
+from dxflow.engine import auth, keys_api, system
+from dxflow.engine.keys import KeyStore
+from dxflow.engine.response import error_middleware
+from dxflow.engine.tokens import TokenIssuer
+
+__all__ = ["CONFIG_KEY", "create_app"]
+
+CONFIG_KEY = web.AppKey("config", EngineConfig)
+
+
+def create_app(config: EngineConfig) -> web.Application:
+    """Build the engine app: keys loaded once, routes, middlewares."""
+    ensure_private_dir(config.data_dir)
+    engine_key = ensure_key_pair(config.key_path, config.pub_path)
+    app = web.Application(middlewares=[error_middleware, auth.auth_middleware], client_max_size=config.max_body)
+    app[CONFIG_KEY] = config
+    app[auth.AUTH_KEY] = auth.AuthService(
+        KeyStore(engine_key, config.keys_dir),
+        TokenIssuer(engine_key),
+        challenge_lifetime=config.challenge_lifetime,
+        token_lifetime=config.token_lifetime,
+        rate=config.challenge_rate,
+        burst=config.challenge_burst,
+        max_pending=config.max_pending_challenges,
+    )
+    auth.add_routes(app)
+    system.add_routes(app)
+    keys_api.add_routes(app)
+    if config.ui_dir is not None:
+        app.router.add_get("/", _index(config))
+        app.router.add_static("/", config.ui_dir, show_index=False, follow_symlinks=False)
+    return app
+
+
+def _index(config: EngineConfig):
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(config.ui_dir / "index.html")  # type: ignore[operator]
+
+    auth.public(index)
+    return index

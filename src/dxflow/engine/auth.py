@@ -1,0 +1,223 @@
+"""Challenge-response login, token inspection and the auth middleware (DESIGN §3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dxflow.common.durations import format_duration, parse_duration
+from dxflow.engine.keys import KeyStore
+from dxflow.engine.permissions import Permission, allows
+from dxflow.engine.response import ApiError, Handler, ok, read_json
+from dxflow.engine.tokens import MAX_LIFETIME, MIN_LIFETIME, Claims, InvalidToken, TokenIssuer
+
+__all__ = ["AuthService", "auth_middleware", "public", "requires"]
+
+log = logging.getLogger(__name__)
+CLAIMS_KEY = "dxflow.claims"
+
+
+@dataclass
+class _Challenge:
+    nonce: str
+    expires: float
+    address: str
+
+
+class _RateLimiter:
+    """Token bucket per client address."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, address: str) -> bool:
+        now = time.monotonic()
+        tokens, last = self._buckets.get(address, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[address] = (tokens, now)
+            return False
+        self._buckets[address] = (tokens - 1.0, now)
+        if len(self._buckets) > 100_000:
+            self._buckets.clear()
+        return True
+
+
+class AuthService:
+    """Issues single-use nonces and trades valid signatures for tokens."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        issuer: TokenIssuer,
+        *,
+        challenge_lifetime: float,
+        token_lifetime: float,
+        rate: float,
+        burst: int,
+        max_pending: int,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.challenge_lifetime = challenge_lifetime
+        self.token_lifetime = token_lifetime
+        self.max_pending = max_pending
+        self._pending: dict[str, _Challenge] = {}
+        self._limiter = _RateLimiter(rate, burst)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for identity in [i for i, c in self._pending.items() if c.expires <= now]:
+            del self._pending[identity]
+
+    def challenge(self, address: str) -> dict[str, str]:
+        if not self._limiter.allow(address):
+            raise ApiError(429, "too many challenge requests; slow down", {"Retry-After": "1"})
+        if len(self._pending) >= self.max_pending:
+            self._expire()
+            if len(self._pending) >= self.max_pending:
+                raise ApiError(429, "too many pending challenges; retry later", {"Retry-After": "1"})
+        identity, nonce = secrets.token_hex(16), secrets.token_urlsafe(32)
+        self._pending[identity] = _Challenge(nonce, time.monotonic() + self.challenge_lifetime, address)
+        return {"identity": identity, "nonce": nonce, "lifetime": format_duration(self.challenge_lifetime)}
+
+    def verify(self, identity: str, signature_b64: str, lifetime: float | None) -> tuple[str, Claims]:
+        """A token for the key whose signature over the nonce checks out; ApiError(401) otherwise."""
+        challenge = self._pending.pop(identity, None)  # single use, even when the signature is wrong
+        if challenge is None or challenge.expires <= time.monotonic():
+            raise ApiError(401, "unknown, used or expired challenge; request a new one")
+        try:
+            signature = base64.b64decode(signature_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "signature must be standard base64") from None
+        message = challenge.nonce.encode()
+        key = next((k for k in self.keys.enabled() if k.verifies(message, signature)), None)
+        if key is None:
+            log.info("login refused for challenge %s from %s: no enabled key matches", identity, challenge.address)
+            raise ApiError(401, "signature does not match any registered, enabled key")
+        token, claims = self.issuer.mint(key.name, key.key_id, key.permissions, lifetime or self.token_lifetime)
+        log.info("login: key %s (%s) from %s", key.name, key.key_id, challenge.address)
+        return token, claims
+
+    def check(self, token: str) -> Claims:
+        """Claims of a token whose key is still registered and enabled; InvalidToken otherwise."""
+        claims = self.issuer.verify(token)
+        key = self.keys.get(claims.sub)
+        if key is None or key.disabled or key.key_id != claims.identity:
+            raise InvalidToken("the token's key is unregistered or disabled")
+        return claims
+
+
+AUTH_KEY = web.AppKey("auth", AuthService)
+
+
+def public(handler: Handler) -> Handler:
+    """Mark a handler as needing no token."""
+    handler.dxflow_public = True  # type: ignore[attr-defined]
+    return handler
+
+
+def requires(permission: Permission, *, write: bool | None = None) -> Callable[[Handler], Handler]:
+    """Mark a handler as needing ``permission`` (``write`` defaults to: method is not GET/HEAD)."""
+
+    def mark(handler: Handler) -> Handler:
+        handler.dxflow_permission = (permission, write)  # type: ignore[attr-defined]
+        return handler
+
+    return mark
+
+
+def _token_of(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    cookie = request.cookies.get("authorization")
+    if cookie:
+        return cookie.removeprefix("Bearer ").strip()
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("authorization")
+    return None
+
+
+def claims_of(request: web.Request) -> Claims:
+    """The verified claims of the current request (set by the middleware)."""
+    return request[CLAIMS_KEY]
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check the token and the handler's permission before the handler runs."""
+    route_handler = getattr(request.match_info, "handler", None)
+    if route_handler is None or getattr(route_handler, "dxflow_public", False) or request.method == "OPTIONS":
+        return await handler(request)
+    if not request.path.startswith("/api/"):
+        return await handler(request)
+    token = _token_of(request)
+    if not token:
+        raise ApiError(
+            401, "authentication required: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        claims = request.app[AUTH_KEY].check(token)
+    except InvalidToken as exc:
+        raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+    permission, write = getattr(route_handler, "dxflow_permission", (Permission.MASTER, None))
+    if write is None:
+        write = request.method not in ("GET", "HEAD")
+    if not allows(claims.permissions, permission, write=write):
+        raise ApiError(
+            403,
+            f"permission denied: {permission.value} required"
+            + (" (read-only token)" if write and "READ_ONLY" in claims.permissions else ""),
+        )
+    request[CLAIMS_KEY] = claims
+    return await handler(request)
+
+
+def _lifetime(body: dict[str, object]) -> float | None:
+    raw = body.get("lifetime")
+    if raw in (None, ""):
+        return None
+    try:
+        seconds = parse_duration(raw)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    if not MIN_LIFETIME <= seconds <= MAX_LIFETIME:
+        raise ApiError(400, "lifetime must be between 1m and 24h")
+    return seconds
+
+
+@public
+async def challenge_handler(request: web.Request) -> web.Response:
+    address = request.remote or "unknown"
+    return ok([request.app[AUTH_KEY].challenge(address)])
+
+
+@public
+async def verify_handler(request: web.Request) -> web.Response:
+    body = await read_json(request, required=("identity", "signature"))
+    identity, signature = body["identity"], body["signature"]
+    if not isinstance(identity, str) or not isinstance(signature, str):
+        raise ApiError(400, "identity and signature must be strings")
+    token, claims = request.app[AUTH_KEY].verify(identity, signature, _lifetime(body))
+    expires_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims.exp))
+    return ok([{"token": token, "permissions": claims.permissions, "expires_at": expires_at}])
+
+
+@requires(Permission.READ_ONLY)
+async def inspect_handler(request: web.Request) -> web.Response:
+    return ok([claims_of(request).to_dict()], message="Accepted", code=202)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/auth/challenge/", challenge_handler)
+    app.router.add_post("/api/auth/verify/", verify_handler)
+    app.router.add_get("/api/auth/inspect/", inspect_handler)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install everything `make test` and `make demo` need on a bare Debian machine: system packages, the .venv
+# with the dxflow package (editable) and the test tools. Idempotent; fast when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(openssl curl procps)
+# The director's PostgreSQL tests start a private cluster from Debian's postgresql.
+APT_PACKAGES+=(postgresql)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bootstrap: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "bootstrap: missing system packages ${missing[*]} (run as root or install them)" >&2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
+.venv/bin/python -c 'import dxflow, aiohttp, pytest, ansible' >/dev/null
+touch .venv/.bootstrapped
+echo "bootstrap: ready ($(.venv/bin/python --version))"
