@@ -46,6 +46,13 @@ def boot_group() -> None:
     help="Auth challenges per second per client address.",
 )
 @click.option("--challenge-burst", default=100, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--challenge-lifetime",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(1, 600),
+    help="Seconds a login nonce stays valid.",
+)
 @click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/engine.log.")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @pass_ctx
@@ -60,6 +67,7 @@ def up_command(
     ui_dir: Path | None,
     challenge_rate: float,
     challenge_burst: int,
+    challenge_lifetime: float,
     daemon: bool,
     log_level: str,
 ) -> None:
@@ -79,6 +87,7 @@ def up_command(
         ui_dir=ui_dir,
         challenge_rate=challenge_rate,
         challenge_burst=challenge_burst,
+        challenge_lifetime=challenge_lifetime,
     )
     running = read_pid(config.pid_path)
     if running:

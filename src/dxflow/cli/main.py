@@ -69,7 +69,9 @@ cli.add_command(agent.agent_group)
 def main() -> None:
     """Entry point: SDK errors become one line on stderr and exit code 1."""
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)

@@ -87,6 +87,7 @@ class Transport:
             self.session.verify = False
         elif settings.ca:
             self.session.verify = settings.ca
+        self._verify: bool | str = True
         if settings.auth_mode == "mtls":
             bundle = settings.bundle
             if bundle is None:
@@ -97,6 +98,8 @@ class Transport:
             self.session.cert = (bundle[0], bundle[1])
             if bundle[2] and not settings.fingerprint and not settings.insecure:
                 self.session.verify = bundle[2]
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level verify.
+        self._verify = self.session.verify
 
     def close(self) -> None:
         self.session.close()
@@ -119,7 +122,13 @@ class Transport:
             hdrs["Authorization"] = f"Bearer {token}"
         try:
             return self.session.request(
-                method, url, headers=hdrs, stream=stream, timeout=timeout or self.settings.timeout, **kwargs
+                method,
+                url,
+                headers=hdrs,
+                stream=stream,
+                timeout=timeout or self.settings.timeout,
+                verify=self._verify,
+                **kwargs,
             )
         except requests.exceptions.SSLError as exc:
             fingerprint = server_fingerprint(self.base)

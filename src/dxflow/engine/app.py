@@ -9,7 +9,7 @@ from dxflow.common.crypto import ensure_key_pair
 from dxflow.common.files import ensure_private_dir
 from dxflow.engine import auth, keys_api, system
 from dxflow.engine.keys import KeyStore
-from dxflow.engine.response import error_middleware
+from dxflow.engine.response import MAX_BODY_KEY, error_middleware
 from dxflow.engine.tokens import TokenIssuer
 
 __all__ = ["CONFIG_KEY", "create_app"]
@@ -23,6 +23,7 @@ def create_app(config: EngineConfig) -> web.Application:
     engine_key = ensure_key_pair(config.key_path, config.pub_path)
     app = web.Application(middlewares=[error_middleware, auth.auth_middleware], client_max_size=config.max_body)
     app[CONFIG_KEY] = config
+    app[MAX_BODY_KEY] = config.max_body
     app[auth.AUTH_KEY] = auth.AuthService(
         KeyStore(engine_key, config.keys_dir),
         TokenIssuer(engine_key),

@@ -14,6 +14,7 @@ from dxflow.common.chunks import STREAM_MEDIA_TYPE, encode_body, entity_chunk, s
 __all__ = ["ApiError", "ChunkStream", "error_middleware", "ok", "read_json", "wants_stream"]
 
 log = logging.getLogger(__name__)
+MAX_BODY_KEY = web.AppKey("max_body", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -92,8 +93,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.code, exc.message, exc.headers)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, f"request body too large (limit {exc.max_size} bytes)")
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, f"request body too large (limit {request.app[MAX_BODY_KEY]} bytes)")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,0 +1,94 @@
+"""Shared fixtures: a real engine process on 127.0.0.1 (ephemeral port, generated keys) and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DXFLOW = str(Path(sys.executable).parent / "dxflow")
+
+
+@dataclass
+class EngineProc:
+    """A running `dxflow boot up` process."""
+
+    data_dir: Path
+    proc: subprocess.Popen[bytes]
+    address: str = ""
+    fingerprint: str = ""
+    port: int = 0
+    log_path: Path = field(default_factory=Path)
+
+    @property
+    def key(self) -> Path:
+        return self.data_dir / "engine.key"
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def start_engine(data_dir: Path, *args: str) -> EngineProc:
+    """Start an engine in the foreground on an ephemeral port and wait until it listens."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}.stderr"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [DXFLOW, "boot", "up", "--port", "0", "--data-dir", str(data_dir), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    state = data_dir / "engine.json"
+    deadline = time.monotonic() + 20
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"engine did not start: {log_path.read_text()}")
+        time.sleep(0.05)
+    info = json.loads(state.read_text())
+    return EngineProc(data_dir, proc, info["address"], info["fingerprint"], info["port"], log_path)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
+    eng = start_engine(tmp_path_factory.mktemp("engine") / "data")
+    yield eng
+    eng.stop()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """An empty DXFLOW_HOME."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def run_cli(
+    *args: str, home: Path | None = None, env: dict[str, str] | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `dxflow` CLI; CONNECTION_* and DXFLOW_* from the outer env are dropped."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CONNECTION_", "DXFLOW_"))}
+    if home is not None:
+        base["DXFLOW_HOME"] = str(home)
+    base["DXFLOW_SYSTEM_DIR"] = str((home or Path("/nonexistent")) / "system")
+    base.update(env or {})
+    return subprocess.run([DXFLOW, *args], env=base, text=True, capture_output=True, input=input, timeout=60)
