@@ -94,7 +94,8 @@ def up_command(
         raise click.ClickException(f"engine already running with pid {running} (data dir {data_dir})")
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if daemon:
-        daemonize(config.pid_path, config.log_path)
+        config.state_path.unlink(missing_ok=True)
+        daemonize(config.pid_path, config.log_path, ready_file=config.state_path)
         setup_logging(config.log_path, log_level)
     else:
         setup_logging(None, log_level)

@@ -80,20 +80,25 @@ def remove_pid(pid_file: Path) -> None:
             pid_file.unlink()
 
 
-def daemonize(pid_file: Path, log_file: Path) -> None:
+def daemonize(pid_file: Path, log_file: Path, ready_file: Path | None = None) -> None:
     """Detach from the terminal (double fork), write the pid file and send stdio to ``log_file``.
 
-    The parent returns only in the daemon; the calling process exits once the daemon has started.
+    The parent returns only in the daemon; the calling process exits once the daemon has started (and, with
+    ``ready_file``, once the daemon has created that file, e.g. after binding its port).
     """
     running = read_pid(pid_file)
     if running:
         raise RuntimeError(f"already running with pid {running} (pid file {pid_file})")
     if os.fork() > 0:
         # Wait until the grandchild has written its pid file so `up --daemon && status` is reliable.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and read_pid(pid_file) is None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            pid = read_pid(pid_file)
+            if pid and (ready_file is None or ready_file.exists()):
+                os._exit(0)
             time.sleep(0.05)
-        os._exit(0 if read_pid(pid_file) else 1)
+        sys.stderr.write(f"daemon did not become ready within 20 s; see {log_file}\n")
+        os._exit(1)
     os.setsid()
     if os.fork() > 0:
         os._exit(0)
