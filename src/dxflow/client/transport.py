@@ -127,8 +127,7 @@ class Transport:
                 headers=hdrs,
                 stream=stream,
                 timeout=timeout or self.settings.timeout,
-                verify=self._verify,
-                **kwargs,
+                **({"verify": self._verify} | kwargs),
             )
         except requests.exceptions.SSLError as exc:
             fingerprint = server_fingerprint(self.base)
