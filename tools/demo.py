@@ -89,7 +89,7 @@ def approve_pending() -> None:
     while len(approved) < len(ENGINES) and time.monotonic() < deadline:
         env = os.environ | {"DXFLOW_HOME": str(DEMO / "home")}
         out = subprocess.run(
-            DXFLOW + ["-C", "director", "-o", "json", "director", "agents", "list", "--state", "pending"],
+            [*DXFLOW, "-C", "director", "-o", "json", "director", "agents", "list", "--state", "pending"],
             env=env,
             text=True,
             capture_output=True,
@@ -109,7 +109,7 @@ def wait_for_servers() -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         out = subprocess.run(
-            DXFLOW + ["-C", "director", "-o", "json", "director", "servers", "list"],
+            [*DXFLOW, "-C", "director", "-o", "json", "director", "servers", "list"],
             env=env,
             text=True,
             capture_output=True,
