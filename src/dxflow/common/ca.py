@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import ipaddress
 import logging
 import re
 import socket
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dxflow.common.crypto import cert_fingerprint, private_pem
+from dxflow.common.crypto import cert_fingerprint, private_pem, san_extension
 from dxflow.common.files import is_private, write_private
 
 __all__ = [
@@ -86,16 +85,6 @@ def _name(common_name: str, role: str) -> x509.Name:
     )
 
 
-def _san(names: list[str]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
-    for name in dict.fromkeys(n for n in names if n):
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            entries.append(x509.DNSName(name))
-    return x509.SubjectAlternativeName(entries)
-
-
 def serial_hex(cert: x509.Certificate) -> str:
     """The certificate's serial number as lowercase hex (how the director stores it)."""
     return format(cert.serial_number, "x")
@@ -139,7 +128,7 @@ class CertificateAuthority:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)
         )
         if sans:
-            builder = builder.add_extension(_san(sans), critical=False)
+            builder = builder.add_extension(san_extension(sans), critical=False)
         return builder.sign(self.key, hashes.SHA256())
 
     def sign_agent_csr(

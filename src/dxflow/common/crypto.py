@@ -27,6 +27,7 @@ __all__ = [
     "normalize_fingerprint",
     "private_pem",
     "public_pem",
+    "san_extension",
     "self_signed_cert",
     "sign_nonce",
 ]
@@ -117,14 +118,7 @@ def self_signed_cert(
     days: int = 825,
 ) -> x509.Certificate:
     """A self-signed server certificate with SANs for ``hosts`` (hostname, localhost and loopback by default)."""
-    hostname = socket.gethostname()
-    names = hosts or [hostname, socket.getfqdn(), "localhost", "127.0.0.1", "::1"]
-    sans: list[x509.GeneralName] = []
-    for name in dict.fromkeys(names):
-        try:
-            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-        except ValueError:
-            sans.append(x509.DNSName(name))
+    names = hosts or [socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1"]
     now = dt.datetime.now(dt.UTC)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     return (
@@ -135,11 +129,22 @@ def self_signed_cert(
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(san_extension(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
+
+
+def san_extension(names: list[str]) -> x509.SubjectAlternativeName:
+    """SubjectAlternativeName with an IP entry for each address and a DNS entry for each other name."""
+    entries: list[x509.GeneralName] = []
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
 
 
 def cert_fingerprint(cert: x509.Certificate | bytes) -> str:
