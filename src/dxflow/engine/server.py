@@ -16,6 +16,7 @@ from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_tls
 from dxflow.common.daemon import remove_pid, write_pid
 from dxflow.common.files import write_private
+from dxflow.common.runtime import tune_process
 from dxflow.engine.app import create_app
 
 __all__ = ["run", "serve"]
@@ -73,6 +74,7 @@ def _url_host(host: str) -> str:
 
 def run(config: EngineConfig) -> None:
     """Foreground run with SIGTERM/SIGINT handling and a pid file."""
+    tune_process()
     write_pid(config.pid_path)
 
     async def main() -> None:
