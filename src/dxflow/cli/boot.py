@@ -53,6 +53,12 @@ def boot_group() -> None:
     type=click.FloatRange(1, 600),
     help="Seconds a login nonce stays valid.",
 )
+@click.option(
+    "--files-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="DXFLOW_ENGINE_FILES_ROOT",
+    help="Confine file upload/download to this directory (default: any absolute path the engine user may use).",
+)
 @click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/engine.log.")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @pass_ctx
@@ -68,6 +74,7 @@ def up_command(
     challenge_rate: float,
     challenge_burst: int,
     challenge_lifetime: float,
+    files_root: Path | None,
     daemon: bool,
     log_level: str,
 ) -> None:
@@ -88,6 +95,7 @@ def up_command(
         challenge_rate=challenge_rate,
         challenge_burst=challenge_burst,
         challenge_lifetime=challenge_lifetime,
+        files_root=files_root.resolve() if files_root else None,
     )
     running = read_pid(config.pid_path)
     if running:

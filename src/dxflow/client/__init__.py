@@ -15,6 +15,7 @@ from dxflow.client.errors import (
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.session import Session, open_session
 from dxflow.client.settings import ConnectionSettings, resolve_settings
+from dxflow.client.shell import ExecResult, ShellClient
 
 __all__ = [
     "ApiError",
@@ -23,11 +24,13 @@ __all__ = [
     "ConnectionSettings",
     "DxflowError",
     "EngineClient",
+    "ExecResult",
     "NotFound",
     "PermissionDenied",
     "ProfileNotFound",
     "ProfileStore",
     "Session",
+    "ShellClient",
     "TLSVerifyError",
     "TransportError",
     "open_session",

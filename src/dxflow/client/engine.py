@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dxflow.client.session import Session
+from dxflow.client.shell import ShellClient
 
 __all__ = ["EngineClient"]
 
@@ -15,6 +16,11 @@ class EngineClient:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    @property
+    def shell(self) -> ShellClient:
+        """Remote exec, file transfer and interactive shells on this engine."""
+        return ShellClient(self.session)
 
     def healthcheck(self) -> dict[str, Any]:
         return self.session.call_public("GET", "/api/engine/healthcheck/").entities[0]

@@ -52,9 +52,20 @@ class Session:
         return self.transport.call(method, path, **kwargs)
 
     def send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """The raw response of an authenticated request (for file transfers); 401 retried once."""
+        """The raw response of an authenticated request (for file transfers); 401 retried once.
+
+        A seekable ``data`` body (an open file) is rewound before the retry so it is sent whole again."""
+        body = kwargs.get("data")
+        start: int | None = None
+        if hasattr(body, "seek") and hasattr(body, "tell"):
+            try:
+                start = body.tell()
+            except OSError:  # a pipe: not rewindable
+                start = None
 
         def attempt(token: str | None) -> requests.Response:
+            if start is not None:
+                body.seek(start)
             resp = self.transport.send(method, path, token=token, **kwargs)
             if resp.status_code == 401:
                 resp.close()

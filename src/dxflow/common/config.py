@@ -40,6 +40,14 @@ class EngineConfig:
     max_pending_challenges: int = 10_000
     max_body: int = 1024 * 1024
     """Largest JSON request body in bytes (413 past it)."""
+    exec_max_body: int = 16 * 1024 * 1024
+    """Largest ``/api/shell/exec/`` body in bytes (it carries the command's stdin)."""
+    exec_max_output: int = 64 * 1024 * 1024
+    """Most bytes kept per output stream of a non-streamed exec (``truncated: true`` past it)."""
+    files_root: Path | None = None
+    """When set, upload/download paths must resolve (symlinks included) inside this directory."""
+    max_shells: int = 64
+    """Most interactive shells (pty sessions) kept at once."""
 
     @property
     def key_path(self) -> Path:

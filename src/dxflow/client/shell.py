@@ -1,0 +1,190 @@
+"""Remote exec, file transfer and interactive shells on an engine (``/api/shell/...``)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dxflow.client.errors import TransportError
+from dxflow.client.session import Session
+
+__all__ = ["ExecResult", "ShellClient"]
+
+_CHUNK = 1024 * 1024
+OutputCallback = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a remote command left: exit code and raw output bytes."""
+
+    rc: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+    truncated: bool = False
+
+
+def _exec_body(
+    command: Sequence[str] | str,
+    stdin: bytes | str | None,
+    env: Mapping[str, str] | None,
+    cwd: str | None,
+    timeout: float | None,
+    max_output: int | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"command": command} if isinstance(command, str) else {"argv": list(command)}
+    if stdin is not None:
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        body["stdin_b64"] = base64.b64encode(data).decode()
+    if env:
+        body["env"] = dict(env)
+    if cwd:
+        body["cwd"] = cwd
+    if timeout:
+        body["timeout"] = timeout
+    if max_output:
+        body["max_output"] = max_output
+    return body
+
+
+class ShellClient:
+    """Run commands, move files and manage interactive shells on the engine host."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- exec -------------------------------------------------------------------------------------------------
+
+    def exec(
+        self,
+        command: Sequence[str] | str,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        timeout: float | None = None,
+        *,
+        max_output: int | None = None,
+        on_output: OutputCallback | None = None,
+    ) -> ExecResult:
+        """Run ``command`` (an argv list, or a string for ``/bin/sh -c``) and wait for it.
+
+        With ``on_output(stream_name, data)`` the output is streamed to the callback as it comes (nothing is
+        capped) and the result's ``stdout``/``stderr`` are empty."""
+        body = _exec_body(command, stdin, env, cwd, timeout, max_output)
+        # The server enforces the command's timeout; the read timeout only has to outlast it.
+        timeouts = (self.session.settings.timeout, timeout + 30 if timeout else None)
+        if on_output is not None:
+            return self._exec_streamed(body, timeouts, on_output)
+        entity = self.session.call("POST", "/api/shell/exec/", json=body, timeout=timeouts).entities[0]
+        return ExecResult(
+            rc=int(entity["rc"]),
+            stdout=base64.b64decode(entity.get("stdout", "")),
+            stderr=base64.b64decode(entity.get("stderr", "")),
+            timed_out=bool(entity.get("timed_out", False)),
+            truncated=bool(entity.get("truncated", False)),
+        )
+
+    def _exec_streamed(self, body: dict[str, Any], timeouts: tuple, on_output: OutputCallback) -> ExecResult:
+        for entity in self.session.stream("POST", "/api/shell/exec/", json=body, timeout=timeouts):
+            if "stream" in entity:
+                on_output(entity["stream"], base64.b64decode(entity.get("data", "")))
+            elif "rc" in entity:
+                return ExecResult(
+                    rc=int(entity["rc"]),
+                    stdout=b"",
+                    stderr=b"",
+                    timed_out=bool(entity.get("timed_out", False)),
+                    truncated=bool(entity.get("truncated", False)),
+                )
+        raise TransportError("exec stream ended without an exit code")
+
+    # -- files ------------------------------------------------------------------------------------------------
+
+    def upload(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        remote_path: str,
+        mode: int | None = None,
+        *,
+        owner: str | int | None = None,
+        group: str | int | None = None,
+    ) -> dict[str, Any]:
+        """Stream a local file (path or binary file object) to the absolute ``remote_path``; the engine writes it
+        atomically. ``mode`` defaults to the local file's mode when ``source`` is a path (else to the replaced
+        file's mode, else 0644); ``owner``/``group`` need an engine running as root. Returns ``{path, size,
+        mode}``."""
+        if isinstance(source, str | os.PathLike):
+            path = Path(source)
+            if mode is None:
+                mode = path.stat().st_mode & 0o7777
+            with open(path, "rb") as fh:
+                return self._upload(fh, remote_path, mode, owner, group)
+        return self._upload(source, remote_path, mode, owner, group)
+
+    def _upload(
+        self, fh: BinaryIO, remote_path: str, mode: int | None, owner: str | int | None, group: str | int | None
+    ) -> dict[str, Any]:
+        params = {"path": remote_path}
+        if mode is not None:
+            params["mode"] = f"{mode:04o}"
+        if owner is not None:
+            params["owner"] = str(owner)
+        if group is not None:
+            params["group"] = str(group)
+        resp = self.session.send(
+            "POST",
+            "/api/shell/upload/",
+            params=params,
+            data=fh,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=(self.session.settings.timeout, None),
+        )
+        with resp:
+            return self.session.transport.parse(resp, "POST", "/api/shell/upload/").entities[0]
+
+    def download(self, remote_path: str, local_path: str | os.PathLike[str], keep_mode: bool = True) -> int:
+        """Stream ``remote_path`` into ``local_path`` (written atomically; a directory gets the remote name).
+        The local file gets the remote mode unless ``keep_mode`` is false (0644 then). Returns the byte count."""
+        resp = self.session.send(
+            "GET",
+            "/api/shell/download/",
+            params={"path": remote_path},
+            stream=True,
+            timeout=(self.session.settings.timeout, self.session.settings.timeout),
+        )
+        with resp:
+            if resp.status_code >= 400:
+                self.session.transport.parse(resp, "GET", "/api/shell/download/")
+            target = Path(local_path)
+            if target.is_dir():
+                target = target / Path(remote_path).name
+            fd, temp = tempfile.mkstemp(prefix=".dxflow-download-", dir=target.parent)
+            size = 0
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    try:
+                        for chunk in resp.raw.stream(_CHUNK, decode_content=True):
+                            out.write(chunk)
+                            size += len(chunk)
+                    except Exception as exc:  # urllib3 protocol/read errors: the connection broke
+                        raise TransportError(f"download of {remote_path} broke after {size} bytes: {exc}") from None
+                    expected = resp.headers.get("Content-Length")
+                    if expected is not None and int(expected) != size:
+                        raise TransportError(f"download of {remote_path} broke after {size} of {expected} bytes")
+                    mode = resp.headers.get("X-File-Mode")
+                    os.fchmod(out.fileno(), int(mode, 8) & 0o7777 if keep_mode and mode else 0o644)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                raise
+        return size

@@ -1,0 +1,246 @@
+"""``POST /api/shell/exec/``: run one command on the engine host and answer ``{rc, stdout, stderr}``.
+
+Request body (JSON): ``argv`` (list of strings, run directly) or ``command`` (a string run with ``/bin/sh -c``);
+optional ``stdin`` (text) or ``stdin_b64`` (standard base64, binary-safe), ``env`` (object of strings merged over
+the engine's environment), ``cwd`` (absolute directory), ``timeout`` (seconds), ``max_output`` (bytes kept per
+stream, at most the engine's ``exec_max_output``).
+
+Answer entity: ``{rc, stdout, stderr, encoding: "base64", timed_out, truncated}`` where ``stdout``/``stderr`` are
+standard base64 of the raw bytes. The command runs in a new session (its own process group); on timeout the whole
+group gets SIGKILL and ``rc`` is 124 with ``timed_out: true``. Each stream keeps at most ``max_output`` bytes
+(``truncated: true`` past it; the rest is read and dropped so the command never blocks on a full pipe).
+With ``?stream=true`` (or ``Accept: application/stream+json``) the output comes as it happens: entities
+``{stream: "stdout"|"stderr", data: base64}`` and a last ``{rc, timed_out, truncated}``; nothing is capped.
+
+When the command exits, output still held open by a stray background child is read for ``DRAIN_GRACE`` seconds
+more, then dropped: a forgotten ``cmd &`` cannot hang the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from dxflow.engine.auth import requires
+from dxflow.engine.permissions import Permission
+from dxflow.engine.response import ApiError, ChunkStream, ok, read_json, wants_stream
+
+__all__ = ["TIMEOUT_RC", "ExecOutcome", "ExecRequest", "add_routes", "parse_exec_request", "run_exec", "spawn"]
+
+TIMEOUT_RC = 124
+DRAIN_GRACE = 1.0
+_READ_SIZE = 256 * 1024
+Sink = Callable[[str, bytes], Awaitable[None]]
+LIMITS_KEY = web.AppKey("exec_limits", tuple[int, int])
+
+
+@dataclass
+class ExecRequest:
+    """A validated exec request."""
+
+    argv: list[str]
+    stdin: bytes | None = None
+    env: dict[str, str] | None = None
+    cwd: str | None = None
+    timeout: float | None = None
+    max_output: int = 64 * 1024 * 1024
+
+
+@dataclass
+class ExecOutcome:
+    """Exit code, flags and (non-streamed) output of one command."""
+
+    rc: int
+    timed_out: bool = False
+    truncated: bool = False
+    output: dict[str, bytearray] = field(default_factory=lambda: {"stdout": bytearray(), "stderr": bytearray()})
+
+
+def _stdin_of(body: dict[str, Any]) -> bytes | None:
+    if body.get("stdin_b64") is not None:
+        try:
+            return base64.b64decode(str(body["stdin_b64"]), validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "stdin_b64 must be standard base64") from None
+    if body.get("stdin") is not None:
+        if not isinstance(body["stdin"], str):
+            raise ApiError(400, "stdin must be a string (use stdin_b64 for bytes)")
+        return body["stdin"].encode()
+    return None
+
+
+def _positive_number(body: dict[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ApiError(400, f"{name} must be a positive number")
+    return float(value)
+
+
+def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
+    """Validate an exec body; ApiError(400) naming the bad field."""
+    argv, command = body.get("argv"), body.get("command")
+    if (argv is None) == (command is None):
+        raise ApiError(400, "give exactly one of argv (list of strings) or command (shell string)")
+    if argv is not None:
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) and "\0" not in a for a in argv):
+            raise ApiError(400, "argv must be a non-empty list of strings without NUL bytes")
+    else:
+        if not isinstance(command, str) or not command or "\0" in command:
+            raise ApiError(400, "command must be a non-empty string without NUL bytes")
+        argv = ["/bin/sh", "-c", command]
+    env = body.get("env")
+    if env is not None and (
+        not isinstance(env, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) and k and "=" not in k for k, v in env.items())
+    ):
+        raise ApiError(400, "env must be an object of string values with names that have no '='")
+    cwd = body.get("cwd")
+    if cwd is not None:
+        if not isinstance(cwd, str) or not os.path.isabs(cwd):
+            raise ApiError(400, "cwd must be an absolute path")
+        if not os.path.isdir(cwd):
+            raise ApiError(400, f"cwd {cwd} is not a directory")
+    wanted = _positive_number(body, "max_output")
+    return ExecRequest(
+        argv,
+        _stdin_of(body),
+        env,
+        cwd,
+        _positive_number(body, "timeout"),
+        min(int(wanted), max_output) if wanted else max_output,
+    )
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group led by ``pid`` (gone already is fine)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+async def _pump(reader: asyncio.StreamReader, name: str, sink: Sink) -> None:
+    while chunk := await reader.read(_READ_SIZE):
+        await sink(name, chunk)
+
+
+async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        proc.stdin.write(data)
+        await proc.stdin.drain()
+    proc.stdin.close()
+
+
+async def spawn(req: ExecRequest) -> asyncio.subprocess.Process:
+    """Start ``req`` in a new session (its own process group); ApiError(400) when it cannot start."""
+    env = {**os.environ, **req.env} if req.env else None
+    try:
+        return await asyncio.create_subprocess_exec(
+            *req.argv,
+            stdin=asyncio.subprocess.PIPE if req.stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=req.cwd,
+            start_new_session=True,
+            limit=_READ_SIZE,
+        )
+    except FileNotFoundError:
+        raise ApiError(400, f"command not found: {req.argv[0]}") from None
+    except PermissionError:
+        raise ApiError(400, f"command not executable: {req.argv[0]}") from None
+
+
+async def run_exec(proc: asyncio.subprocess.Process, req: ExecRequest, sink: Sink | None = None) -> ExecOutcome:
+    """Feed stdin, hand output to ``sink`` (streamed) or keep it in the outcome (capped at ``req.max_output`` per
+    stream) and wait; the whole process group is killed on timeout, on cancellation and when the sink fails."""
+    outcome = ExecOutcome(rc=-1)
+
+    async def keep(name: str, chunk: bytes) -> None:
+        buf = outcome.output[name]
+        room = req.max_output - len(buf)
+        if len(chunk) > room:
+            outcome.truncated = True
+        if room > 0:
+            buf += chunk[:room]
+
+    assert proc.stdout is not None and proc.stderr is not None
+    pumps = [
+        asyncio.ensure_future(_pump(proc.stdout, "stdout", sink or keep)),
+        asyncio.ensure_future(_pump(proc.stderr, "stderr", sink or keep)),
+    ]
+    tasks = [*pumps, asyncio.ensure_future(_feed(proc, req.stdin))] if req.stdin is not None else list(pumps)
+    try:
+        async with asyncio.timeout(req.timeout):
+            exited = asyncio.ensure_future(proc.wait())
+            tasks.append(exited)
+            pending = {exited, *pumps}
+            while not exited.done():
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failing sink (client gone) ends the command
+            await asyncio.wait(pumps, timeout=DRAIN_GRACE)
+            for task in pumps:
+                if task.done():
+                    task.result()
+        outcome.rc = proc.returncode if proc.returncode is not None else -1
+    except TimeoutError:
+        kill_group(proc.pid)
+        await proc.wait()
+        outcome.rc, outcome.timed_out = TIMEOUT_RC, True
+    finally:
+        for task in tasks:
+            task.cancel()
+        if proc.returncode is None:  # cancelled or the client went away: leave nothing behind
+            kill_group(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    return outcome
+
+
+@requires(Permission.SHELL)
+async def exec_handler(request: web.Request) -> web.StreamResponse:
+    max_body, max_output = request.app[LIMITS_KEY]
+    req = parse_exec_request(await read_json(request, limit=max_body), max_output)
+    proc = await spawn(req)
+    if not wants_stream(request):
+        outcome = await run_exec(proc, req)
+        entity = {
+            "rc": outcome.rc,
+            "stdout": base64.b64encode(outcome.output["stdout"]).decode(),
+            "stderr": base64.b64encode(outcome.output["stderr"]).decode(),
+            "encoding": "base64",
+            "timed_out": outcome.timed_out,
+            "truncated": outcome.truncated,
+        }
+        return ok([entity])
+    try:
+        stream = await ChunkStream(request).start()
+    except BaseException:
+        kill_group(proc.pid)
+        raise
+    lock = asyncio.Lock()
+
+    async def send(name: str, chunk: bytes) -> None:
+        async with lock:
+            await stream.send({"stream": name, "data": base64.b64encode(chunk).decode()})
+
+    outcome = await run_exec(proc, req, send)
+    await stream.send({"rc": outcome.rc, "timed_out": outcome.timed_out, "truncated": outcome.truncated})
+    return await stream.finish()
+
+
+def add_routes(app: web.Application, max_body: int, max_output: int) -> None:
+    """Register exec with its body limit (stdin travels in the body) and per-stream output cap."""
+    app[LIMITS_KEY] = (max_body, max_output)
+    app.router.add_post("/api/shell/exec/", exec_handler)
