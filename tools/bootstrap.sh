@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(openssl curl procps)
 # The director's PostgreSQL tests start a private cluster from Debian's postgresql.
 APT_PACKAGES+=(postgresql)
+# The login tests run a real OpenLDAP and FreeRADIUS; the admin UI tests drive Debian's Chromium.
+APT_PACKAGES+=(slapd ldap-utils freeradius chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -9,10 +9,22 @@ from types import MappingProxyType
 
 from dxflow.common.config_file import ConfigError, load_config
 
-__all__ = ["AuthConfig", "DirectorConfig", "HousekeeperConfig", "load_director_config"]
+__all__ = [
+    "AuthConfig",
+    "DirectorConfig",
+    "ExternalConfig",
+    "HousekeeperConfig",
+    "LdapConfig",
+    "LockoutConfig",
+    "OtpConfig",
+    "PamConfig",
+    "RadiusConfig",
+    "load_director_config",
+]
 
 DEFAULT_DATA_DIR = Path("~/.dxflow/director").expanduser()
 AUTH_TYPES = ("local", "pam", "ldap", "radius", "external")
+OTP_TYPES = ("none", "totp", "privacyidea", "external")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,17 +39,101 @@ class HousekeeperConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PamConfig:
+    """``auth.pam``: the PAM service to authenticate against."""
+
+    service: str = "login"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LdapConfig:
+    """``auth.ldap``: bind as the service account, find the user with ``user_filter``, rebind as the user."""
+
+    url: str = "ldap://127.0.0.1:389"
+    bind_dn: str | None = None
+    bind_password: str | None = field(default=None, repr=False)
+    base_dn: str = ""
+    user_filter: str = "(uid={user})"
+    start_tls: bool = False
+    ca_file: Path | None = None
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadiusConfig:
+    """``auth.radius``: an Access-Request with User-Name/User-Password; Access-Accept = success."""
+
+    server: str = "127.0.0.1"
+    port: int = 1812
+    secret: str | None = field(default=None, repr=False)
+    nas_identifier: str = "dxflow-director"
+    timeout: float = 3.0
+    retries: int = 3  # sends in total
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalConfig:
+    """``auth.external``: a command that reads ``user\\npassword\\notp\\n`` on stdin; exit 0 = accepted."""
+
+    command: tuple[str, ...] = ()
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OtpConfig:
+    """``auth.otp``: the second factor. ``none``, ``totp`` (built in), ``privacyidea`` or ``external``."""
+
+    type: str = "none"
+    totp_secrets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    totp_file: Path | None = None
+    privacyidea_url: str | None = None
+    privacyidea_realm: str | None = None
+    privacyidea_ca_file: Path | None = None
+    command: tuple[str, ...] = ()
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.type not in OTP_TYPES:
+            raise ConfigError(f"auth.otp.type {self.type!r} is not one of {', '.join(OTP_TYPES)}")
+        if self.type == "privacyidea" and not self.privacyidea_url:
+            raise ConfigError("auth.otp.privacyidea_url is required for auth.otp.type 'privacyidea'")
+        if self.type == "external" and not self.command:
+            raise ConfigError("auth.otp.command is required for auth.otp.type 'external'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockoutConfig:
+    """``auth.lockout``: after ``max_failures`` failed logins for one user (``max_address_failures`` from one
+    address) within ``window`` s, refuse that user (address) for ``lock_seconds``."""
+
+    max_failures: int = 5
+    max_address_failures: int = 20
+    window: float = 300.0
+    lock_seconds: float = 300.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class AuthConfig:
     """How people log in. ``local`` keeps ``users: {name: hash}`` made by ``dxflow director hash-password``."""
 
     type: str = "local"
     users: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
+    pam: PamConfig = field(default_factory=PamConfig)
+    ldap: LdapConfig = field(default_factory=LdapConfig)
+    radius: RadiusConfig = field(default_factory=RadiusConfig)
+    external: ExternalConfig = field(default_factory=ExternalConfig)
+    otp: OtpConfig = field(default_factory=OtpConfig)
+    lockout: LockoutConfig = field(default_factory=LockoutConfig)
 
     def __post_init__(self) -> None:
         if self.type not in AUTH_TYPES:
             raise ConfigError(f"auth.type {self.type!r} is not one of {', '.join(AUTH_TYPES)}")
-        if self.type != "local":
-            raise ConfigError(f"auth.type {self.type!r} is not available yet; use 'local'")
+        if self.type == "ldap" and not self.ldap.base_dn:
+            raise ConfigError("auth.ldap.base_dn is required for auth.type 'ldap'")
+        if self.type == "radius" and not self.radius.secret:
+            raise ConfigError("auth.radius.secret is required for auth.type 'radius'")
+        if self.type == "external" and not self.external.command:
+            raise ConfigError("auth.external.command is required for auth.type 'external'")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from dxflow.common.json_api import ApiError, error_middleware, json_response, re
 from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, user_api
 from dxflow.director.agent_client import AgentClient
+from dxflow.director.auth import LoginGuard, build_backend, build_otp
 from dxflow.director.db import Database
 from dxflow.director.errors import StartupError
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
@@ -113,7 +114,11 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
         agents=AgentClient(config.data_dir / "ca.crt", cert, key),
         login_limit=RateLimiter(config.login_rate, max(1.0, config.login_rate * 4)),
         register_limit=RateLimiter(config.register_rate, max(1.0, config.register_rate * 4)),
+        auth=build_backend(config.auth),
+        otp=build_otp(config.auth.otp),
+        guard=LoginGuard(config.auth.lockout),
     )
+    log.info("people log in with %s (second factor: %s)", config.auth.type, config.auth.otp.type)
     app[STATE] = state
     tasks = [
         asyncio.create_task(state.updates.run()),

@@ -9,6 +9,7 @@ from aiohttp import web
 from dxflow.common.ca import CertificateAuthority
 from dxflow.common.director_config import DirectorConfig
 from dxflow.director.agent_client import AgentClient
+from dxflow.director.auth import LoginGuard, OtpVerifier, PasswordBackend
 from dxflow.director.db import Database
 from dxflow.director.identity import CertChecker
 from dxflow.director.policy import PolicyStore
@@ -33,6 +34,9 @@ class DirectorState:
     agents: AgentClient
     login_limit: RateLimiter
     register_limit: RateLimiter
+    auth: PasswordBackend
+    otp: OtpVerifier | None
+    guard: LoginGuard
 
 
 CONFIG = web.AppKey("config", DirectorConfig)
