@@ -8,7 +8,7 @@ import sys
 import click
 
 from dxflow import __version__
-from dxflow.cli import agent, boot, config, director, engine, key, profile
+from dxflow.cli import agent, boot, config, director, engine, key, profile, shell
 from dxflow.cli.context import CliContext
 from dxflow.client.errors import DxflowError
 from dxflow.common.crypto import KeyFileError
@@ -64,6 +64,8 @@ cli.add_command(key.key_group)
 cli.add_command(boot.boot_group)
 cli.add_command(director.director_group)
 cli.add_command(agent.agent_group)
+cli.add_command(shell.shell_group)
+cli.add_command(shell.cp_command)
 
 
 def main() -> None:

@@ -1,0 +1,129 @@
+"""``dxflow shell exec|list|create|attach|resize|kill|remove`` and ``dxflow cp``: remote commands, shells and files."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from pathlib import Path
+
+import click
+
+from dxflow.cli.context import CliContext, emit, pass_ctx
+from dxflow.client.shell import ShellClient
+
+__all__ = ["cp_command", "shell_group"]
+
+
+def _shell(ctx: CliContext) -> ShellClient:
+    return ShellClient(ctx.session())
+
+
+def _exit_code(rc: int) -> int:
+    """A remote rc as a local exit status: a signal death -N becomes 128+N, like a shell reports it."""
+    return 128 - rc if rc < 0 else rc & 0xFF
+
+
+@click.group("shell")
+def shell_group() -> None:
+    """Run commands and interactive shells on the engine host."""
+
+
+@shell_group.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("-c", "--command", "command", metavar="STRING", help="Run STRING with /bin/sh -c instead of ARGV.")
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
+@click.option("-w", "--cwd", metavar="DIR", help="Absolute working directory on the engine host.")
+@click.option("-t", "--timeout", type=click.FloatRange(min=0, min_open=True), help="Kill the command after N s.")
+@click.option("-i", "--stdin", "use_stdin", is_flag=True, help="Send this process's stdin to the command.")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def exec_command(
+    ctx: CliContext,
+    command: str | None,
+    env: tuple[str, ...],
+    cwd: str | None,
+    timeout: float | None,
+    use_stdin: bool,
+    argv: tuple[str, ...],
+) -> None:
+    """Run `-- CMD ARGS...` on the engine host: its stdout/stderr are printed as they come, and the exit status is
+    the remote command's (124 on timeout)."""
+    if bool(command) == bool(argv):
+        raise click.UsageError("give a command: dxflow shell exec -- CMD ARGS...  (or -c 'shell string')")
+    variables: dict[str, str] = {}
+    for item in env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--env wants NAME=VALUE, got {item!r}")
+        variables[name] = value
+    stdin = sys.stdin.buffer.read() if use_stdin else None
+    target = command if command else list(argv)
+    if ctx.json:
+        result = _shell(ctx).exec(target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout)
+        emit(
+            ctx,
+            {
+                "rc": result.rc,
+                "stdout": result.stdout.decode(errors="replace"),
+                "stderr": result.stderr.decode(errors="replace"),
+                "stdout_b64": base64.b64encode(result.stdout).decode(),
+                "timed_out": result.timed_out,
+                "truncated": result.truncated,
+            },
+        )
+    else:
+        outputs = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+
+        def show(name: str, data: bytes) -> None:
+            outputs[name].write(data)
+            outputs[name].flush()
+
+        result = _shell(ctx).exec(target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout, on_output=show)
+    if result.timed_out:
+        click.echo(f"Error: the remote command timed out after {timeout:g} s and was killed", err=True)
+    click.get_current_context().exit(_exit_code(result.rc))
+
+
+def _split(spec: str) -> tuple[bool, str]:
+    """``:PATH`` is a path on the engine host (scp style); anything else is local."""
+    return (True, spec[1:]) if spec.startswith(":") else (False, spec)
+
+
+@click.command("cp")
+@click.argument("source")
+@click.argument("dest")
+@click.option("--mode", metavar="OCTAL", help="Mode of the uploaded file (default: the local file's).")
+@pass_ctx
+def cp_command(ctx: CliContext, source: str, dest: str, mode: str | None) -> None:
+    """Copy a file to or from the engine host; the remote side is written `:PATH` (absolute), like scp.
+
+    \b
+    dxflow cp ./app.conf :/etc/app/app.conf     upload (atomic; a remote path ending in / gets the local name)
+    dxflow cp :/var/log/app.log ./logs/          download (atomic; a local directory gets the remote name)
+    """
+    src_remote, src = _split(source)
+    dst_remote, dst = _split(dest)
+    if src_remote == dst_remote:
+        raise click.UsageError("exactly one of SOURCE and DEST must be remote, written :PATH")
+    if not src or not dst:
+        raise click.UsageError("empty path")
+    shell = _shell(ctx)
+    if dst_remote:
+        local = Path(src)
+        if not local.is_file():
+            raise click.UsageError(f"{src} is not a readable local file")
+        remote = dst + local.name if dst.endswith("/") else dst
+        try:
+            wanted = int(mode, 8) if mode else None
+        except ValueError:
+            raise click.UsageError(f"--mode must be octal, like 0644: {mode!r}") from None
+        info = shell.upload(local, remote, mode=wanted)
+        emit(ctx, info, f"{src} -> :{info['path']} ({info['size']} bytes, mode {info['mode']})")
+    else:
+        if mode:
+            raise click.UsageError("--mode applies to uploads only")
+        local = Path(dst)
+        if not local.is_dir() and not local.parent.is_dir():
+            raise click.UsageError(f"local directory {local.parent} does not exist")
+        size = shell.download(src, local)
+        final = local / Path(src).name if local.is_dir() else local
+        emit(ctx, {"path": str(final), "size": size}, f":{src} -> {final} ({size} bytes)")
