@@ -20,6 +20,7 @@ from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.auth import LoginGuard, build_backend, build_otp
+from dxflow.director.csrf import csrf_middleware
 from dxflow.director.db import Database
 from dxflow.director.errors import StartupError
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
@@ -145,7 +146,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: DirectorConfig) -> web.Application:
     """The director's aiohttp application (state is created on startup)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[error_middleware, csrf_middleware], client_max_size=MAX_BODY)
     app[CONFIG] = config
     app.cleanup_ctx.append(_state_ctx)
     app.add_routes(routes)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ class TokenService:
         return "TokenService(key=[secure])"
 
     def issue(self, sub: str, scope: str, lifetime: int = TOKEN_LIFETIME, **extra: Any) -> str:
-        payload = {"sub": sub, "scope": scope, **extra}
+        payload = {"sub": sub, "scope": scope, "iat": int(time.time()), **extra}
         return pyseto.encode(self._key, payload, exp=lifetime).decode()
 
     def verify(self, token: str) -> Claims | None:
@@ -66,5 +67,5 @@ class TokenService:
             return None
         if not isinstance(payload, dict) or not isinstance(payload.get("sub"), str):
             return None
-        extra = {k: v for k, v in payload.items() if k not in ("sub", "scope", "exp")}
+        extra = {k: v for k, v in payload.items() if k not in ("sub", "scope", "exp", "iat")}
         return Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra)
