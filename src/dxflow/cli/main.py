@@ -8,7 +8,7 @@ import sys
 import click
 
 from dxflow import __version__
-from dxflow.cli import agent, boot, config, director, engine, key, profile, shell
+from dxflow.cli import agent, boot, config, director, engine, key, profile, shell, workflow
 from dxflow.cli.context import CliContext
 from dxflow.client.errors import DxflowError
 from dxflow.common.crypto import KeyFileError
@@ -66,6 +66,7 @@ cli.add_command(director.director_group)
 cli.add_command(agent.agent_group)
 cli.add_command(shell.shell_group)
 cli.add_command(shell.cp_command)
+cli.add_command(workflow.workflow_group)
 
 
 def main() -> None:

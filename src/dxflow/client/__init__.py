@@ -16,6 +16,7 @@ from dxflow.client.profiles import ProfileStore
 from dxflow.client.session import Session, open_session
 from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.shell import ExecResult, ShellClient
+from dxflow.client.workflow import LogLine, WorkflowClient
 
 __all__ = [
     "ApiError",
@@ -25,6 +26,7 @@ __all__ = [
     "DxflowError",
     "EngineClient",
     "ExecResult",
+    "LogLine",
     "NotFound",
     "PermissionDenied",
     "ProfileNotFound",
@@ -33,6 +35,7 @@ __all__ = [
     "ShellClient",
     "TLSVerifyError",
     "TransportError",
+    "WorkflowClient",
     "open_session",
     "resolve_settings",
 ]

@@ -1,0 +1,263 @@
+"""``/api/workflow/...``: create, deploy, list, get, start, stop, restart, remove, logs and events.
+
+Reads need any valid token (READ_ONLY is enough); changes need WORKFLOW (or MASTER).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from dxflow.common.config import EngineConfig
+from dxflow.common.durations import parse_duration
+from dxflow.engine.auth import requires
+from dxflow.engine.permissions import Permission
+from dxflow.engine.response import ApiError, ChunkStream, ok, wants_stream
+from dxflow.engine.workflows.backend import BackendError, BackendUnavailable, LogQuery
+from dxflow.engine.workflows.compose import ComposeError
+from dxflow.engine.workflows.manager import NotFoundError, WorkflowManager
+from dxflow.engine.workflows.store import now_iso
+
+__all__ = ["MANAGER_KEY", "add_routes"]
+
+MANAGER_KEY = web.AppKey("workflows", WorkflowManager)
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.contextmanager
+def _errors(name: str | None = None):  # type: ignore[no-untyped-def]
+    """Manager exceptions → API errors with precise codes."""
+    try:
+        yield
+    except ComposeError as exc:
+        raise ApiError(400, str(exc)) from None
+    except NotFoundError:
+        raise ApiError(404, f"workflow {name!r} not found") from None
+    except BackendUnavailable as exc:
+        raise ApiError(501, str(exc)) from None
+    except BackendError as exc:
+        raise ApiError(502, str(exc)) from None
+
+
+def _manager(request: web.Request) -> WorkflowManager:
+    return request.app[MANAGER_KEY]
+
+
+def _bool(value: object) -> bool:
+    return str(value).lower() in ("1", "true", "yes", "on")
+
+
+async def _definition(request: web.Request) -> tuple[str, str | None, str | None, bool]:
+    """(definition text, name, backend, start) from a JSON body, a form upload or a raw YAML body."""
+    query = request.query
+    ctype = request.content_type
+    if ctype == "application/json":
+        from dxflow.engine.response import read_json
+
+        body = await read_json(request, required=("definition",))
+        text, name, backend, start = body["definition"], body.get("name"), body.get("backend"), body.get("start")
+    elif ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        form = await request.post()
+        field = form.get("file") or form.get("definition")
+        if field is None:
+            raise ApiError(400, "upload the compose file as form field 'file' (or 'definition')")
+        raw = field.file.read() if isinstance(field, web.FileField) else field
+        try:
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError:
+            raise ApiError(400, "the compose file is not UTF-8 text") from None
+        name, backend, start = form.get("name"), form.get("backend"), form.get("start")
+    elif ctype in YAML_TYPES:
+        try:
+            text = (await request.read()).decode()
+        except UnicodeDecodeError:
+            raise ApiError(400, "the compose file is not UTF-8 text") from None
+        name, backend, start = None, None, None
+    else:
+        raise ApiError(415, f"send JSON {{definition, name?, backend?}}, a form upload or YAML, not {ctype!r}")
+    name = name or query.get("name") or None
+    backend = backend or query.get("backend") or None
+    if not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "definition must be a non-empty compose YAML string")
+    if name is not None and not isinstance(name, str):
+        raise ApiError(400, "name must be a string")
+    if backend is not None and not isinstance(backend, str):
+        raise ApiError(400, "backend must be a string")
+    return text, name, backend, _bool(start if start is not None else query.get("start", ""))
+
+
+async def _create(request: web.Request, start: bool) -> web.Response:
+    text, name, backend, start_flag = await _definition(request)
+    with _errors(name):
+        created, changed, info = await _manager(request).create(text, name, backend, start=start or start_flag)
+    info["changed"] = changed
+    if created:
+        return ok([info], message="Created", code=201)
+    return ok([info], message="Updated" if changed else "Unchanged")
+
+
+@requires(Permission.WORKFLOW)
+async def create_handler(request: web.Request) -> web.Response:
+    """Create (or replace) a workflow from a compose definition without starting it."""
+    return await _create(request, start=False)
+
+
+@requires(Permission.WORKFLOW)
+async def deploy_handler(request: web.Request) -> web.Response:
+    """Create or update, then start (idempotent: the same content again changes nothing)."""
+    return await _create(request, start=True)
+
+
+@requires(Permission.READ_ONLY)
+async def list_handler(request: web.Request) -> web.Response:
+    manager = _manager(request)
+    for wf in list(manager.workflows.values()):
+        await wf.runtime.refresh()
+    items = manager.list()
+    return ok(items, total=len(items))
+
+
+@requires(Permission.READ_ONLY)
+async def get_handler(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    manager = _manager(request)
+    with _errors(name):
+        wf = manager.workflows.get(name)
+        if wf is not None:
+            await wf.runtime.refresh()
+        return ok([manager.get(name)])
+
+
+def _action(kind: str) -> Handler:
+    @requires(Permission.WORKFLOW)
+    async def handler(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        manager = _manager(request)
+        with _errors(name):
+            if kind == "restart":
+                changed, info = True, await manager.restart(name)
+            else:
+                changed, info = await getattr(manager, kind)(name)
+        info["changed"] = changed
+        return ok([info])
+
+    handler.__name__ = f"{kind}_handler"
+    return handler
+
+
+@requires(Permission.WORKFLOW)
+async def remove_handler(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    with _errors(name):
+        await _manager(request).remove(name)
+    return ok([{"name": name, "removed": True, "changed": True}])
+
+
+def _since(raw: str | None) -> str | None:
+    """``since`` as an RFC 3339 UTC string: from RFC 3339, unix seconds, or a duration ago (``10m``)."""
+    if not raw:
+        return None
+    with contextlib.suppress(ValueError):
+        return now_iso(float(raw))
+    with contextlib.suppress(ValueError):
+        return now_iso(time.time() - parse_duration(raw))
+    try:
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, f"since: {raw!r} is not an RFC 3339 time, unix seconds or a duration like 10m") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return now_iso(parsed.timestamp())
+
+
+def _tail(raw: str | None) -> int | None:
+    if raw in (None, "", "all", "-1"):
+        return None
+    try:
+        value = int(raw)  # type: ignore[arg-type]
+    except ValueError:
+        raise ApiError(400, "tail must be a number of lines or 'all'") from None
+    if value < 0:
+        raise ApiError(400, "tail must not be negative")
+    return value
+
+
+async def _send_all(
+    request: web.Request, items: AsyncIterator[dict[str, Any]], stream: bool, message: str = "OK"
+) -> web.StreamResponse:
+    """Entities from ``items`` as one body, or streamed as they come; ``{}`` items are idle heartbeats."""
+    async with contextlib.aclosing(items):  # type: ignore[type-var]
+        if not stream:
+            collected = [e async for e in items if e]
+            return ok(collected, message=message, total=len(collected))
+        out = await ChunkStream(request).start(message)
+        async for entry in items:
+            if entry:
+                await out.send(entry)
+            elif request.transport is None or request.transport.is_closing():
+                break
+        return await out.finish()
+
+
+@requires(Permission.READ_ONLY)
+async def logs_handler(request: web.Request) -> web.StreamResponse:
+    """``?service=a&service=b`` (or ``a,b``), ``tail``, ``since``, ``follow`` (streamed)."""
+    name = request.match_info["name"]
+    services = [s for raw in request.query.getall("service", []) for s in raw.split(",") if s]
+    follow = _bool(request.query.get("follow", ""))
+    query = LogQuery(services, _tail(request.query.get("tail")), _since(request.query.get("since")), follow)
+    with _errors(name):
+        items = _manager(request).logs(name, query)
+    return await _send_all(request, items, follow or wants_stream(request))
+
+
+@requires(Permission.READ_ONLY)
+async def events_handler(request: web.Request) -> web.StreamResponse:
+    """Events of one workflow (or all): ``tail``, ``since``, ``follow``."""
+    name = request.match_info.get("name")
+    follow = _bool(request.query.get("follow", ""))
+    manager = _manager(request)
+    with _errors(name):
+        if name is not None:
+            manager._get(name)
+        items = manager.events_of(name, _tail(request.query.get("tail")), _since(request.query.get("since")), follow)
+    return await _send_all(request, items, follow or wants_stream(request))
+
+
+def _route(app: web.Application, method: str, path: str, handler: Handler) -> None:
+    """Register ``path`` with and without its trailing slash (the public docs show ``/api/workflow/list``)."""
+    app.router.add_route(method, path, handler)
+    app.router.add_route(method, path.rstrip("/"), handler)
+
+
+def add_routes(app: web.Application, config: EngineConfig) -> None:
+    """Routes plus the manager's lifetime: boot (re-adopt) at start-up, detach at shutdown."""
+
+    @asynccontextmanager
+    async def lifetime(app: web.Application) -> AsyncIterator[None]:
+        manager = WorkflowManager(config.data_dir / "workflows")
+        app[MANAGER_KEY] = manager
+        await manager.boot()
+        yield
+        await manager.shutdown()
+
+    app.cleanup_ctx.append(lifetime)
+    _route(app, "GET", "/api/workflow/list/", list_handler)
+    _route(app, "POST", "/api/workflow/create/", create_handler)
+    _route(app, "POST", "/api/workflow/deploy/", deploy_handler)
+    _route(app, "POST", "/api/workflow/compose/deploy/", deploy_handler)
+    _route(app, "GET", "/api/workflow/events/", events_handler)
+    _route(app, "GET", "/api/workflow/{name}/", get_handler)
+    _route(app, "DELETE", "/api/workflow/{name}/", remove_handler)
+    _route(app, "POST", "/api/workflow/{name}/remove/", remove_handler)
+    for kind in ("start", "stop", "restart"):
+        _route(app, "POST", f"/api/workflow/{{name}}/{kind}/", _action(kind))
+    _route(app, "GET", "/api/workflow/{name}/logs/", logs_handler)
+    _route(app, "GET", "/api/workflow/{name}/events/", events_handler)
