@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import sys
 from pathlib import Path
 
 import click
 
-from dxflow.cli.context import CliContext, emit, pass_ctx
+from dxflow.cli.attach import attach
+from dxflow.cli.context import CliContext, emit, pass_ctx, table
 from dxflow.client.shell import ShellClient
 
 __all__ = ["cp_command", "shell_group"]
@@ -16,6 +18,16 @@ __all__ = ["cp_command", "shell_group"]
 
 def _shell(ctx: CliContext) -> ShellClient:
     return ShellClient(ctx.session())
+
+
+def _env(items: tuple[str, ...]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--env wants NAME=VALUE, got {item!r}")
+        variables[name] = value
+    return variables
 
 
 def _exit_code(rc: int) -> int:
@@ -49,12 +61,7 @@ def exec_command(
     the remote command's (124 on timeout)."""
     if bool(command) == bool(argv):
         raise click.UsageError("give a command: dxflow shell exec -- CMD ARGS...  (or -c 'shell string')")
-    variables: dict[str, str] = {}
-    for item in env:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.UsageError(f"--env wants NAME=VALUE, got {item!r}")
-        variables[name] = value
+    variables = _env(env)
     stdin = sys.stdin.buffer.read() if use_stdin else None
     target = command if command else list(argv)
     if ctx.json:
@@ -81,6 +88,83 @@ def exec_command(
     if result.timed_out:
         click.echo(f"Error: the remote command timed out after {timeout:g} s and was killed", err=True)
     click.get_current_context().exit(_exit_code(result.rc))
+
+
+@shell_group.command("list")
+@pass_ctx
+def list_command(ctx: CliContext) -> None:
+    """Shells on the engine host."""
+    shells = _shell(ctx).shells()
+    rows = [
+        [
+            s["name"],
+            s["status"] if s["rc"] is None else f"exited ({s['rc']})",
+            str(s["pid"]),
+            str(s["clients"]),
+            s["created_at"],
+            " ".join(s["command"]),
+        ]
+        for s in shells
+    ]
+    emit(ctx, shells, table(rows, ["NAME", "STATUS", "PID", "CLIENTS", "CREATED", "COMMAND"]) if rows else "no shells")
+
+
+@shell_group.command("create", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("name")
+@click.option("-w", "--cwd", metavar="DIR", help="Absolute working directory (default: the engine user's home).")
+@click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
+@click.option("-a", "--attach", "then_attach", is_flag=True, help="Attach right away.")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@pass_ctx
+def create_command(
+    ctx: CliContext, name: str, cwd: str | None, env: tuple[str, ...], then_attach: bool, argv: tuple[str, ...]
+) -> None:
+    """Start shell NAME on a pty: the engine user's login shell, or `-- CMD ARGS...`."""
+    size = shutil.get_terminal_size()
+    info = _shell(ctx).create_shell(
+        name, list(argv) or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
+    )
+    if then_attach:
+        click.get_current_context().exit(attach(ctx.session(), name))
+    emit(ctx, info, f"shell {info['name']} started (pid {info['pid']}); attach with: dxflow shell attach {name}")
+
+
+@shell_group.command("attach")
+@click.argument("name")
+@pass_ctx
+def attach_command(ctx: CliContext, name: str) -> None:
+    """Attach this terminal to shell NAME (detach with Ctrl-]); exits with the shell's code when it ends."""
+    click.get_current_context().exit(attach(ctx.session(), name))
+
+
+@shell_group.command("resize")
+@click.argument("name")
+@click.argument("cols", type=click.IntRange(1, 1000))
+@click.argument("rows", type=click.IntRange(1, 1000))
+@pass_ctx
+def resize_command(ctx: CliContext, name: str, cols: int, rows: int) -> None:
+    """Set the terminal size of shell NAME."""
+    info = _shell(ctx).resize_shell(name, cols, rows)
+    emit(ctx, info, f"shell {name} is {cols}x{rows}")
+
+
+@shell_group.command("kill")
+@click.argument("name")
+@click.option("-s", "--signal", "sig", default="HUP", show_default=True, help="Signal name (HUP, INT, TERM, KILL...).")
+@pass_ctx
+def kill_command(ctx: CliContext, name: str, sig: str) -> None:
+    """Send a signal to the process group of shell NAME."""
+    info = _shell(ctx).kill_shell(name, sig)
+    emit(ctx, info, f"sent SIG{sig.upper().removeprefix('SIG')} to shell {name}")
+
+
+@shell_group.command("remove")
+@click.argument("name")
+@pass_ctx
+def remove_command(ctx: CliContext, name: str) -> None:
+    """Kill shell NAME if it runs and forget it."""
+    info = _shell(ctx).remove_shell(name)
+    emit(ctx, info, f"shell {name} removed")
 
 
 def _split(spec: str) -> tuple[bool, str]:

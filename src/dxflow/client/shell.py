@@ -10,9 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 from dxflow.client.errors import TransportError
 from dxflow.client.session import Session
+from dxflow.client.terminal import AttachedShell, attach_with_retry
 
 __all__ = ["ExecResult", "ShellClient"]
 
@@ -188,3 +190,52 @@ class ShellClient:
                     os.unlink(temp)
                 raise
         return size
+
+    # -- interactive shells -----------------------------------------------------------------------------------
+
+    def shells(self) -> list[dict[str, Any]]:
+        """Every shell on the engine: ``{name, command, cwd, pid, status, rc, cols, rows, clients, created_at}``."""
+        return self.session.call("GET", "/api/shell/list/").entities
+
+    def create_shell(
+        self,
+        name: str | None = None,
+        command: Sequence[str] | str | None = None,
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        term: str = "xterm-256color",
+    ) -> dict[str, Any]:
+        """Start a shell on a pty: the engine user's login shell, or ``command`` (argv, or a string for sh -c)."""
+        body: dict[str, Any] = {"cols": cols, "rows": rows, "term": term}
+        if name:
+            body["name"] = name
+        if command:
+            body["command"] = command if isinstance(command, str) else list(command)
+        if cwd:
+            body["cwd"] = cwd
+        if env:
+            body["env"] = dict(env)
+        return self.session.call("POST", "/api/shell/create/", json=body).entities[0]
+
+    def resize_shell(self, name: str, cols: int, rows: int) -> dict[str, Any]:
+        return self.session.call(
+            "POST", f"/api/shell/resize/{quote(name, safe='')}/", json={"cols": cols, "rows": rows}
+        ).entities[0]
+
+    def kill_shell(self, name: str, signal: str = "HUP") -> dict[str, Any]:
+        """Send ``signal`` (a name like HUP, TERM, KILL, INT) to the shell's process group."""
+        return self.session.call("POST", f"/api/shell/kill/{quote(name, safe='')}/", json={"signal": signal}).entities[
+            0
+        ]
+
+    def remove_shell(self, name: str) -> dict[str, Any]:
+        """Kill the shell if it runs (SIGHUP, then SIGKILL) and forget it."""
+        return self.session.call("DELETE", f"/api/shell/remove/{quote(name, safe='')}/").entities[0]
+
+    async def attach(self, name: str) -> AttachedShell:
+        """Open the shell's WebSocket: ``send()`` keystrokes, ``resize()``, iterate ``output()``; ``rc`` at exit.
+        Use as ``async with await client.attach(name) as term: ...``. Needs aiohttp."""
+        return await attach_with_retry(self.session, name)

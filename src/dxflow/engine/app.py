@@ -7,7 +7,7 @@ from aiohttp import web
 from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_key_pair
 from dxflow.common.files import ensure_private_dir
-from dxflow.engine import auth, exec_api, files_api, keys_api, system, workflows
+from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, workflows
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.response import MAX_BODY_KEY, error_middleware
 from dxflow.engine.tokens import TokenIssuer
@@ -39,6 +39,7 @@ def create_app(config: EngineConfig) -> web.Application:
     exec_api.add_routes(app, config.exec_max_body, config.exec_max_output)
     files_api.add_routes(app, config.files_root)
     workflows.add_routes(app, config)
+    shell_api.add_routes(app, config.max_shells)
     if config.ui_dir is not None:
         app.router.add_get("/", _index(config))
         app.router.add_static("/", config.ui_dir, show_index=False, follow_symlinks=False)
