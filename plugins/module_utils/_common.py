@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dxflow.remote maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""PRIVATE to the collection: the shared connection options and how they map onto the dxflow SDK.
+
+One table (``OPTION_KEYS``) is used by the modules (``DxflowModule``), the lookups, the inventory and the
+connection plugin (through ``plugin_utils/_plugin.py``). No protocol code lives here: the SDK does all of it.
+"""
+
+from __future__ import annotations
+
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    from dxflow.client import ProfileStore, Session, resolve_settings
+    from dxflow.client.director import DirectorClient
+    from dxflow.client.errors import ApiError, DxflowError
+except ImportError:
+    HAS_DXFLOW = False
+    DXFLOW_IMPORT_ERROR = traceback.format_exc()
+
+    class DxflowError(Exception):  # type: ignore[no-redef]
+        """Stand-in so ``except DxflowError`` works without the SDK."""
+
+    ApiError = DxflowError  # type: ignore[misc,assignment]
+else:
+    HAS_DXFLOW = True
+    DXFLOW_IMPORT_ERROR = None
+
+INSTALL_HINT = (
+    "Install the SDK on that host with 'pip install dxflow', or 'pip install' the collection's root folder "
+    "(ansible_collections/dxflow/remote), which holds the package's source."
+)
+
+# Option name -> key of the dxflow profile / SDK settings (validate_certs is the inverse of connection-insecure).
+OPTION_KEYS = {
+    "connection_address": "connection-address",
+    "connection_key": "connection-key",
+    "connection_token": "connection-token",
+    "connection_mode": "connection-mode",
+    "ca_path": "connection-ca",
+    "connection_fingerprint": "connection-fingerprint",
+    "client_cert": "connection-cert",
+    "client_key": "connection-cert-key",
+    "timeout": "connection-timeout",
+}
+CONNECTION_OPTIONS = ("profile",) + tuple(OPTION_KEYS) + ("validate_certs",)
+MODES = ["auto", "key", "token", "mtls", "edge", "plaintext"]
+
+
+def connection_argspec():
+    """The argument spec of the connection options (a fresh copy for each module)."""
+    return dict(
+        profile=dict(type="str"),
+        connection_address=dict(type="str"),
+        connection_key=dict(type="path", no_log=False),
+        connection_token=dict(type="str", no_log=True),
+        connection_mode=dict(type="str", choices=MODES),
+        ca_path=dict(type="path", aliases=["ca_cert"]),
+        connection_fingerprint=dict(type="str"),
+        client_cert=dict(type="path"),
+        client_key=dict(type="path", no_log=False),
+        validate_certs=dict(type="bool"),
+        timeout=dict(type="float"),
+    )
+
+
+def sdk_overrides(options):
+    """(profile, overrides) for ``resolve_settings`` from option values; unset (None) options are left out."""
+    overrides = {}
+    for name, key in OPTION_KEYS.items():
+        value = options.get(name)
+        if value is not None and value != "":
+            overrides[key] = value
+    validate = options.get("validate_certs")
+    if validate is not None:
+        overrides["connection-insecure"] = not validate
+    return options.get("profile") or None, overrides
+
+
+def resolve(options, store=None):
+    """Resolved ``ConnectionSettings`` for option values (DESIGN section 2 precedence)."""
+    profile, overrides = sdk_overrides(options)
+    return resolve_settings(profile=profile, overrides=overrides, store=store or ProfileStore())
+
+
+def describe_target(settings):
+    """``profile 'prod' (https://host:8080)``: names what was called, never a secret."""
+    if settings is None:
+        return "the configured server"
+    return "profile '%s' (%s)" % (settings.profile, settings.address)
+
+
+def error_message(action, exc, settings=None):
+    """One line: what failed, on which server, and why (the SDK messages carry no secrets)."""
+    reason = str(exc)
+    if isinstance(exc, ApiError) and getattr(exc, "status_code", None) == 401:
+        reason += "; check the key or token of this profile"
+    return "%s on %s failed: %s" % (action, describe_target(settings), reason)
+
+
+class DxflowModule(AnsibleModule):
+    """AnsibleModule with the connection options merged in and SDK helpers that fail cleanly."""
+
+    def __init__(self, argument_spec, **kwargs):
+        spec = connection_argspec()
+        spec.update(argument_spec)
+        kwargs.setdefault("supports_check_mode", True)
+        super().__init__(argument_spec=spec, **kwargs)
+        if not HAS_DXFLOW:
+            self.fail_json(msg="%s %s" % (missing_required_lib("dxflow"), INSTALL_HINT), exception=DXFLOW_IMPORT_ERROR)
+        self.store = ProfileStore()
+        self._settings = None
+
+    @property
+    def settings(self):
+        """The resolved settings (resolved once; a bad setting fails the task)."""
+        if self._settings is None:
+            try:
+                self._settings = resolve(self.params, self.store)
+            except DxflowError as exc:
+                self.fail_json(msg="Invalid dxflow connection settings: %s" % exc)
+        return self._settings
+
+    def engine_session(self):
+        """An authenticated keep-alive session to the engine (tokens persisted to the profile)."""
+        try:
+            return Session(self.settings, self.store)
+        except DxflowError as exc:
+            self.fail_sdk("Connecting", exc)
+
+    def director(self):
+        """A ``DirectorClient`` (mTLS bundle or token)."""
+        try:
+            return DirectorClient(self.settings)
+        except DxflowError as exc:
+            self.fail_sdk("Connecting to the director", exc)
+
+    def fail_sdk(self, action, exc, **result):
+        """fail_json for an SDK error: action, target and reason in ``msg``."""
+        self.fail_json(msg=error_message(action, exc, self._settings), **result)
+
+
+def director_argspec():
+    """Extra options of the director modules: an admin login instead of an mTLS bundle or a token."""
+    return dict(
+        director_user=dict(type="str"),
+        director_password=dict(type="str", no_log=True),
+    )
+
+
+def open_director(module):
+    """A ``DirectorClient`` for a module with ``director_argspec()``; logs in when a user is given."""
+    client = module.director()
+    user = module.params.get("director_user")
+    if user:
+        try:
+            client.login(user, module.params.get("director_password") or "")
+        except DxflowError as exc:
+            module.fail_sdk("Logging in as '%s'" % user, exc)
+    return client

@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dxflow.remote maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""PRIVATE to the collection: controller-side helpers shared by the lookups, the inventory and the connection.
+
+Options are read from the plugin (direct, vars, ini) and handed to the SDK through the same table the modules use.
+Values that came from the environment are left to the SDK, which reads the same variables itself, so a plugin
+resolves exactly like the ``dxflow`` CLI.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.basic import missing_required_lib
+from ansible.utils.unsafe_proxy import wrap_var
+
+from ansible_collections.dxflow.remote.plugins.module_utils._common import (
+    CONNECTION_OPTIONS,
+    HAS_DXFLOW,
+    INSTALL_HINT,
+    error_message,
+    resolve,
+)
+
+
+def require_sdk():
+    """AnsibleError with the install hint when the dxflow SDK cannot be imported on the controller."""
+    if not HAS_DXFLOW:
+        raise AnsibleError(
+            "%s %s" % (missing_required_lib("dxflow").replace("host's", "the controller's"), INSTALL_HINT)
+        )
+
+
+def plugin_options(plugin, names=CONNECTION_OPTIONS, hostvars=None):
+    """The connection option values of ``plugin``, without those that only came from the environment."""
+    values = {}
+    for name in names:
+        try:
+            value, origin = plugin.get_option_and_origin(name, hostvars=hostvars)
+        except KeyError:
+            continue
+        if value is None or str(origin).startswith("env"):
+            continue
+        values[name] = value
+    return values
+
+
+def plugin_settings(plugin, hostvars=None, store=None):
+    """Resolved ``ConnectionSettings`` for a plugin; bad settings raise AnsibleError."""
+    require_sdk()
+    from dxflow.client.errors import DxflowError
+
+    try:
+        return resolve(plugin_options(plugin, hostvars=hostvars), store)
+    except DxflowError as exc:
+        raise AnsibleError("Invalid dxflow connection settings: %s" % exc) from None
+
+
+def sdk_error(action, exc, settings=None):
+    """AnsibleError for an SDK error (what, where, why; no secret)."""
+    return AnsibleError(error_message(action, exc, settings))
+
+
+def make_unsafe(value):
+    """Mark data that came from a server as unsafe, so Jinja never templates it (nested values too)."""
+    return wrap_var(value)
