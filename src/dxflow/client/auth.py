@@ -49,6 +49,11 @@ class TokenManager:
     def can_login(self) -> bool:
         return bool(self.settings.key) and self.settings.auth_mode in ("key", "auto")
 
+    @property
+    def current(self) -> str | None:
+        """The token held now (no check, no login); for callers that cache it elsewhere."""
+        return self._token
+
     def token(self) -> str | None:
         """A token believed valid, logging in when the cached one is missing or expired."""
         mode = self.settings.auth_mode

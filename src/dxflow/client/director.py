@@ -118,6 +118,10 @@ class DirectorClient:
         """The servers the caller's policy allows."""
         return self._request("GET", "/v1/user/servers")
 
+    def pools(self) -> list[dict[str, Any]]:
+        """The policy's pools: ``[{"id": "gpu", "workstations": ["srv2"]}]`` (admin)."""
+        return self._request("GET", "/v1/admin/pools")
+
     def sessions(self) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/sessions")
 

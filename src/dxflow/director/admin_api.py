@@ -85,6 +85,14 @@ async def list_servers(request: web.Request) -> web.Response:
     return json_text(await asyncio.to_thread(state.db.list_servers_json))
 
 
+@routes.get("/v1/admin/pools")
+async def list_pools(request: web.Request) -> web.Response:
+    """The policy's pools (``pools.json``): ``[{"id": ..., "workstations": [hostnames]}]``, for inventories."""
+    state, _ = await _admin(request)
+    pools = state.policy.current.pools
+    return json_response([{"id": name, "workstations": sorted(pools[name])} for name in sorted(pools)])
+
+
 @routes.get("/v1/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
     state, _ = await _admin(request)

@@ -1,0 +1,312 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dxflow.remote maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: director
+short_description: Hosts from the dxflow director's server list
+description:
+  - Every server whose agent reports to the director (C(/v1/servers)) becomes a host, with its tags, pools,
+    statistics, sessions and the address and certificate fingerprint of its engine as host variables.
+  - Groups come from tags (C(tag_<tag>)) and from the policy's pools (C(pool_<pool>)); Constructable options add
+    more (compose, groups, keyed_groups).
+  - With O(use_engine_connection), hosts are reached through their engine (connection C(dxflow.remote.engine)),
+    pinned to the fingerprint the agent reported, so self-signed engines are verified without a CA.
+  - Authenticates with the profile's mTLS client bundle (C(dxflow director issue-client-cert)), a token, or an
+    admin login (O(director_user)).
+  - The inventory file name must end in C(.dxflow_director.yml), C(.dxflow_director.yaml), C(.director.yml) or
+    C(.director.yaml).
+author:
+  - dxflow.remote maintainers
+options:
+  plugin:
+    description: Marks the file as this plugin's.
+    type: str
+    required: true
+    choices: [dxflow.remote.director]
+  director_user:
+    description: Administrator to log in as instead of using a client bundle or token.
+    type: str
+    env:
+      - name: DXFLOW_DIRECTOR_USER
+  director_password:
+    description: Password of O(director_user).
+    type: str
+    env:
+      - name: DXFLOW_DIRECTOR_PASSWORD
+  hostnames:
+    description:
+      - Preference list for the inventory hostname; the first field a server has wins.
+      - Fields are keys of the server entry, dotted for nested ones (C(engine.address)).
+    type: list
+    elements: str
+    default: [hostname, ip, id]
+  include_tags:
+    description: Keep only servers that carry at least one of these tags.
+    type: list
+    elements: str
+    default: []
+  exclude_tags:
+    description: Drop servers that carry any of these tags.
+    type: list
+    elements: str
+    default: []
+  include_pools:
+    description: Keep only servers in at least one of these pools.
+    type: list
+    elements: str
+    default: []
+  exclude_pools:
+    description: Drop servers in any of these pools.
+    type: list
+    elements: str
+    default: []
+  include_states:
+    description:
+      - Keep only servers in these states. V(online) servers reported within O(stale_after) seconds, V(stale) ones
+        did not.
+    type: list
+    elements: str
+    choices: [online, stale]
+    default: [online, stale]
+  stale_after:
+    description: Seconds without an update after which a server counts as V(stale).
+    type: float
+    default: 90
+  tag_group_prefix:
+    description: Prefix of the groups made from tags.
+    type: str
+    default: tag_
+  pool_group_prefix:
+    description: Prefix of the groups made from pools.
+    type: str
+    default: pool_
+  use_engine_connection:
+    description:
+      - Set C(ansible_connection=dxflow.remote.engine) on each host, with the engine's address
+        (C(ansible_dxflow_connection_address)) and certificate fingerprint (C(ansible_dxflow_connection_fingerprint)).
+      - The engine's credentials (C(ansible_dxflow_connection_key) or a token) come from group or host variables.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - dxflow.remote.connection
+  - dxflow.remote.connection.PLUGINS
+  - ansible.builtin.constructed
+  - ansible.builtin.inventory_cache
+notes:
+  - Every value that comes from the director is marked unsafe, so a tag like C({{ lookup('pipe', 'id') }}) stays text.
+  - When the director cannot be reached and the cache holds the server list, the cached list is used with a warning.
+"""
+
+EXAMPLES = r"""
+# fleet.dxflow_director.yml
+plugin: dxflow.remote.director
+profile: director            # address + mTLS admin bundle in ~/.dxflow/director/mtls/
+use_engine_connection: true
+include_tags: [web, db]
+exclude_pools: [maintenance]
+keyed_groups:
+  - key: dxflow_stats.os | default('unknown')
+    prefix: os
+compose:
+  cpu_percent: dxflow_stats.cpu_percent
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/dxflow-inventory
+cache_timeout: 300
+"""
+
+import time
+
+from ansible.errors import AnsibleError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.display import Display
+
+from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import (
+    make_unsafe,
+    plugin_settings,
+    require_sdk,
+    sdk_error,
+)
+
+display = Display()
+
+SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
+
+
+def field_value(server, path):
+    """``engine.address`` style access into a server entry; None when missing or empty."""
+    value = server
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value if value not in (None, "", [], {}) else None
+
+
+def server_state(server, now, stale_after):
+    last = server.get("lastUpdate") or 0
+    return "online" if now - float(last) <= stale_after else "stale"
+
+
+def pools_by_host(pools):
+    """hostname -> sorted pool names, from ``[{"id": ..., "workstations": [...]}]``."""
+    out = {}
+    for pool in pools or []:
+        for host in pool.get("workstations") or []:
+            out.setdefault(host, []).append(pool["id"])
+    return dict((host, sorted(names)) for host, names in out.items())
+
+
+def engine_address(engine, fallback_ip=None):
+    """``https://host:port`` of a server's engine entry, or None."""
+    if not isinstance(engine, dict) or not engine.get("port"):
+        return None
+    host = engine.get("address") or fallback_ip
+    if not host:
+        return None
+    if ":" in host and not host.startswith("["):
+        host = "[%s]" % host
+    scheme = "http" if engine.get("plaintext") else "https"
+    return "%s://%s:%s" % (scheme, host, engine["port"])
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "dxflow.remote.director"
+
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(SUFFIXES)
+
+    def _fetch(self):
+        """(servers, pools) from the director."""
+        require_sdk()
+        from dxflow.client.director import DirectorClient
+        from dxflow.client.errors import DxflowError, NotFound
+
+        settings = plugin_settings(self)
+        try:
+            with DirectorClient(settings) as client:
+                if self.get_option("director_user"):
+                    client.login(self.get_option("director_user"), self.get_option("director_password") or "")
+                servers = client.servers()
+                try:
+                    pools = client.pools()
+                except NotFound:
+                    pools = []  # a director without the pools endpoint
+        except DxflowError as exc:
+            raise sdk_error("Listing the director's servers", exc, settings) from None
+        return dict(servers=servers, pools=pools)
+
+    def parse(self, inventory, loader, path, cache=True):
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        cache_key = self.get_cache_key(path)
+        use_cache = self.get_option("cache")
+        read_cache = use_cache and cache
+        update_cache = use_cache and not cache
+        data = None
+        if read_cache:
+            try:
+                data = self._cache[cache_key]
+            except KeyError:
+                update_cache = True
+        if data is None:
+            try:
+                data = self._fetch()
+            except AnsibleError as exc:
+                data = self._cached_fallback(cache_key, use_cache, exc)
+                update_cache = False
+        if update_cache:
+            # Written only after a fetch: reading the cache must not extend its lifetime.
+            self._cache[cache_key] = data
+        self._populate(data)
+
+    def _cached_fallback(self, cache_key, use_cache, exc):
+        if use_cache:
+            try:
+                data = self._cache[cache_key]
+            except KeyError:
+                pass
+            else:
+                display.warning("%s; using the cached server list" % exc)
+                return data
+        raise exc
+
+    def _keep(self, server, pools, state):
+        tags = set(server.get("tags") or [])
+        pools = set(pools)
+        if self.get_option("include_tags") and not tags & set(self.get_option("include_tags")):
+            return False
+        if tags & set(self.get_option("exclude_tags")):
+            return False
+        if self.get_option("include_pools") and not pools & set(self.get_option("include_pools")):
+            return False
+        if pools & set(self.get_option("exclude_pools")):
+            return False
+        return state in self.get_option("include_states")
+
+    def _hostname(self, server):
+        for preference in self.get_option("hostnames"):
+            value = field_value(server, preference)
+            if value is not None:
+                return str(value)
+        return None
+
+    def _populate(self, data):
+        now = time.time()
+        membership = pools_by_host(data.get("pools"))
+        strict = self.get_option("strict")
+        tag_prefix, pool_prefix = self.get_option("tag_group_prefix"), self.get_option("pool_group_prefix")
+        use_engine = self.get_option("use_engine_connection")
+        seen = {}
+        for server in data.get("servers") or []:
+            pools = membership.get(server.get("hostname"), [])
+            state = server_state(server, now, self.get_option("stale_after"))
+            if not self._keep(server, pools, state):
+                continue
+            name = self._hostname(server)
+            if name is None:
+                display.warning("dxflow director: server %s has none of the hostnames fields %s; skipped"
+                                % (server.get("id"), self.get_option("hostnames")))
+                continue
+            if name in seen:
+                display.warning("dxflow director: servers %s and %s share the name %s; keeping the first"
+                                % (seen[name], server.get("id"), name))
+                continue
+            seen[name] = server.get("id")
+            host = self.inventory.add_host(make_unsafe(name))
+            hostvars = self._hostvars(server, pools, state, use_engine)
+            for key, value in hostvars.items():
+                self.inventory.set_variable(host, key, value)
+            for tag in server.get("tags") or []:
+                self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(tag_prefix + tag)), host)
+            for pool in pools:
+                self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(pool_prefix + pool)), host)
+            self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict=strict)
+
+    @staticmethod
+    def _hostvars(server, pools, state, use_engine):
+        engine = server.get("engine") if isinstance(server.get("engine"), dict) else {}
+        hostvars = dict(
+            dxflow_id=server.get("id"),
+            dxflow_hostname=server.get("hostname"),
+            dxflow_ip=server.get("ip"),
+            dxflow_tags=list(server.get("tags") or []),
+            dxflow_pools=list(pools),
+            dxflow_state=state,
+            dxflow_stats=server.get("stats") or {},
+            dxflow_sessions=server.get("sessions") or [],
+            dxflow_last_update=server.get("lastUpdate"),
+            dxflow_engine=dict(engine, url=engine_address(engine, server.get("ip"))),
+        )
+        if use_engine and hostvars["dxflow_engine"]["url"]:
+            hostvars["ansible_connection"] = "dxflow.remote.engine"
+            hostvars["ansible_dxflow_connection_address"] = hostvars["dxflow_engine"]["url"]
+            if engine.get("fingerprint"):
+                hostvars["ansible_dxflow_connection_fingerprint"] = engine["fingerprint"]
+        return make_unsafe(hostvars)
