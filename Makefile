@@ -32,6 +32,10 @@ format: setup
 	$(VENV)/bin/ruff format src tests bench tools
 	$(VENV)/bin/ruff check --fix src tests bench tools
 
+## sanity: ansible-test sanity on a temp ansible_collections/dxflow/remote copy (Python 3.11, local, offline pip stand-in).
+sanity: setup
+	VENV=$(CURDIR)/$(VENV) bash tools/sanity.sh
+
 ## bench: speed and memory targets (not run by CI); figures go to docs/performance.md.
 bench: setup
 	$(PY) bench/run_all.py

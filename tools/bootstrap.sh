@@ -9,6 +9,8 @@ APT_PACKAGES=(openssl curl procps)
 APT_PACKAGES+=(postgresql)
 # The login tests run a real OpenLDAP and FreeRADIUS; the admin UI tests drive Debian's Chromium.
 APT_PACKAGES+=(slapd ldap-utils freeradius chromium)
+# The engine connection plugin's become test switches users with sudo.
+APT_PACKAGES+=(sudo)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

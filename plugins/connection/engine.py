@@ -16,7 +16,7 @@ description:
   - Tokens are reused across tasks; a host with a profile keeps its token there, a host reached by address and key
     keeps it in C(<DXFLOW_HOME>/cache/tokens/) (mode 0600).
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   remote_addr:
     description:

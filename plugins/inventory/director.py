@@ -20,7 +20,7 @@ description:
   - The inventory file name must end in C(.dxflow_director.yml), C(.dxflow_director.yaml), C(.director.yml) or
     C(.director.yaml).
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   plugin:
     description: Marks the file as this plugin's.
@@ -93,10 +93,12 @@ options:
     default: false
 extends_documentation_fragment:
   - dxflow.remote.connection
-  - dxflow.remote.connection.PLUGINS
   - ansible.builtin.constructed
   - ansible.builtin.inventory_cache
 notes:
+  - The connection options are read from the inventory file only (and, through the SDK, from the environment and
+    the profile), not from variables, so C(ansible_dxflow_*) extra vars meant for the hosts' engine connection do
+    not redirect the inventory.
   - Every value that comes from the director is marked unsafe, so a tag like C({{ lookup('pipe', 'id') }}) stays text.
   - When the director cannot be reached and the cache holds the server list, the cached list is used with a warning.
 """

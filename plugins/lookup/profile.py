@@ -14,7 +14,7 @@ description:
   - Terms are profile keys (C(connection-address)) or the option names of this collection (C(connection_address)).
   - C(connection-token) is only returned when asked for by name.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   _terms:
     description: Setting names; without terms, every non-secret setting is returned as one dictionary.

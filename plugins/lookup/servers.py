@@ -14,7 +14,7 @@ description:
   - Terms are hostnames to keep (no terms keeps all).
   - Authenticates with the profile's mTLS client bundle, O(connection_token), or an admin login.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   _terms:
     description: Hostnames to return; all servers when empty.

@@ -14,7 +14,7 @@ description:
   - The token cached in the profile is reused while it is valid (checked locally, no network), so a playbook with
     many lookups logs in at most once; a new token from the key's challenge-response is written back to the profile.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   _terms:
     description: Profile names. When empty, the connection options decide.

@@ -12,7 +12,7 @@ description:
   - Moves an agent through the director's approval states. V(approved) lets a pending agent get its certificate;
     V(denied) deletes a pending (or revoked) registration; V(revoked) refuses the agent's certificate at once.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   guid:
     description: The agent's GUID. One of O(guid) and O(hostname) is required.

@@ -11,7 +11,7 @@ short_description: List the agents known to the dxflow director
 description:
   - Agents with their approval state, optionally filtered.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   state:
     description: Only agents in this state.

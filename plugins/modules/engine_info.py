@@ -11,7 +11,7 @@ short_description: Health, statistics, token claims and registered keys of a dxf
 description:
   - Reads what an engine reports about itself. Nothing is changed.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   gather:
     description:

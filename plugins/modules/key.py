@@ -13,7 +13,7 @@ description:
   - An existing key whose public key, permissions or disabled flag differ is updated.
   - Needs a token with the MASTER permission (for example the engine's own key).
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   name:
     description: Name of the key on the engine.

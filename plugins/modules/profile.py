@@ -15,7 +15,7 @@ description:
     C(module_defaults) group that connects the other modules can also record a profile.
   - Options that are not set leave the stored value as it is; list keys in O(unset) to remove them.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   profile:
     description: Name of the profile to manage.

@@ -11,7 +11,7 @@ short_description: List the servers the dxflow director knows (with stats, tags,
 description:
   - Servers whose agents report to the director, optionally filtered.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   hostname:
     description: Only servers with one of these hostnames.

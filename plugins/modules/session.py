@@ -13,7 +13,7 @@ description:
     O(session_id), the same server, user and type) is already open.
   - V(absent) closes the session O(session_id), or every session of O(user) on O(server).
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   server:
     description: The server (GUID or hostname). Required with O(state=present).

@@ -11,7 +11,7 @@ short_description: List the sessions open on the servers of the dxflow director
 description:
   - Sessions as the director records them, optionally filtered.
 author:
-  - dxflow.remote maintainers
+  - dxflow.remote maintainers (@dxflow)
 options:
   server:
     description: Only sessions on this server (GUID or hostname).

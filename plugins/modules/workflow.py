@@ -1,0 +1,233 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) dxflow.remote maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: workflow
+short_description: Deploy, start, stop, restart or remove compose workflows on a dxflow engine
+description:
+  - Sends a compose definition to the engine and puts the workflow in the wanted state.
+  - Idempotent; an unchanged definition of a running workflow reports no change, like
+    C(dxflow workflow compose deploy).
+author:
+  - dxflow.remote maintainers (@dxflow)
+options:
+  name:
+    description:
+      - The workflow's name. Defaults to the definition's top-level C(name:), else the stem of O(src).
+      - Required when no definition is given (O(state=stopped), O(state=absent) and so on).
+    type: str
+  definition:
+    description: The compose YAML text. Mutually exclusive with O(src).
+    type: str
+  src:
+    description:
+      - Path of a compose file on the host that runs the module. To send a file from the controller, use
+        O(definition) with C(lookup('ansible.builtin.file', ...)).
+    type: path
+  backend:
+    description: Backend that runs the services (the engine's default when not set).
+    type: str
+    choices: [process, docker, podman]
+  state:
+    description:
+      - V(present) creates or updates the workflow without starting it; V(started) also starts it;
+        V(stopped) stops its services; V(restarted) stops and starts them (always a change);
+        V(absent) stops and deletes it with its logs.
+    type: str
+    choices: [present, started, stopped, restarted, absent]
+    default: started
+  wait:
+    description: With O(state=started) or V(restarted), wait until the workflow is running (or completed).
+    type: bool
+    default: false
+  wait_timeout:
+    description: Seconds to wait with O(wait).
+    type: float
+    default: 60
+extends_documentation_fragment:
+  - dxflow.remote.connection
+  - dxflow.remote.attributes
+  - dxflow.remote.attributes.ACTIONGROUP
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: partial
+    details: V(restarted) always restarts.
+"""
+
+EXAMPLES = r"""
+- name: Deploy the web stack from a file on the controller
+  dxflow.remote.workflow:
+    profile: host1
+    definition: "{{ lookup('ansible.builtin.file', 'compose/web.yml') }}"
+    wait: true
+
+- name: Stop it
+  dxflow.remote.workflow:
+    profile: host1
+    name: web
+    state: stopped
+
+- name: Remove it
+  dxflow.remote.workflow:
+    profile: host1
+    name: web
+    state: absent
+"""
+
+RETURN = r"""
+workflow:
+  description: The workflow as the engine shows it after the task (predicted in check mode; empty when absent).
+  returned: always
+  type: dict
+  sample:
+    name: web
+    status: running
+    desired: running
+    backend: process
+    digest: 3f2a...
+    services: [{"name": "app", "status": "running", "message": ""}]
+"""
+
+import os
+
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
+
+try:
+    import yaml
+except ImportError:
+    yaml = None
+
+try:
+    from dxflow.client.workflow import WorkflowClient
+except ImportError:
+    WorkflowClient = None
+
+RUNNING = ("running", "completed", "starting")
+
+
+def definition_name(text):
+    """The top-level ``name:`` of a compose text, or None."""
+    if yaml is None:
+        return None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    name = data.get("name") if isinstance(data, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def same_definition(current, text):
+    return current is not None and (current.get("definition") or "").strip() == text.strip()
+
+
+def plan(state, current, text):
+    """Whether the task changes something, from the engine's current view (None: absent)."""
+    if state == "absent":
+        return current is not None
+    if state == "restarted":
+        return True
+    if text is not None and not same_definition(current, text):
+        return True
+    if current is None:
+        return False
+    if state == "started":
+        return current.get("status") not in RUNNING
+    if state == "stopped":
+        return current.get("status") not in ("stopped", "created", "exited", "completed")
+    return False
+
+
+def view(wf):
+    if not wf:
+        return {}
+    return dict(definition=wf.get("definition", ""), status=wf.get("status"))
+
+
+def main():
+    module = DxflowModule(
+        argument_spec=dict(
+            name=dict(type="str"),
+            definition=dict(type="str"),
+            src=dict(type="path"),
+            backend=dict(type="str", choices=["process", "docker", "podman"]),
+            state=dict(type="str", default="started",
+                       choices=["present", "started", "stopped", "restarted", "absent"]),
+            wait=dict(type="bool", default=False),
+            wait_timeout=dict(type="float", default=60),
+        ),
+        mutually_exclusive=[("definition", "src")],
+        required_if=[("state", "present", ("definition", "src"), True)],
+    )
+    if WorkflowClient is None:
+        module.fail_json(msg="The installed dxflow SDK has no workflow client (dxflow.client.workflow); upgrade it.")
+    p = module.params
+    text = p["definition"]
+    if p["src"]:
+        try:
+            with open(p["src"]) as fh:
+                text = fh.read()
+        except OSError as exc:
+            module.fail_json(msg="Cannot read src %s: %s" % (p["src"], exc.strerror))
+    name = p["name"] or (text and definition_name(text))
+    if not name and p["src"]:
+        name = os.path.splitext(os.path.basename(p["src"]))[0]
+    if not name:
+        module.fail_json(msg="Give the workflow's name: set name, or a top-level name: in the definition")
+
+    session = module.engine_session()
+    client = WorkflowClient(session)
+    state = p["state"]
+    action = "Reading workflow '%s'" % name
+    try:
+        current = client.get(name)
+        if current is None and text is None and state in ("started", "stopped", "restarted"):
+            module.fail_json(msg="Workflow '%s' does not exist on %s; give its definition or src"
+                             % (name, module.settings.address))
+        changed = plan(state, current, text)
+        after = current
+        if changed and module.check_mode:
+            after = None if state == "absent" else dict(current or {}, name=name,
+                                                         definition=text if text is not None else
+                                                         (current or {}).get("definition", ""))
+        elif changed or (state in ("started", "restarted") and p["wait"]):
+            action = "Setting workflow '%s' to %s" % (name, state)
+            if state == "absent":
+                client.remove(name)
+                after = None
+            else:
+                if text is not None and not same_definition(current, text):
+                    if state in ("started",):
+                        client.deploy(text, name=name, backend=p["backend"])
+                    else:
+                        client.create(text, name=name, backend=p["backend"])
+                if state == "started":
+                    client.start(name)
+                elif state == "stopped":
+                    client.stop(name)
+                elif state == "restarted":
+                    client.restart(name)
+                if p["wait"] and state in ("started", "restarted"):
+                    action = "Waiting for workflow '%s' to run" % name
+                    client.wait(name, timeout=p["wait_timeout"])
+                after = client.get(name)
+    except DxflowError as exc:
+        module.fail_sdk(action, exc)
+    finally:
+        session.close()
+    result = dict(changed=changed, workflow=after or {})
+    if module._diff:
+        result["diff"] = dict(before=view(current), after=view(after))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
