@@ -140,10 +140,17 @@ def plan(state, current, text):
     if current is None:
         return False
     if state == "started":
-        return current.get("status") not in RUNNING
+        return desired(current) != "running"
     if state == "stopped":
-        return current.get("status") not in ("stopped", "created", "exited", "completed")
+        return desired(current) != "stopped"
     return False
+
+
+def desired(current):
+    """The state the engine keeps the workflow in: running or stopped."""
+    if current.get("desired"):
+        return current["desired"]
+    return "running" if current.get("status") in RUNNING else "stopped"
 
 
 def view(wf):

@@ -107,6 +107,8 @@ def test_become_through_engine_connection(fleet: Fleet, tmp_path: Path) -> None:
         "- hosts: host2\n  gather_facts: false\n  tasks:\n"
         "    - ansible.builtin.command: id -un\n      become: true\n      become_user: nobody\n"
         "      register: who\n      changed_when: false\n"
+        # nobody cannot run the venv's python (under /root); the system python runs the pipelined module.
+        "      vars:\n        ansible_python_interpreter: /usr/bin/python3\n"
         "    - ansible.builtin.command: id -un\n      register: me\n      changed_when: false\n"
         "    - ansible.builtin.assert:\n        that: [who.stdout == 'nobody', me.stdout != 'nobody']\n"
     )

@@ -46,7 +46,7 @@ def test_lookups(fleet: Fleet, tmp_path: Path) -> None:
                         " 'all': everything} | to_json }}",
                     },
                     "vars": {
-                        "db": "{{ lookup('dxflow.remote.servers', profile='director', tags=['db']) }}",
+                        "db": "{{ query('dxflow.remote.servers', profile='director', tags=['db']) }}",
                         "named": "{{ query('dxflow.remote.servers', 'host1', profile='director') }}",
                         "address": "{{ lookup('dxflow.remote.profile', 'connection_address', profile='director') }}",
                         "everything": "{{ lookup('dxflow.remote.profile', profile='tokhost') }}",

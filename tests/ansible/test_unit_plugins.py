@@ -147,8 +147,8 @@ def test_session_selection() -> None:
 
 
 def test_workflow_plan() -> None:
-    running = {"definition": "name: web\n", "status": "running"}
-    stopped = dict(running, status="stopped")
+    running = {"definition": "name: web\n", "status": "running", "desired": "running"}
+    stopped = dict(running, status="stopped", desired="stopped")
     plan = workflow_module.plan
     assert plan("started", None, "name: web\n") is True
     assert plan("started", running, "name: web\n") is False
@@ -157,5 +157,6 @@ def test_workflow_plan() -> None:
     assert plan("stopped", running, None) is True and plan("stopped", stopped, None) is False
     assert plan("absent", None, None) is False and plan("absent", running, None) is True
     assert plan("restarted", running, None) is True
+    assert plan("started", {"definition": "name: web\n", "status": "exited", "desired": "running"}, None) is False
     assert workflow_module.definition_name("name: web\nservices: {}\n") == "web"
     assert workflow_module.definition_name("- not a mapping") is None
