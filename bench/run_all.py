@@ -17,8 +17,9 @@ HERE = Path(__file__).resolve().parent
 SMALL = {
     "bench_engine.py": ["--seconds", "3"],
     "bench_director.py": ["--agents", "100", "--seconds", "3", "--servers", "1000", "--rate", "300"],
+    "bench_exec.py": ["--execs", "50", "--size-mb", "20"],
 }
-FULL = {"bench_engine.py": [], "bench_director.py": []}
+FULL = {"bench_engine.py": [], "bench_director.py": [], "bench_exec.py": ["--install-sshd"]}
 
 
 def main() -> int:

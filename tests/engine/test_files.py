@@ -59,6 +59,10 @@ def test_round_trip_keeps_bytes_and_mode(shell: ShellClient, tmp_path: Path) -> 
     assert (back / "blob.bin").read_bytes() == data
     assert (back / "blob.bin").stat().st_mode & 0o7777 == 0o640
     assert _leftovers(remote_dir) == [] and _leftovers(back) == []
+    # Scratch files may skip the fsync (the Ansible connection plugin's module files); same bytes, same atomicity.
+    shell.upload(local, str(remote_dir / "scratch"), sync=False)
+    assert shell.download(str(remote_dir / "scratch"), back / "scratch", sync=False) == len(data)
+    assert (back / "scratch").read_bytes() == data
 
 
 def test_replacing_keeps_the_old_mode_unless_given(shell: ShellClient, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from dxflow.client.terminal import AttachedShell, attach_with_retry
 __all__ = ["ExecResult", "ShellClient"]
 
 _CHUNK = 1024 * 1024
+_SYNC_EVERY = 16 * 1024 * 1024
 OutputCallback = Callable[[str, bytes], None]
 
 
@@ -54,6 +56,30 @@ def _exec_body(
     if max_output:
         body["max_output"] = max_output
     return body
+
+
+class _Flusher:
+    """Writes a file being downloaded back to disk while more arrives (``fdatasync`` in a helper thread every
+    ``_SYNC_EVERY`` bytes, one at a time), so the final fsync finds little left."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending = fd, 0
+        self.thread: threading.Thread | None = None
+
+    def wrote(self, count: int) -> None:
+        self.pending += count
+        if self.pending >= _SYNC_EVERY and (self.thread is None or not self.thread.is_alive()):
+            self.pending = 0
+            self.thread = threading.Thread(target=self._sync, daemon=True)
+            self.thread.start()
+
+    def _sync(self) -> None:
+        with contextlib.suppress(OSError):
+            os.fdatasync(self.fd)
+
+    def settle(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 class ShellClient:
@@ -117,23 +143,32 @@ class ShellClient:
         *,
         owner: str | int | None = None,
         group: str | int | None = None,
+        sync: bool = True,
     ) -> dict[str, Any]:
         """Stream a local file (path or binary file object) to the absolute ``remote_path``; the engine writes it
         atomically. ``mode`` defaults to the local file's mode when ``source`` is a path (else to the replaced
-        file's mode, else 0644); ``owner``/``group`` need an engine running as root. Returns ``{path, size,
-        mode}``."""
+        file's mode, else 0644); ``owner``/``group`` need an engine running as root; ``sync=False`` skips the
+        fsync (scratch files that need not survive a power cut). Returns ``{path, size, mode}``."""
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if mode is None:
                 mode = path.stat().st_mode & 0o7777
             with open(path, "rb") as fh:
-                return self._upload(fh, remote_path, mode, owner, group)
-        return self._upload(source, remote_path, mode, owner, group)
+                return self._upload(fh, remote_path, mode, owner, group, sync)
+        return self._upload(source, remote_path, mode, owner, group, sync)
 
     def _upload(
-        self, fh: BinaryIO, remote_path: str, mode: int | None, owner: str | int | None, group: str | int | None
+        self,
+        fh: BinaryIO,
+        remote_path: str,
+        mode: int | None,
+        owner: str | int | None,
+        group: str | int | None,
+        sync: bool,
     ) -> dict[str, Any]:
         params = {"path": remote_path}
+        if not sync:
+            params["sync"] = "false"
         if mode is not None:
             params["mode"] = f"{mode:04o}"
         if owner is not None:
@@ -151,9 +186,12 @@ class ShellClient:
         with resp:
             return self.session.transport.parse(resp, "POST", "/api/shell/upload/").entities[0]
 
-    def download(self, remote_path: str, local_path: str | os.PathLike[str], keep_mode: bool = True) -> int:
-        """Stream ``remote_path`` into ``local_path`` (written atomically; a directory gets the remote name).
-        The local file gets the remote mode unless ``keep_mode`` is false (0644 then). Returns the byte count."""
+    def download(
+        self, remote_path: str, local_path: str | os.PathLike[str], keep_mode: bool = True, *, sync: bool = True
+    ) -> int:
+        """Stream ``remote_path`` into ``local_path`` (written atomically and, unless ``sync`` is false, fsynced;
+        a directory gets the remote name). The local file gets the remote mode unless ``keep_mode`` is false (0644
+        then). Returns the byte count."""
         resp = self.session.send(
             "GET",
             "/api/shell/download/",
@@ -169,21 +207,27 @@ class ShellClient:
                 target = target / Path(remote_path).name
             fd, temp = tempfile.mkstemp(prefix=".dxflow-download-", dir=target.parent)
             size = 0
+            flusher = _Flusher(fd) if sync else None
             try:
-                with os.fdopen(fd, "wb") as out:
+                with os.fdopen(fd, "wb", buffering=0) as out:
                     try:
                         for chunk in resp.raw.stream(_CHUNK, decode_content=True):
                             out.write(chunk)
                             size += len(chunk)
+                            if flusher is not None:
+                                flusher.wrote(len(chunk))
                     except Exception as exc:  # urllib3 protocol/read errors: the connection broke
                         raise TransportError(f"download of {remote_path} broke after {size} bytes: {exc}") from None
+                    finally:
+                        if flusher is not None:
+                            flusher.settle()
                     expected = resp.headers.get("Content-Length")
                     if expected is not None and int(expected) != size:
                         raise TransportError(f"download of {remote_path} broke after {size} of {expected} bytes")
                     mode = resp.headers.get("X-File-Mode")
                     os.fchmod(out.fileno(), int(mode, 8) & 0o7777 if keep_mode and mode else 0o644)
-                    out.flush()
-                    os.fsync(out.fileno())
+                    if sync:
+                        os.fsync(out.fileno())
                 os.replace(temp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):

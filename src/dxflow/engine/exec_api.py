@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import web
 
 from dxflow.engine.auth import requires
+from dxflow.engine.children import Child, start_child
 from dxflow.engine.permissions import Permission
 from dxflow.engine.response import ApiError, ChunkStream, ok, read_json, wants_stream
 
@@ -133,35 +134,28 @@ async def _pump(reader: asyncio.StreamReader, name: str, sink: Sink) -> None:
         await sink(name, chunk)
 
 
-async def _feed(proc: asyncio.subprocess.Process, data: bytes) -> None:
-    assert proc.stdin is not None
+async def _feed(child: Child, data: bytes) -> None:
+    assert child.stdin is not None
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-        proc.stdin.write(data)
-        await proc.stdin.drain()
-    proc.stdin.close()
+        child.stdin.write(data)
+        await child.stdin.drain()
+    child.stdin.close()
 
 
-async def spawn(req: ExecRequest) -> asyncio.subprocess.Process:
+async def spawn(req: ExecRequest) -> Child:
     """Start ``req`` in a new session (its own process group); ApiError(400) when it cannot start."""
     env = {**os.environ, **req.env} if req.env else None
     try:
-        return await asyncio.create_subprocess_exec(
-            *req.argv,
-            stdin=asyncio.subprocess.PIPE if req.stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=req.cwd,
-            start_new_session=True,
-            limit=_READ_SIZE,
-        )
+        return await start_child(req.argv, stdin=req.stdin is not None, env=env, cwd=req.cwd, limit=_READ_SIZE)
     except FileNotFoundError:
         raise ApiError(400, f"command not found: {req.argv[0]}") from None
     except PermissionError:
         raise ApiError(400, f"command not executable: {req.argv[0]}") from None
+    except OSError as exc:
+        raise ApiError(400, f"cannot start {req.argv[0]}: {exc.strerror}") from None
 
 
-async def run_exec(proc: asyncio.subprocess.Process, req: ExecRequest, sink: Sink | None = None) -> ExecOutcome:
+async def run_exec(proc: Child, req: ExecRequest, sink: Sink | None = None) -> ExecOutcome:
     """Feed stdin, hand output to ``sink`` (streamed) or keep it in the outcome (capped at ``req.max_output`` per
     stream) and wait; the whole process group is killed on timeout, on cancellation and when the sink fails."""
     outcome = ExecOutcome(rc=-1)
@@ -174,7 +168,6 @@ async def run_exec(proc: asyncio.subprocess.Process, req: ExecRequest, sink: Sin
         if room > 0:
             buf += chunk[:room]
 
-    assert proc.stdout is not None and proc.stderr is not None
     pumps = [
         asyncio.ensure_future(_pump(proc.stdout, "stdout", sink or keep)),
         asyncio.ensure_future(_pump(proc.stderr, "stderr", sink or keep)),
@@ -182,8 +175,7 @@ async def run_exec(proc: asyncio.subprocess.Process, req: ExecRequest, sink: Sin
     tasks = [*pumps, asyncio.ensure_future(_feed(proc, req.stdin))] if req.stdin is not None else list(pumps)
     try:
         async with asyncio.timeout(req.timeout):
-            exited = asyncio.ensure_future(proc.wait())
-            tasks.append(exited)
+            exited = proc.exited
             pending = {exited, *pumps}
             while not exited.done():
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -203,8 +195,7 @@ async def run_exec(proc: asyncio.subprocess.Process, req: ExecRequest, sink: Sin
             task.cancel()
         if proc.returncode is None:  # cancelled or the client went away: leave nothing behind
             kill_group(proc.pid)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+        proc.close()
     return outcome
 
 
@@ -228,6 +219,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         stream = await ChunkStream(request).start()
     except BaseException:
         kill_group(proc.pid)
+        proc.close()
         raise
     lock = asyncio.Lock()
 

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dxflow.engine.children import watch_exit
+
 __all__ = ["SCROLLBACK", "Shell", "ShellError", "ShellManager"]
 
 log = logging.getLogger(__name__)
@@ -154,29 +156,9 @@ class ShellManager:
         self.shells[name] = shell
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._on_output, shell)
-        self._watch_exit(shell, loop)
+        watch_exit(proc).add_done_callback(lambda _: self._on_exit(shell))
         log.info("shell %s started: pid %d, %s", name, proc.pid, argv[0])
         return shell
-
-    def _watch_exit(self, shell: Shell, loop: asyncio.AbstractEventLoop) -> None:
-        try:
-            pidfd = os.pidfd_open(shell.proc.pid)
-        except (AttributeError, OSError):  # no pidfd: poll
-            loop.call_later(0.2, self._poll_exit, shell, loop)
-            return
-
-        def exited() -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            self._on_exit(shell)
-
-        loop.add_reader(pidfd, exited)
-
-    def _poll_exit(self, shell: Shell, loop: asyncio.AbstractEventLoop) -> None:
-        if shell.proc.poll() is None:
-            loop.call_later(0.2, self._poll_exit, shell, loop)
-        else:
-            self._on_exit(shell)
 
     def _on_output(self, shell: Shell) -> None:
         try:
@@ -207,9 +189,8 @@ class ShellManager:
             os.close(shell.master)
 
     def _on_exit(self, shell: Shell) -> None:
-        shell.rc = shell.proc.wait()
-        if shell.rc < 0:
-            shell.rc = 128 - shell.rc  # as a shell reports a signal death
+        rc = shell.proc.wait()  # reaped already: returns at once
+        shell.rc = 128 - rc if rc < 0 else rc  # a signal death as a shell reports it
         if not shell.eof:
             self._on_output(shell)  # what is left in the terminal's buffer
         log.info("shell %s exited with %d", shell.name, shell.rc)
