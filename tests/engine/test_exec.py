@@ -168,3 +168,13 @@ def test_permissions(engine: EngineProc, master: EngineClient, tmp_path: Path) -
             ["true"]
         )
     assert info.value.status_code == 403
+
+
+def test_audit_log_has_who_and_sizes_but_no_arguments(engine: EngineProc, shell: ShellClient) -> None:
+    assert shell.exec(["printf", "%s", "s3cret-arg"], stdin=b"s3cret-in").stdout == b"s3cret-arg"
+    deadline = time.monotonic() + 5
+    while "with 2 argument(s), stdin 9 bytes -> rc 0" not in engine.log():
+        assert time.monotonic() < deadline, engine.log()[-2000:]
+        time.sleep(0.05)
+    assert "exec by key engine from 127.0.0.1: printf" in engine.log()
+    assert "s3cret" not in engine.log()

@@ -22,21 +22,24 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import logging
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from dxflow.engine.auth import requires
+from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.children import Child, start_child
 from dxflow.engine.permissions import Permission
 from dxflow.engine.response import ApiError, ChunkStream, ok, read_json, wants_stream
 
 __all__ = ["TIMEOUT_RC", "ExecOutcome", "ExecRequest", "add_routes", "parse_exec_request", "run_exec", "spawn"]
 
+log = logging.getLogger(__name__)
 TIMEOUT_RC = 124
 DRAIN_GRACE = 1.0
 _READ_SIZE = 256 * 1024
@@ -199,13 +202,30 @@ async def run_exec(proc: Child, req: ExecRequest, sink: Sink | None = None) -> E
     return outcome
 
 
+def _audit(request: web.Request, req: ExecRequest, outcome: ExecOutcome, started: float) -> None:
+    """Who ran what, in sizes and flags only: arguments and stdin may hold secrets."""
+    log.info(
+        "exec by key %s from %s: %s with %d argument(s), stdin %d bytes -> rc %d%s in %.0f ms",
+        claims_of(request).sub,
+        request.remote,
+        req.argv[0],
+        len(req.argv) - 1,
+        len(req.stdin or b""),
+        outcome.rc,
+        " (timed out, group killed)" if outcome.timed_out else "",
+        (time.monotonic() - started) * 1000,
+    )
+
+
 @requires(Permission.SHELL)
 async def exec_handler(request: web.Request) -> web.StreamResponse:
     max_body, max_output = request.app[LIMITS_KEY]
     req = parse_exec_request(await read_json(request, limit=max_body), max_output)
+    started = time.monotonic()
     proc = await spawn(req)
     if not wants_stream(request):
         outcome = await run_exec(proc, req)
+        _audit(request, req, outcome, started)
         entity = {
             "rc": outcome.rc,
             "stdout": base64.b64encode(outcome.output["stdout"]).decode(),
@@ -228,6 +248,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
             await stream.send({"stream": name, "data": base64.b64encode(chunk).decode()})
 
     outcome = await run_exec(proc, req, send)
+    _audit(request, req, outcome, started)
     await stream.send({"rc": outcome.rc, "timed_out": outcome.timed_out, "truncated": outcome.truncated})
     return await stream.finish()
 

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import errno
 import grp
+import logging
 import os
 import pwd
 import stat
@@ -26,12 +27,13 @@ from urllib.parse import quote
 
 from aiohttp import ClientPayloadError, web
 
-from dxflow.engine.auth import requires
+from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
 from dxflow.engine.response import ApiError, ok
 
 __all__ = ["add_routes", "check_path", "parse_mode"]
 
+log = logging.getLogger(__name__)
 DEFAULT_MODE = 0o644
 TEMP_PREFIX = ".dxflow-upload-"
 SYNC_EVERY = 16 * 1024 * 1024
@@ -206,6 +208,9 @@ async def upload_handler(request: web.Request) -> web.Response:
         raise
     if sync:
         await loop.run_in_executor(None, _fsync_dir, path.parent)
+    log.info(
+        "upload by key %s from %s: %s (%d bytes, mode %04o)", claims_of(request).sub, request.remote, path, size, mode
+    )
     return ok([{"path": str(path), "size": size, "mode": f"{mode:04o}"}], message="uploaded", code=201)
 
 
@@ -231,6 +236,7 @@ async def download_handler(request: web.Request) -> web.FileResponse:
         "X-File-Mode": f"{stat.S_IMODE(info.st_mode):04o}",
         "Content-Type": "application/octet-stream",
     }
+    log.info("download by key %s from %s: %s (%d bytes)", claims_of(request).sub, request.remote, path, info.st_size)
     return web.FileResponse(path, headers=headers)
 
 

@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from dxflow.engine.auth import requires
+from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
 from dxflow.engine.response import ApiError, ok, read_json
 from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager
 
 __all__ = ["SHELLS_KEY", "add_routes"]
 
+log = logging.getLogger(__name__)
 SHELLS_KEY = web.AppKey("shells", ShellManager)
 
 
@@ -85,6 +87,7 @@ async def create_handler(request: web.Request) -> web.Response:
         )
     except ShellError as exc:
         raise ApiError(exc.code, exc.message) from None
+    log.info("shell %s created by key %s from %s", shell.name, claims_of(request).sub, request.remote)
     return ok([shell.info()], message="created", code=201)
 
 
@@ -142,6 +145,7 @@ async def attach_handler(request: web.Request) -> web.StreamResponse:
     manager = _manager(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1024 * 1024)
     await ws.prepare(request)
+    log.info("shell %s attached by key %s from %s", shell.name, claims_of(request).sub, request.remote)
     queue = manager.subscribe(shell)
     sender = asyncio.ensure_future(_pump_output(ws, queue, shell))
     try:
