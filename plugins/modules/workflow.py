@@ -202,9 +202,11 @@ def main():
         changed = plan(state, current, text)
         after = current
         if changed and module.check_mode:
-            after = None if state == "absent" else dict(current or {}, name=name,
-                                                         definition=text if text is not None else
-                                                         (current or {}).get("definition", ""))
+            if state == "absent":
+                after = None
+            else:
+                definition = text if text is not None else (current or {}).get("definition", "")
+                after = dict(current or {}, name=name, definition=definition)
         elif changed or (state in ("started", "restarted") and p["wait"]):
             action = "Setting workflow '%s' to %s" % (name, state)
             if state == "absent":

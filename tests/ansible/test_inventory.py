@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.conftest import Fleet
-from tests.ansible_env import run_inventory
+from tests.ansible_env import run_inventory, run_playbook
 
 pytestmark = [pytest.mark.xdist_group("dxflow-fleet"), pytest.mark.timeout(400)]
 
@@ -30,12 +30,9 @@ def _list(fleet: Fleet, source: Path | None = None, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_inventory_lists_approved_servers(fleet: Fleet) -> None:
+def test_inventory_lists_approved_servers(fleet: Fleet, tmp_path: Path) -> None:
     data = _list(fleet)
     raw = data["_meta"]["hostvars"]
-    # Everything that came from the director is marked unsafe (never templated), the braces tag included.
-    assert raw["host1"]["dxflow_tags"][1] == {"__ansible_unsafe": "{{ 7 * 7 }}"}
-    assert raw["host1"]["dxflow_engine"]["fingerprint"] == {"__ansible_unsafe": fleet.engines["host1"].fingerprint}
     hostvars = unwrap(raw)
     assert sorted(hostvars) == ["host1", "host2"]
     groups = {g: sorted(v.get("hosts", [])) for g, v in data.items() if g not in ("_meta", "all")}
@@ -84,6 +81,20 @@ def test_inventory_lists_approved_servers(fleet: Fleet) -> None:
         assert hv["dxflow_id"] == fleet.agents[host].guid
         assert hv["dxflow_stats"], "the agent's stats are in the hostvars"
         assert isinstance(hv["dxflow_sessions"], list)
+    assert_not_templated(fleet, fleet.inventory, tmp_path)
+
+
+def assert_not_templated(fleet: Fleet, source: Path, tmp_path: Path) -> None:
+    """A tag ``{{ 7 * 7 }}`` from the director reaches a play as text, never evaluated."""
+    playbook = tmp_path / "tags.yml"
+    playbook.write_text(
+        "- hosts: host1\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.debug:\n        msg: \"tags={{ dxflow_tags | join('|') }}\"\n"
+    )
+    proc = run_playbook(playbook, fleet.env, inventory=source, extra_vars={"ansible_connection": "local"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "tags=web|{{ 7 * 7 }}" in proc.stdout, proc.stdout
+    assert "49" not in proc.stdout
 
 
 def test_inventory_filters_and_hostnames(fleet: Fleet, tmp_path: Path) -> None:
@@ -114,6 +125,7 @@ def test_inventory_cache_is_used_and_not_refreshed(fleet: Fleet, tmp_path: Path)
     source.write_text(body.format(profile="broken"))
     assert _list(fleet, source)["_meta"]["hostvars"].keys() == first["_meta"]["hostvars"].keys()
     assert files[0].stat().st_mtime_ns == mtime, "reading the cache must not reset its TTL"
+    assert_not_templated(fleet, source, tmp_path)  # data read back from the cache is not trusted either
     # A refresh that cannot reach the director falls back to the cache, with a warning.
     proc = run_inventory(source, fleet.env, ("--list", "--flush-cache"))
     assert proc.returncode == 0, proc.stderr
