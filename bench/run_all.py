@@ -18,8 +18,9 @@ SMALL = {
     "bench_engine.py": ["--seconds", "3"],
     "bench_director.py": ["--agents", "100", "--seconds", "3", "--servers", "1000", "--rate", "300"],
     "bench_exec.py": ["--execs", "50", "--size-mb", "20"],
+    "bench_workflow.py": ["--lines", "30"],
 }
-FULL = {"bench_engine.py": [], "bench_director.py": [], "bench_exec.py": ["--install-sshd"]}
+FULL = {"bench_engine.py": [], "bench_director.py": [], "bench_exec.py": ["--install-sshd"], "bench_workflow.py": []}
 
 
 def main() -> int:
