@@ -43,10 +43,8 @@ def test_compose_deploy_as_in_the_seed(profile: Path, tmp_path: Path) -> None:
     assert out.startswith("workflow my-workflow deployed (process backend)")
     again = ok(run_cli("workflow", "compose", "deploy", str(compose), home=home))
     assert "unchanged: nothing to do" in again
-    data = json.loads(ok(run_cli("-o", "json", "workflow", "compose", "deploy", str(compose), home=home)))
-    assert data["changed"] is False and data["workflow"]["name"] == "my-workflow"
-    listing = ok(run_cli("workflow", "list", home=home))
-    assert "my-workflow" in listing and "NAME" in listing
+    listing = json.loads(ok(run_cli("-o", "json", "workflow", "list", home=home)))
+    assert [w["status"] for w in listing if w["name"] == "my-workflow"] in (["running"], ["starting"])
     deadline = time.monotonic() + 10
     while "serving" not in ok(run_cli("workflow", "logs", "my-workflow", home=home)):
         assert time.monotonic() < deadline
@@ -59,7 +57,6 @@ def test_compose_deploy_as_in_the_seed(profile: Path, tmp_path: Path) -> None:
     named.write_text("name: seeded\nservices:\n  a:\n    command: sleep 300\n")
     assert "workflow seeded deployed" in ok(run_cli("workflow", "compose", "deploy", str(named), home=home))
     assert "workflow seeded stopped" in ok(run_cli("workflow", "stop", "seeded", home=home))
-    assert "already stopped" in ok(run_cli("workflow", "stop", "seeded", home=home))
     for name in ("seeded", "my-workflow"):
         assert f"workflow {name} removed" in ok(run_cli("workflow", "remove", name, home=home))
 

@@ -118,7 +118,7 @@ services:
     done = threading.Event()
 
     def reader() -> None:
-        for line in wf.logs("follow", follow=True, tail=0):
+        for line in wf.logs("follow", follow=True, tail=1):
             seen.append((str(line), time.monotonic()))
             if str(line) == "GO 3":
                 done.set()
@@ -126,7 +126,7 @@ services:
 
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
-    time.sleep(0.3)
+    wait_for(lambda: seen, what="the follower to attach (it gets the last line first)")
     work = engine.data_dir / "workflows" / "follow" / "work"
     latencies = []
     for i in (1, 2, 3):
@@ -136,13 +136,17 @@ services:
         wait_for(lambda i=i: any(text == f"GO {i}" for text, _ in seen), timeout=5, what=f"GO {i}")
         latencies.append(next(t for text, t in seen if text == f"GO {i}") - sent)
     assert done.wait(5)
-    assert [t for t, _ in seen] == ["GO 1", "GO 2", "GO 3"], "tail=0 skips history; nothing repeated"
+    assert [t for t, _ in seen] == ["started", "GO 1", "GO 2", "GO 3"], "tail=1 then live; nothing repeated"
     assert max(latencies) < 1.0, latencies
     # tail / since / service filter
     assert [str(x) for x in wf.logs("follow", tail=1)] == ["GO 3"]
     assert list(wf.logs("follow", since="2999-01-01T00:00:00Z")) == []
     assert all(x.service == "echo" for x in wf.logs("follow", service="echo"))
+    # a follower ends when its workflow is removed
+    stream = wf.logs("follow", follow=True, tail=1)
+    assert next(stream) == "GO 3"
     wf.remove("follow")
+    assert list(stream) == []
 
 
 def test_restart_policy_with_backoff(wf: WorkflowClient) -> None:

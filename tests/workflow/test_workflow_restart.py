@@ -50,6 +50,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
         keeper_pid, crashy_pid = before["keeper"]["pid"], before["crashy"]["pid"]
         client.session.close()
         engine.stop()
+        assert "Traceback" not in engine.log() and "ERROR" not in engine.log(), engine.log()
         # The engine is gone; its services are not.
         assert all(pid_alive(p) for p in pgids)
         work = data / "workflows" / "durable" / "work"
@@ -71,7 +72,8 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
         assert ("keeper", "adopted") in kinds and ("crashy", "started") in kinds
         # output written while the engine was down was kept, and live logs work for an adopted service
         assert "said while-down" in list(client.logs("durable", service="keeper"))
-        stream = client.logs("durable", service="keeper", follow=True, tail=0)
+        stream = client.logs("durable", service="keeper", follow=True, tail=1)
+        assert next(stream) == "said while-down", "history first: the follower is attached"
         _say(work, "after")
         t0 = time.monotonic()
         assert next(stream) == "said after"
@@ -83,6 +85,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
         assert [p for g in pgids for p in group_pids(g)] == []
         assert not pid_alive(keeper_pid)
         assert client.remove("durable")
+        assert "Traceback" not in engine.log(), engine.log()
     finally:
         for pgid in pgids:
             for pid in group_pids(pgid):

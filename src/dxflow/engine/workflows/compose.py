@@ -25,6 +25,7 @@ __all__ = [
     "RestartPolicy",
     "Service",
     "check_workflow_name",
+    "declared_backend",
     "digest_of",
     "parse_compose",
 ]
@@ -501,6 +502,17 @@ def _start_order(services: dict[str, Service]) -> list[str]:
     for name in services:
         visit(name, [])
     return order
+
+
+def declared_backend(text: str) -> str | None:
+    """The backend a definition asks for in its ``x-dxflow: {backend: ...}`` extension, if any."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None  # parse_compose reports it
+    ext = raw.get("x-dxflow") if isinstance(raw, dict) else None
+    backend = ext.get("backend") if isinstance(ext, dict) else None
+    return str(backend) if backend else None
 
 
 def parse_compose(text: str, backend: str = "process", env: dict[str, str] | None = None) -> ComposeSpec:

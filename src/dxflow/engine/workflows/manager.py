@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from dxflow.engine.workflows.backend import Backend, BackendUnavailable, LogQuery, Runtime, WorkflowContext
-from dxflow.engine.workflows.compose import ComposeError, ComposeSpec, check_workflow_name, parse_compose
+from dxflow.engine.workflows.compose import (
+    ComposeError,
+    ComposeSpec,
+    check_workflow_name,
+    declared_backend,
+    parse_compose,
+)
 from dxflow.engine.workflows.container_backend import ContainerBackend
 from dxflow.engine.workflows.logs import TS_LEN, LogHub
 from dxflow.engine.workflows.process_backend import ProcessBackend
@@ -131,7 +137,7 @@ class WorkflowManager:
 
     def prepare(self, text: str, name: str | None, backend_name: str | None) -> tuple[str, ComposeSpec, Backend]:
         """Validate everything before anything is written: the name, the backend, the definition."""
-        backend = self.backend(backend_name)
+        backend = self.backend(backend_name or declared_backend(text))
         spec = parse_compose(text, backend.name)
         backend.validate(spec)
         final = check_workflow_name(name) if name else spec.name

@@ -1,0 +1,67 @@
+"""In-process checks of the pieces with edge cases that are slow to reach through a daemon: log rotation,
+history reads, compose parsing details."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from dxflow.engine.workflows.compose import interpolate, parse_compose
+from dxflow.engine.workflows.logs import LogHub, LogSink, read_history
+
+
+def test_log_sink_rotates_and_history_reads_across_files(tmp_path: Path) -> None:
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    run.mkdir()
+    logs.mkdir()
+
+    async def main() -> list[dict]:
+        hub = LogHub()
+        queue = hub.subscribe()
+        sink = LogSink("svc", run, logs, hub, max_bytes=2000, keep=2)
+        fd = sink.child_fd()
+        for i in range(200):
+            os.write(fd, f"line {i:03d}\n".encode())
+            if i % 20 == 0:
+                await asyncio.sleep(0.01)
+        os.write(fd, b"no newline yet")
+        await asyncio.sleep(0.05)
+        os.close(fd)
+        sink.close()
+        got = []
+        while not queue.empty():
+            got.append(queue.get_nowait())
+        return got
+
+    live = asyncio.run(main())
+    assert [e["line"] for e in live][:3] == ["line 000", "line 001", "line 002"]
+    assert live[-1]["line"] == "no newline yet", "a partial last line is flushed on close"
+    files = sorted(p.name for p in logs.iterdir())
+    assert files == ["svc.log", "svc.log.1", "svc.log.2"], "rotated, and only `keep` old files kept"
+    assert all(p.stat().st_size < 2000 + 21 * 40 for p in logs.iterdir()), "rotated after the batch that crossed"
+    assert oct(os.stat(logs / "svc.log").st_mode & 0o777) == "0o600"
+    tail = read_history(logs, ["svc"], keep=2, tail=5, since=None)
+    assert [e["line"] for e in tail] == ["line 196", "line 197", "line 198", "line 199", "no newline yet"]
+    # tail larger than the newest file reaches into the rotated ones, in order
+    many = [e["line"] for e in read_history(logs, ["svc"], keep=2, tail=60, since=None)]
+    assert many == sorted(many, key=lambda t: (t == "no newline yet", t)) and len(many) == 60
+    everything = read_history(logs, ["svc"], keep=2, tail=None, since=None)
+    assert everything[-1]["line"] == "no newline yet" and len(everything) < 201, "oldest rotated out"
+    since = everything[10]["time"]
+    assert all(e["time"] >= since for e in read_history(logs, ["svc"], keep=2, tail=None, since=since))
+
+
+def test_interpolation_and_command_forms() -> None:
+    env = {"NAME": "x", "EMPTY": ""}
+    assert interpolate("$$HOME ${NAME} $NAME ${EMPTY:-d} ${EMPTY-d} ${UNSET-u}", env, "t") == "$HOME x x d  u"
+    spec = parse_compose(
+        "services:\n"
+        "  a:\n    entrypoint: [env]\n    command: \"sh -c 'echo a b'\"\n"
+        "    environment: [A=1, B]\n    restart: on-failure:2\n    stop_signal: INT\n",
+        env={"B": "from-engine"},
+    )
+    svc = spec.services["a"]
+    assert svc.argv == ["env", "sh", "-c", "echo a b"]
+    assert str(svc.restart) == "on-failure:2" and svc.stop_signal == "SIGINT"
+    assert spec.order == ["a"] and len(spec.digest) == 64
