@@ -180,3 +180,24 @@ services:
     time.sleep(0.5)
     assert services(wf.get("policy"))["always"]["status"] == "stopped", "no restart after a user stop"
     wf.remove("policy")
+
+
+def test_healthcheck_timeout_marks_unhealthy(wf: WorkflowClient) -> None:
+    definition = """
+services:
+  slow:
+    command: sleep 300
+    healthcheck:
+      test: ["CMD", "sleep", "30"]
+      interval: 100ms
+      timeout: 150ms
+      retries: 2
+"""
+    wf.deploy(definition, name="hc-timeout")
+    info = wait_for(
+        lambda: (w := wf.get("hc-timeout")) and services(w)["slow"]["health"] == "unhealthy" and w,
+        what="unhealthy after two timed-out probes",
+    )
+    assert "timed out after 0.15 s" in services(info)["slow"]["message"]
+    assert info["status"] == "degraded" and services(info)["slow"]["status"] == "running"
+    wf.remove("hc-timeout")
