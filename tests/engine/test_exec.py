@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -178,3 +181,35 @@ def test_audit_log_has_who_and_sizes_but_no_arguments(engine: EngineProc, shell:
         time.sleep(0.05)
     assert "exec by key engine from 127.0.0.1: printf" in engine.log()
     assert "s3cret" not in engine.log()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_client_disconnect_kills_the_command(
+    engine: EngineProc, master: EngineClient, tmp_path: Path, streamed: bool
+) -> None:
+    pidfile = tmp_path / "pid"
+    body = json.dumps({"command": f"echo $$ > {pidfile}; sleep 300 & echo $! >> {pidfile}; wait"}).encode()
+    parts = urlsplit(engine.address)
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    sock = context.wrap_socket(socket.create_connection((parts.hostname, parts.port), timeout=10))
+    query = "?stream=true" if streamed else ""
+    sock.sendall(
+        f"POST /api/shell/exec/{query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        f"Authorization: Bearer {master.session.tokens.token()}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    deadline = time.monotonic() + 10
+    while len(pidfile.read_text().split() if pidfile.exists() else []) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert all(_alive(p) for p in pids)
+    sock.close()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids):
+        assert time.monotonic() < deadline, "the command outlived its client"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert "Traceback" not in engine.log(), engine.log()[-3000:]

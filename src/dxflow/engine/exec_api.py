@@ -42,6 +42,7 @@ __all__ = ["TIMEOUT_RC", "ExecOutcome", "ExecRequest", "add_routes", "parse_exec
 log = logging.getLogger(__name__)
 TIMEOUT_RC = 124
 DRAIN_GRACE = 1.0
+CLIENT_CHECK = 0.5
 _READ_SIZE = 256 * 1024
 Sink = Callable[[str, bytes], Awaitable[None]]
 LIMITS_KEY = web.AppKey("exec_limits", tuple[int, int])
@@ -158,9 +159,18 @@ async def spawn(req: ExecRequest) -> Child:
         raise ApiError(400, f"cannot start {req.argv[0]}: {exc.strerror}") from None
 
 
-async def run_exec(proc: Child, req: ExecRequest, sink: Sink | None = None) -> ExecOutcome:
+async def _watch_client(gone: Callable[[], bool]) -> None:
+    while not gone():
+        await asyncio.sleep(CLIENT_CHECK)
+    raise ConnectionResetError("the client went away")
+
+
+async def run_exec(
+    proc: Child, req: ExecRequest, sink: Sink | None = None, gone: Callable[[], bool] | None = None
+) -> ExecOutcome:
     """Feed stdin, hand output to ``sink`` (streamed) or keep it in the outcome (capped at ``req.max_output`` per
-    stream) and wait; the whole process group is killed on timeout, on cancellation and when the sink fails."""
+    stream) and wait; the whole process group is killed on timeout, on cancellation, when the sink fails and when
+    ``gone()`` says the client has disconnected (then ConnectionResetError is raised)."""
     outcome = ExecOutcome(rc=-1)
 
     async def keep(name: str, chunk: bytes) -> None:
@@ -176,10 +186,12 @@ async def run_exec(proc: Child, req: ExecRequest, sink: Sink | None = None) -> E
         asyncio.ensure_future(_pump(proc.stderr, "stderr", sink or keep)),
     ]
     tasks = [*pumps, asyncio.ensure_future(_feed(proc, req.stdin))] if req.stdin is not None else list(pumps)
+    watchers = [asyncio.ensure_future(_watch_client(gone))] if gone is not None else []
+    tasks += watchers
     try:
         async with asyncio.timeout(req.timeout):
             exited = proc.exited
-            pending = {exited, *pumps}
+            pending = {exited, *pumps, *watchers}
             while not exited.done():
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -217,14 +229,32 @@ def _audit(request: web.Request, req: ExecRequest, outcome: ExecOutcome, started
     )
 
 
+def _abandoned(request: web.Request, req: ExecRequest) -> web.Response:
+    """The client went away: the command's group is already killed; answer into the void (aiohttp drops it)."""
+    log.info(
+        "exec by key %s from %s: %s killed, the client disconnected",
+        claims_of(request).sub,
+        request.remote,
+        req.argv[0],
+    )
+    return web.Response(status=499, text="client closed request")
+
+
 @requires(Permission.SHELL)
 async def exec_handler(request: web.Request) -> web.StreamResponse:
     max_body, max_output = request.app[LIMITS_KEY]
     req = parse_exec_request(await read_json(request, limit=max_body), max_output)
     started = time.monotonic()
     proc = await spawn(req)
+
+    def gone() -> bool:
+        return request.transport is None or request.transport.is_closing()
+
     if not wants_stream(request):
-        outcome = await run_exec(proc, req)
+        try:
+            outcome = await run_exec(proc, req, gone=gone)
+        except ConnectionResetError:
+            return _abandoned(request, req)
         _audit(request, req, outcome, started)
         entity = {
             "rc": outcome.rc,
@@ -247,7 +277,11 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         async with lock:
             await stream.send({"stream": name, "data": base64.b64encode(chunk).decode()})
 
-    outcome = await run_exec(proc, req, send)
+    try:
+        outcome = await run_exec(proc, req, send, gone)
+    except ConnectionResetError:
+        _abandoned(request, req)
+        return stream.response
     _audit(request, req, outcome, started)
     await stream.send({"rc": outcome.rc, "timed_out": outcome.timed_out, "truncated": outcome.truncated})
     return await stream.finish()

@@ -87,6 +87,11 @@ class ChunkStream:
         self._resp = web.StreamResponse(status=200, headers={"Content-Type": STREAM_MEDIA_TYPE})
         self._resp.enable_chunked_encoding()
 
+    @property
+    def response(self) -> web.StreamResponse:
+        """The underlying response (to return from a handler whose client went away)."""
+        return self._resp
+
     async def start(self, message: str = "OK") -> ChunkStream:
         await self._resp.prepare(self._request)
         await self._resp.write(b"[\n" + json.dumps(status_chunk(200, message)).encode() + b"\n")
