@@ -6,6 +6,7 @@ Each starts on 127.0.0.1 with a free port in its own temp dir and is stopped by 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -13,10 +14,22 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from director_harness import Director
+from director_harness import (
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    Agent,
+    Director,
+    Engine,
+    FakeAgentIdentity,
+    cleanup,
+    password_hash,
+    wait_until,
+)
 
 SLAPD = "/usr/sbin/slapd"
 FREERADIUS = "/usr/sbin/freeradius"
@@ -210,3 +223,68 @@ def assert_session(r: requests.Response, director: Director) -> None:
     assert cookie and cookie.startswith("v4.local.")
     who = requests.get(f"{director.url}/v1/auth-health", cookies={"dcvix_session": cookie}, verify=str(director.ca))
     assert who.ok, who.text
+
+
+EVIL_TAG = "<script>window.pwned=1</script>"
+
+
+@dataclass
+class Fleet:
+    """A director, an engine and an approved agent on one host ("srv1") with an evil tag."""
+
+    director: Director
+    engine: Engine
+    agent: Agent
+
+    def admin(self) -> requests.Session:
+        return self.director.admin()
+
+    def user(self, name: str = "alice", password: str = USER_PASSWORD) -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(self.director.ca)
+        r = s.post(f"{self.director.url}/v1/user/login", json={"userID": name, "password": password})
+        assert r.status_code == 200, r.text
+        return s
+
+
+@contextlib.contextmanager
+def running_fleet(root: Path) -> Iterator[Fleet]:
+    """Start a ``Fleet`` under ``root``; stop it on exit."""
+    policy = root / "policy"
+    policy.mkdir()
+    (policy / "users.json").write_text(json.dumps([{"id": "alice", "workstations": ["srv1"]}]))
+    (policy / "pools.json").write_text("[]")
+    users = {"admin": password_hash(ADMIN_PASSWORD), "alice": password_hash(USER_PASSWORD)}
+    director = Director(
+        root / "director",
+        policy_dir=str(policy),
+        registration_token="fleet-token",
+        auth={"type": "local", "users": users},
+    ).start()
+    engine = Engine(root).start()
+    agent = Agent(
+        root / "srv1",
+        director,
+        registration_token="fleet-token",
+        engine_port=engine.port,
+        tags=["gpu", EVIL_TAG],
+        hostname="srv1",
+    ).start()
+    try:
+        admin = director.admin()
+        wait_until(
+            lambda: any(s["engine"].get("healthy") for s in admin.get(f"{director.url}/v1/servers").json()),
+            30,
+            what="srv1 with a healthy engine",
+        )
+        yield Fleet(director, engine, agent)
+    finally:
+        cleanup(agent, engine, director)
+
+
+def pending_agent(fleet: Fleet, workdir: Path, hostname: str) -> FakeAgentIdentity:
+    """A fresh agent identity that asked to register and waits for approval."""
+    agent = FakeAgentIdentity(workdir, hostname=hostname)
+    assert agent.register(fleet.director).status_code == 403
+    return agent

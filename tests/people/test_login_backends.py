@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from director_harness import Director
+import yaml
+from director_harness import Director, dxflow
 from people_harness import (
     BASE_DN,
     SERVICE_DN,
@@ -20,6 +22,9 @@ from people_harness import (
     can_create_users,
     login,
 )
+
+from dxflow.common.config_file import ConfigError
+from dxflow.common.director_config import load_director_config
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +126,27 @@ def test_external_command_gets_user_password_otp_on_stdin(tmp_path: Path) -> Non
         director.stop()
 
 
-def test_unknown_auth_type_and_missing_settings_are_named(tmp_path: Path) -> None:
-    from director_harness import dxflow
+@pytest.mark.parametrize(
+    ("auth", "expected"),
+    [
+        ({"type": "ldap"}, "auth.ldap.base_dn is required"),
+        ({"type": "radius"}, "auth.radius.secret is required"),
+        ({"type": "external"}, "auth.external.command is required"),
+        ({"otp": {"type": "privacyidea"}}, "auth.otp.privacyidea_url is required"),
+        ({"otp": {"type": "sms"}}, "auth.otp.type 'sms'"),
+        ({"ldap": {"bind_pw": "x"}}, "unknown config key auth.ldap.'bind_pw'"),
+    ],
+)
+def test_incomplete_auth_settings_are_named(tmp_path: Path, auth: dict, expected: str) -> None:
+    path = tmp_path / "director.yaml"
+    path.write_text(yaml.safe_dump({"auth": auth}))
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_director_config(path, env={})
 
-    for auth, expected in [
-        ({"type": "kerberos"}, "auth.type 'kerberos'"),
-        ({"type": "ldap"}, "auth.ldap.base_dn"),
-        ({"type": "radius"}, "auth.radius.secret"),
-        ({"type": "local", "otp": {"type": "privacyidea"}}, "auth.otp.privacyidea_url"),
-    ]:
-        d = Director(tmp_path / auth["type"], auth=auth)
-        d.write_config()
-        proc = dxflow("director", "up", "--config", str(d.config_path))
-        assert proc.returncode != 0
-        assert expected in proc.stderr, proc.stderr
+
+def test_unknown_auth_type_stops_the_director_with_one_line(tmp_path: Path) -> None:
+    d = Director(tmp_path, auth={"type": "kerberos"})
+    d.write_config()
+    proc = dxflow("director", "up", "--config", str(d.config_path))
+    assert proc.returncode != 0
+    assert "auth.type 'kerberos' is not one of local, pam, ldap, radius, external" in proc.stderr, proc.stderr

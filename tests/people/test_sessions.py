@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pyseto
 import requests
-from conftest import Fleet
 from director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash
+from people_harness import Fleet, pending_agent
 from pyseto import Key
 
 COOKIE = "dcvix_session"
@@ -62,10 +62,11 @@ def test_tampered_expired_and_wrong_scope_tokens_are_401(fleet: Fleet) -> None:
     assert get(d, "/v1/servers", "garbage").status_code == 401
 
 
-def test_csrf_foreign_origin_is_403(fleet: Fleet) -> None:
+def test_csrf_foreign_origin_is_403(fleet: Fleet, tmp_path: Path) -> None:
     d = fleet.director
     admin = fleet.admin()
-    url = f"{d.url}/v1/admin/agents/{fleet.pending.guid}/deny"
+    pending = pending_agent(fleet, tmp_path, "csrf-target")
+    url = f"{d.url}/v1/admin/agents/{pending.guid}/deny"
     for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
         r = admin.post(url, headers=headers)
         assert r.status_code == 403 and r.json() == {"error": "cross-site request refused"}, headers
@@ -83,7 +84,7 @@ def test_csrf_foreign_origin_is_403(fleet: Fleet) -> None:
     same = admin.post(f"{d.url}/v1/admin/agents/unknown-guid/deny", headers={"Origin": d.url})
     assert same.status_code == 404
     states = {a["guid"]: a["state"] for a in admin.get(f"{d.url}/v1/admin/agents").json()}
-    assert states[fleet.pending.guid] == "pending"
+    assert states[pending.guid] == "pending"
 
 
 def test_logout_clears_the_cookie(fleet: Fleet) -> None:

@@ -17,7 +17,7 @@ from dxflow.common.director_config import DirectorConfig
 from dxflow.common.files import ensure_private_dir
 from dxflow.common.json_api import ApiError, error_middleware, json_response, read_json
 from dxflow.common.runtime import tune_process
-from dxflow.director import admin_api, agent_api, user_api
+from dxflow.director import admin_api, agent_api, ui_routes, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.auth import LoginGuard, build_backend, build_otp
 from dxflow.director.csrf import csrf_middleware
@@ -153,6 +153,7 @@ def create_app(config: DirectorConfig) -> web.Application:
     app.add_routes(agent_api.routes)
     app.add_routes(admin_api.routes)
     app.add_routes(user_api.routes)
+    app.add_routes(ui_routes.routes)
     return app
 
 
