@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from director_harness import ADMIN_PASSWORD, Director, password_hash
+from director_harness import ADMIN_PASSWORD, Director, password_hash, wait_until
 from people_harness import EVIL_TAG, Fleet, pending_agent
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -126,6 +126,12 @@ def test_close_a_session_after_confirmation(fleet: Fleet, page: Page, tmp_path: 
     for sid in ("ui-keep", "ui-close"):
         r = admin.post(f"{d.url}/v1/sessions", json={"serverId": "srv1", "userId": "bob", "sessionId": sid})
         assert r.status_code == 201, r.text
+
+    def both_reported() -> bool:  # the agent's next update confirms them
+        listed = {s["id"]: s for s in admin.get(f"{d.url}/v1/sessions").json()}
+        return all(listed.get(sid, {}).get("backend") == "engine" for sid in ("ui-keep", "ui-close"))
+
+    wait_until(both_reported, 20, what="sessions reported by the agent")
     log_in(page, d)
     page.click("nav button[data-tab=sessions]")
     page.fill("#session-filter", "ui-")
