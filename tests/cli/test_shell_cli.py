@@ -69,6 +69,10 @@ def test_cp_both_ways(profile: Path, tmp_path: Path) -> None:
     assert (remote / "app.conf").read_bytes() == src.read_bytes()
     assert (remote / "app.conf").stat().st_mode & 0o777 == 0o640
     assert run_cli("cp", "--mode", "600", str(src), f":{remote}/other", home=profile).returncode == 0
+    sub = remote / "sub"
+    sub.mkdir()
+    assert run_cli("cp", str(src), f":{sub}", home=profile).returncode == 0  # an existing dir, no trailing /
+    assert (sub / "app.conf").read_bytes() == src.read_bytes()
     assert (remote / "other").stat().st_mode & 0o777 == 0o600
     back = tmp_path / "back"
     back.mkdir()

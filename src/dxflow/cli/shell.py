@@ -11,6 +11,7 @@ import click
 
 from dxflow.cli.attach import attach
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
+from dxflow.client.errors import ApiError
 from dxflow.client.shell import ShellClient
 
 __all__ = ["cp_command", "shell_group"]
@@ -181,7 +182,7 @@ def cp_command(ctx: CliContext, source: str, dest: str, mode: str | None) -> Non
     """Copy a file to or from the engine host; the remote side is written `:PATH` (absolute), like scp.
 
     \b
-    dxflow cp ./app.conf :/etc/app/app.conf     upload (atomic; a remote path ending in / gets the local name)
+    dxflow cp ./app.conf :/etc/app/app.conf     upload (atomic; into a remote directory it keeps its name)
     dxflow cp :/var/log/app.log ./logs/          download (atomic; a local directory gets the remote name)
     """
     src_remote, src = _split(source)
@@ -200,7 +201,12 @@ def cp_command(ctx: CliContext, source: str, dest: str, mode: str | None) -> Non
             wanted = int(mode, 8) if mode else None
         except ValueError:
             raise click.UsageError(f"--mode must be octal, like 0644: {mode!r}") from None
-        info = shell.upload(local, remote, mode=wanted)
+        try:
+            info = shell.upload(local, remote, mode=wanted)
+        except ApiError as exc:
+            if exc.status_code != 400 or "is a directory" not in exc.explanation:
+                raise
+            info = shell.upload(local, f"{remote.rstrip('/')}/{local.name}", mode=wanted)  # like scp into a dir
         emit(ctx, info, f"{src} -> :{info['path']} ({info['size']} bytes, mode {info['mode']})")
     else:
         if mode:
