@@ -1,0 +1,46 @@
+"""Shared pieces of the role tests: a wheel cache shared by every worker, and a teardown that stops every daemon
+a run started (by its pid file, through the CLI's ``down``), even when the run failed half-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+DXFLOW = str(Path(sys.executable).parent / "dxflow")
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One controller wheel cache for all workers (build_wheel.py is safe to run concurrently)."""
+    return tmp_path_factory.getbasetemp().parent / "dxflow-role-wheels"
+
+
+def stop_all(inventory: Path) -> None:
+    """``down`` every daemon the inventory's hosts may run."""
+    data = json.loads(inventory.read_text())
+    env = os.environ | {"DXFLOW_HOME": str(inventory.parent / "teardown-home")}
+    for group in data["all"]["children"].values():
+        for hv in group["hosts"].values():
+            etc = Path(hv["dxflow_config_dir"])
+            for cmd in (
+                ["agent", "down", "--config", str(etc / "dxflow-agent.yaml")],
+                ["boot", "down", "--data-dir", hv["dxflow_server_data_dir"]],
+                ["director", "down", "--config", str(etc / "dxflow-director.yaml")],
+            ):
+                if cmd[0] == "boot" or Path(cmd[-1]).exists():
+                    subprocess.run([DXFLOW, *cmd], env=env, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def teardown_fleet() -> Iterator[list[Path]]:
+    """Append an inventory path; its daemons are stopped after the test."""
+    inventories: list[Path] = []
+    yield inventories
+    for inv in inventories:
+        stop_all(inv)
