@@ -55,7 +55,8 @@ def test_compose_deploy_as_in_the_seed(profile: Path, tmp_path: Path) -> None:
     # the top-level name wins over the file's stem
     named = tmp_path / "other.yml"
     named.write_text("name: seeded\nservices:\n  a:\n    command: sleep 300\n")
-    assert "workflow seeded deployed" in ok(run_cli("workflow", "compose", "deploy", str(named), home=home))
+    out = ok(run_cli("workflow", "compose", "deploy", "--wait", str(named), home=home))
+    assert "workflow seeded deployed" in out and "running, 1/1 services running" in out
     assert "workflow seeded stopped" in ok(run_cli("workflow", "stop", "seeded", home=home))
     for name in ("seeded", "my-workflow"):
         assert f"workflow {name} removed" in ok(run_cli("workflow", "remove", name, home=home))

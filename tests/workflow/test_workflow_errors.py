@@ -61,6 +61,8 @@ BAD_DEFINITIONS = [
     ("services:\n  a:\n    command: sleep 1\n    env_file: /nonexistent/x.env\n", ["service a", "env_file"]),
     ('services:\n  a:\n    command: sleep 1\n    environment: {A: "${MISSING_VAR_X:?set it}"}\n', ["MISSING_VAR_X"]),
     ("services:\n  a/b:\n" + OK_SERVICE, ["invalid service name"]),
+    ("services:\n  a:\n    command: sleep 1\n    working_dir: ../../etc\n", ["service a", "working_dir", ".."]),
+    ("services:\n  a:\n    command: sleep 1\n    env_file: ../other/.env\n", ["service a", "env_file", ".."]),
     ("services: {}\n", ["services"]),
     ("services:\n  a: [1, 2\n", ["not valid YAML", "line"]),
     ("volumes:\n  data: {}\nservices:\n  a:\n" + OK_SERVICE, ["volumes", "process backend"]),

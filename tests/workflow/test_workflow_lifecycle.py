@@ -201,3 +201,46 @@ services:
     assert "timed out after 0.15 s" in services(info)["slow"]["message"]
     assert info["status"] == "degraded" and services(info)["slow"]["status"] == "running"
     wf.remove("hc-timeout")
+
+
+def test_stop_escalates_to_sigkill_after_grace_in_parallel(wf: WorkflowClient) -> None:
+    definition = """
+services:
+  stubborn-a:
+    command: ["sh", "-c", "trap '' TERM; sleep 300 & wait; sleep 300"]
+    stop_grace_period: 1s
+  stubborn-b:
+    command: ["sh", "-c", "trap '' TERM; sleep 300 & wait; sleep 300"]
+    stop_grace_period: 1s
+  quick:
+    command: sleep 300
+    stop_signal: SIGINT
+    depends_on: [stubborn-a]
+"""
+    wf.deploy(definition, name="stubborn")
+    pgids = [s["pid"] for s in wf.wait("stubborn")["services"]]
+    wait_for(lambda: all(len(group_pids(p)) >= 1 for p in pgids), what="processes up")
+    t0 = time.monotonic()
+    changed, info = wf.stop("stubborn")
+    took = time.monotonic() - t0
+    assert changed and 1.0 <= took < 4.0, f"independent services stop in parallel, each after its grace: {took:.1f} s"
+    codes = {s["name"]: s["exit_code"] for s in info["services"]}
+    assert codes == {"stubborn-a": 137, "stubborn-b": 137, "quick": 130}, "SIGKILL after the grace; SIGINT as asked"
+    assert [p for g in pgids for p in group_pids(g)] == []
+    wf.remove("stubborn")
+
+
+def test_stop_while_healthchecks_run_never_hangs(wf: WorkflowClient) -> None:
+    """Regression: a stop racing a finishing probe once lost its cancellation and hung."""
+    definition = """
+services:
+  busy:
+    command: sleep 300
+    healthcheck: {test: ["CMD", "true"], interval: 10ms}
+"""
+    wf.deploy(definition, name="probing")
+    for _ in range(4):
+        wait_for(lambda: services(wf.get("probing"))["busy"]["health"] == "healthy", what="healthy")
+        assert wf.stop("probing")[0] is True
+        assert wf.start("probing")[0] is True
+    wf.remove("probing")

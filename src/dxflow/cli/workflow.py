@@ -48,7 +48,9 @@ def compose_group() -> None:
     """Workflows from compose files."""
 
 
-def _submit(ctx: CliContext, file: Path, name: str | None, backend: str | None, start: bool) -> None:
+def _submit(
+    ctx: CliContext, file: Path, name: str | None, backend: str | None, start: bool, wait: float | None = None
+) -> None:
     try:
         text = click.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -56,6 +58,8 @@ def _submit(ctx: CliContext, file: Path, name: str | None, backend: str | None, 
     name = name or name_for(text, file)
     client = _client(ctx)
     changed, wf = (client.deploy if start else client.create)(text, name, backend)
+    if wait is not None:
+        wf = client.wait(wf["name"], timeout=wait)
     verb = "deployed" if start else "created"
     human = (
         f"workflow {wf['name']} {verb} ({wf['backend']} backend): {_summary(wf)}"
@@ -74,10 +78,14 @@ _backend = click.option("--backend", type=click.Choice(["process", "docker", "po
 @_file
 @_name
 @_backend
+@click.option("--wait", "wait", is_flag=True, help="Return once every service runs (or completed); fail if degraded.")
+@click.option("--wait-timeout", default=60.0, show_default=True, type=click.FloatRange(0), help="Seconds.")
 @pass_ctx
-def deploy_command(ctx: CliContext, file: Path, name: str | None, backend: str | None) -> None:
+def deploy_command(
+    ctx: CliContext, file: Path, name: str | None, backend: str | None, wait: bool, wait_timeout: float
+) -> None:
     """Create or update the workflow from FILE and start it (unchanged content: nothing changes)."""
-    _submit(ctx, file, name, backend, start=True)
+    _submit(ctx, file, name, backend, start=True, wait=wait_timeout if wait else None)
 
 
 @compose_group.command("create")

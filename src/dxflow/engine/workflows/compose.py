@@ -11,6 +11,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -450,6 +451,12 @@ def _service(name: str, body: object, backend: str) -> Service:
     working_dir = body.get("working_dir")
     if working_dir is not None and not isinstance(working_dir, str):
         raise ComposeError(f"{where}.working_dir: must be a string")
+    env_files = _env_files(body.get("env_file"), f"{where}.env_file")
+    for field_name, path in [("working_dir", working_dir), *(("env_file", p) for p, _ in env_files)]:
+        if path and not os.path.isabs(path) and ".." in Path(path).parts:
+            raise ComposeError(
+                f"{where}.{field_name}: relative path {path!r} must stay inside the workflow directory (no '..')"
+            )
     stop_signal = str(body.get("stop_signal", "SIGTERM")).upper()
     if stop_signal not in SIGNALS:
         raise ComposeError(f"{where}.stop_signal: unknown signal {body.get('stop_signal')!r}")
@@ -459,7 +466,7 @@ def _service(name: str, body: object, backend: str) -> Service:
         name=name,
         argv=argv,
         environment=_environment(body.get("environment"), f"{where}.environment"),
-        env_files=_env_files(body.get("env_file"), f"{where}.env_file"),
+        env_files=env_files,
         working_dir=working_dir,
         depends_on=_depends_on(body.get("depends_on"), f"{where}.depends_on"),
         healthcheck=_healthcheck(body.get("healthcheck"), f"{where}.healthcheck"),

@@ -66,12 +66,23 @@ class ProcessRuntime(Runtime):
         return started
 
     async def stop(self) -> bool:
+        """Each service stops once every service depending on it has stopped; the others in parallel."""
         self.ctx.record.desired = "stopped"
-        stopped = False
-        for name in reversed(self.ctx.spec.order):
-            stopped = await self.runners[name].stop() or stopped
+        dependents: dict[str, list[str]] = {name: [] for name in self.runners}
+        for name, runner in self.runners.items():
+            for dep in runner.svc.depends_on:
+                dependents[dep.service].append(name)
+        tasks: dict[str, asyncio.Task[bool]] = {}
+
+        async def stop_one(name: str) -> bool:
+            await asyncio.gather(*(tasks[d] for d in dependents[name]), return_exceptions=True)
+            return await self.runners[name].stop()
+
+        for name in reversed(self.ctx.spec.order):  # dependents get their task first
+            tasks[name] = asyncio.ensure_future(stop_one(name))
+        results = await asyncio.gather(*tasks.values())
         self.changed()
-        return stopped
+        return any(results)
 
     async def adopt(self) -> None:
         for name in self.ctx.spec.order:

@@ -10,7 +10,16 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["ExitWatch", "group_members", "kill_group", "start_ticks"]
+__all__ = ["ExitWatch", "cancel_and_wait", "group_members", "kill_group", "start_ticks"]
+
+
+async def cancel_and_wait(task: asyncio.Task[object] | None) -> None:
+    """Cancel ``task`` and wait until it is done, cancelling again if a cancellation was swallowed
+    (Python 3.11's ``wait_for`` loses one when its inner future completes at the same moment)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+
 
 PROC = Path("/proc")
 
@@ -56,7 +65,7 @@ async def kill_group(pgid: int, sig: int, grace: float, leader_exit: asyncio.Fut
     _signal_group(pgid, sig)
     deadline = time.monotonic() + grace
     if leader_exit is not None and not leader_exit.done():
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(leader_exit), grace)
     while group_members(pgid) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)

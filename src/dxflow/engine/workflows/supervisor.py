@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from dxflow.engine.workflows.compose import DependsOn, Service
 from dxflow.engine.workflows.logs import LogSink
-from dxflow.engine.workflows.procs import ExitWatch, group_members, kill_group, start_ticks
+from dxflow.engine.workflows.procs import ExitWatch, cancel_and_wait, group_members, kill_group, start_ticks
 from dxflow.engine.workflows.store import ServiceState, now_iso
 
 if TYPE_CHECKING:
@@ -128,13 +128,13 @@ class ServiceRunner:
                 began = time.monotonic()
                 self._start_health()
                 assert self.watch is not None
-                code = await self.watch.future
+                code = await asyncio.shield(self.watch.future)  # cancelling us must not cancel the watch
                 await self._stop_health()
                 if self.stopping:
                     return
                 await kill_group(self.state.pid or 0, signal.SIGKILL, 0, None)  # no orphan outlives its leader
                 self._exited(code)
-                if not self._should_restart(code):
+                if self.stopping or not self._should_restart(code):
                     return
                 backoff_n = 0 if time.monotonic() - began >= BACKOFF_RESET else backoff_n + 1
                 delay = min(BACKOFF_START * 2 ** max(backoff_n - 1, 0), BACKOFF_MAX)
@@ -293,17 +293,18 @@ class ServiceRunner:
             await kill_group(pid, sig, self.svc.stop_grace_period, self.watch.future if self.watch else None)
         elif pid is not None and group_members(pid):
             await kill_group(pid, signal.SIGKILL, 0, None)
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        if self.task is not asyncio.current_task():
+            await cancel_and_wait(self.task)
+        code = self.state.exit_code
         if self.watch is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                if not self.watch.future.done():
-                    await asyncio.wait_for(asyncio.shield(self.watch.future), 2)
+            exited = self.watch.future
+            if not exited.done():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), 2)
+            if exited.done() and not exited.cancelled():
+                code = exited.result()
             self.watch.close()
         if was_active or self.state.status in ("running", "waiting", "restarting", "created"):
-            code = self.watch.future.result() if self.watch and self.watch.future.done() else self.state.exit_code
             self.update(status="stopped", exit_code=code, finished_at=now_iso(), health=None, message="")
             self.rt.ctx.event("stopped", "stopped", self.name)
         self.watch = None
@@ -328,17 +329,15 @@ class ServiceRunner:
 
     async def _stop_health(self) -> None:
         task, self.health_task = self.health_task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not asyncio.current_task():
+            await cancel_and_wait(task)
 
     async def _health_loop(self) -> None:
         hc = self.svc.healthcheck
         assert hc is not None
         began = time.monotonic()
         failures = 0
-        while True:
+        while not self.stopping:
             in_start = time.monotonic() - began < hc.start_period and self.state.health != "healthy"
             await asyncio.sleep(hc.start_interval if in_start and hc.start_period else hc.interval)
             ok, detail = await self._probe()
