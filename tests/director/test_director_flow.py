@@ -8,6 +8,10 @@ from pathlib import Path
 import requests
 from director_harness import Agent, Director, Engine, cleanup, curl, dxflow, wait_until
 
+from dxflow.client.session import Session
+from dxflow.client.settings import ConnectionSettings
+from dxflow.client.shell import ShellClient
+
 
 def _cli(director: Director, bundle: Path, *args: str) -> object:
     """Run a ``dxflow director`` API command with the admin mTLS bundle, JSON output."""
@@ -29,7 +33,22 @@ def _cli(director: Director, bundle: Path, *args: str) -> object:
 def test_register_approve_update_sessions_revoke(tmp_path: Path) -> None:
     director = Director(tmp_path / "director", housekeeper={"period": 1, "max_age": 3}).start()
     engine = Engine(tmp_path).start()
-    agent = Agent(tmp_path / "srv1", director, engine_port=engine.port, tags=["gpu", "eu"]).start()
+    engine_key = engine.data_dir / "engine.key"  # the agent runs as the engine's user: it may use the engine's key
+    agent = Agent(
+        tmp_path / "srv1", director, engine_port=engine.port, engine_key=str(engine_key), tags=["gpu", "eu"]
+    ).start()
+    shells = ShellClient(
+        Session(
+            ConnectionSettings(
+                profile="test",
+                profile_exists=False,
+                address=f"https://127.0.0.1:{engine.port}",
+                key=str(engine_key),
+                mode="key",
+                fingerprint=engine.fingerprint,
+            )
+        )
+    )
     try:
         # The bundle lands in <DXFLOW_HOME>/<profile>/mtls, which the mtls connection mode uses.
         home = director.workdir / "clihome"
@@ -80,9 +99,13 @@ def test_register_approve_update_sessions_revoke(tmp_path: Path) -> None:
             what="session reported by the agent",
         )
         assert [(s["id"], s["owner"], s["hostname"]) for s in listed] == [("work1", "bob", "srv1")]
+        # The session is a real shell on the host's engine, named after the session.
+        shell = {sh["name"]: sh for sh in shells.shells()}["work1"]
+        assert shell["status"] == "running" and shell["pid"] > 0
         closed = _cli(director, bundle, "sessions", "close", "work1")
         assert closed["closed"] is True
         wait_until(lambda: _cli(director, bundle, "sessions", "list") == [], what="session gone")
+        assert "work1" not in {sh["name"] for sh in shells.shells()}, "closing the session removes the engine shell"
 
         # Revoke: the agent's own certificate is refused at once, its server disappears.
         _cli(director, bundle, "agents", "revoke", guid)
@@ -105,6 +128,7 @@ def test_register_approve_update_sessions_revoke(tmp_path: Path) -> None:
         assert wait_until(lambda: _cli(director, bundle, "servers", "list") == [], 5, what="server dropped")
         assert [a["state"] for a in _cli(director, bundle, "agents", "list", "--state", "revoked")] == ["revoked"]
     finally:
+        shells.session.close()
         cleanup(agent, engine, director)
 
 

@@ -20,6 +20,9 @@ from dxflow.agent.engine_probe import EngineProbe
 from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
+from dxflow.client.session import Session
+from dxflow.client.settings import ConnectionSettings
+from dxflow.client.shell import ShellClient
 from dxflow.common.agent_config import AgentConfig
 from dxflow.common.json_api import error_middleware
 from dxflow.common.runtime import tune_process
@@ -52,7 +55,9 @@ class Agent:
             config.session_backend,
             state_file=config.data_dir / "sessions.json",
             engine_healthy=self._engine_healthy,
+            engine_shells=self._engine_shells if config.engine_key else None,
         )
+        self._shell_client: ShellClient | None = None
         self.remote_config: dict[str, Any] = {}
         self.server_ssl: ssl.SSLContext | None = None
         self.port = config.agent_port
@@ -60,7 +65,27 @@ class Agent:
     async def _engine_healthy(self) -> bool:
         return bool((await self.engine.describe())["healthy"])
 
+    async def _engine_shells(self) -> ShellClient:
+        """One keep-alive client for the host engine, authenticated with ``engine_key``, pinned to its cert."""
+        fingerprint = (await self.engine.describe())["fingerprint"]
+        client = self._shell_client
+        if client is None or client.session.settings.fingerprint != fingerprint:
+            if client is not None:
+                client.session.close()
+            settings = ConnectionSettings(
+                profile="agent-engine",
+                profile_exists=False,
+                address=f"https://{self.engine.address}:{self.engine.port}",
+                key=str(self.config.engine_key),
+                mode="key",
+                fingerprint=fingerprint,
+            )
+            client = self._shell_client = ShellClient(Session(settings))
+        return client
+
     async def close(self) -> None:
+        if self._shell_client is not None:
+            self._shell_client.session.close()
         await self.link.close()
         await self.engine.close()
 

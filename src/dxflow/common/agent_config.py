@@ -27,6 +27,7 @@ class AgentConfig:
     engine_address: str = "127.0.0.1"
     engine_port: int = 8080
     engine_cert: Path | None = None
+    engine_key: Path | None = None
     engine_advertise_address: str | None = None
     registration_token: str | None = field(default=None, repr=False)
     session_backend: str = "engine"

@@ -1,32 +1,49 @@
 """Sessions on the host's engine.
 
-For now the agent keeps the session records itself (persisted in ``data_dir/sessions.json``) and asks the
-engine only whether it is healthy; once the engine's shell API is available, ``create``/``close`` will
-create and kill engine shell sessions here, behind the same interface.
+With an engine key (config ``engine_key``: a PEM private key registered on the engine with SHELL permission, or the
+engine's own ``engine.key`` when the agent runs as the engine's user) a session is a real engine shell named after
+the session id: ``create`` starts it, ``close`` removes it (its process group is killed), ``list`` reports each
+shell's state. Without a key the agent keeps the session records only and asks the engine whether it is healthy.
+Records persist in ``data_dir/sessions.json`` either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from dxflow.agent.sessions.base import BackendDown, SessionExists, SessionNotFound, check_request
+from dxflow.client.errors import DxflowError, NotFound
+from dxflow.client.shell import ShellClient
 from dxflow.common.files import write_private
 
-__all__ = ["EngineBackend"]
+__all__ = ["EngineBackend", "ShellFactory"]
+
+log = logging.getLogger(__name__)
+
+# Returns a ShellClient for the host's engine (built lazily: the engine's fingerprint is known only at run time).
+ShellFactory = Callable[[], Awaitable[ShellClient]]
 
 
 class EngineBackend:
-    """Session records kept by the agent; creation requires a healthy engine."""
+    """Engine shells per session (with ``shells``), else session records gated on the engine's health."""
 
     name = "engine"
 
-    def __init__(self, state_file: Path | None = None, healthy: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        state_file: Path | None = None,
+        healthy: Callable[[], Awaitable[bool]] | None = None,
+        shells: ShellFactory | None = None,
+    ) -> None:
         self._file = state_file
         self._healthy = healthy
+        self._shells = shells
         self._sessions: dict[str, dict[str, Any]] = {}
         if state_file is not None and state_file.exists():
             try:
@@ -37,6 +54,13 @@ class EngineBackend:
     def _save(self) -> None:
         if self._file is not None:
             write_private(self._file, json.dumps(list(self._sessions.values())))
+
+    async def _client(self) -> ShellClient:
+        assert self._shells is not None
+        try:
+            return await self._shells()
+        except DxflowError as exc:
+            raise BackendDown(f"the engine on this host cannot be reached: {exc}") from None
 
     async def create(self, user_id: str, session_type: str, session_id: str) -> dict[str, Any]:
         check_request(user_id, session_type, session_id)
@@ -52,14 +76,48 @@ class EngineBackend:
             "backend": self.name,
             "createdAt": time.time(),
         }
+        if self._shells is not None:
+            client = await self._client()
+            env = {"DXFLOW_SESSION_ID": session_id, "DXFLOW_SESSION_OWNER": user_id}
+            try:
+                shell = await asyncio.to_thread(client.create_shell, session_id, env=env)
+            except DxflowError as exc:
+                if getattr(exc, "status_code", None) == 409:
+                    raise SessionExists(f"session {session_id} already exists on the engine") from None
+                raise BackendDown(f"the engine refused the shell: {exc}") from None
+            session["shell"] = shell.get("name", session_id)
+            session["pid"] = shell.get("pid")
         self._sessions[session_id] = session
         self._save()
         return session
 
     async def list(self) -> list[dict[str, Any]]:
-        return list(self._sessions.values())
+        if self._shells is None or not self._sessions:
+            return list(self._sessions.values())
+        try:
+            client = await self._client()
+            live = {s["name"]: s for s in await asyncio.to_thread(client.shells)}
+        except (BackendDown, DxflowError) as exc:
+            log.warning("cannot list engine shells: %s", exc)
+            return list(self._sessions.values())
+        result = []
+        for session in self._sessions.values():
+            shell = live.get(session.get("shell", session["id"]))
+            state = "READY" if shell is not None and shell.get("status") == "running" else "CLOSED"
+            result.append({**session, "state": state})
+        return result
 
     async def close(self, session_id: str) -> None:
-        if self._sessions.pop(session_id, None) is None:
+        session = self._sessions.get(session_id)
+        if session is None:
             raise SessionNotFound(f"no session {session_id}")
+        if self._shells is not None and "shell" in session:
+            client = await self._client()
+            try:
+                await asyncio.to_thread(client.remove_shell, session["shell"])
+            except NotFound:
+                pass  # the shell already ended and was forgotten (engine restart): the session is gone either way
+            except DxflowError as exc:
+                raise BackendDown(f"the engine did not close the shell: {exc}") from None
+        del self._sessions[session_id]
         self._save()
