@@ -19,8 +19,15 @@ SMALL = {
     "bench_director.py": ["--agents", "100", "--seconds", "3", "--servers", "1000", "--rate", "300"],
     "bench_exec.py": ["--execs", "50", "--size-mb", "20"],
     "bench_workflow.py": ["--lines", "30"],
+    "bench_collection.py": ["--servers", "1000", "--hosts", "3", "--tasks", "5"],
 }
-FULL = {"bench_engine.py": [], "bench_director.py": [], "bench_exec.py": ["--install-sshd"], "bench_workflow.py": []}
+FULL = {
+    "bench_engine.py": [],
+    "bench_director.py": [],
+    "bench_exec.py": ["--install-sshd"],
+    "bench_workflow.py": [],
+    "bench_collection.py": ["--ssh"],
+}
 
 
 def main() -> int:

@@ -69,8 +69,16 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import error_message
+from ansible_collections.dxflow.remote.plugins.module_utils._common import error_message, resolve
 from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import plugin_options, require_sdk
+
+try:  # imported at load time, so workers forked after a preload (see the director inventory) inherit the SDK
+    from dxflow.client import ProfileStore, Session
+    from dxflow.client.errors import AuthenticationError, DxflowError, NotFound, PermissionDenied
+    from dxflow.client.shell import ShellClient
+    from dxflow.client.token_cache import TokenCache
+except ImportError:
+    pass  # require_sdk() raises the install hint when the connection is used
 
 display = Display()
 
@@ -93,11 +101,6 @@ class Connection(ConnectionBase):
     # --- session -----------------------------------------------------------------------------------
 
     def _resolve(self):
-        require_sdk()
-        from dxflow.client import ProfileStore
-        from dxflow.client.errors import DxflowError
-        from ansible_collections.dxflow.remote.plugins.module_utils._common import resolve
-
         options = plugin_options(self)
         if not options.get("connection_address") and not options.get("profile"):
             options["connection_address"] = "https://%s:%s" % (self.get_option("remote_addr"), self.get_option("port"))
@@ -111,11 +114,7 @@ class Connection(ConnectionBase):
     def _connect(self):
         if self._connected:
             return self
-        from dxflow.client import Session
-        from dxflow.client.errors import DxflowError
-        from dxflow.client.shell import ShellClient
-        from dxflow.client.token_cache import TokenCache
-
+        require_sdk()
         settings, store = self._resolve()
         self._cache = TokenCache(store.home)
         self._settings = self._cache.load(settings)
@@ -130,8 +129,6 @@ class Connection(ConnectionBase):
         return self
 
     def _failure(self, action, exc):
-        from dxflow.client.errors import AuthenticationError, NotFound, PermissionDenied
-
         msg = error_message(action, exc, self._settings)
         if isinstance(exc, (AuthenticationError, PermissionDenied)):
             return AnsibleAuthenticationFailure(msg)
@@ -140,8 +137,6 @@ class Connection(ConnectionBase):
         return AnsibleConnectionFailure(msg)
 
     def _call(self, action, fn, *args, **kwargs):
-        from dxflow.client.errors import DxflowError
-
         try:
             return fn(*args, **kwargs)
         except DxflowError as exc:
@@ -179,12 +174,13 @@ class Connection(ConnectionBase):
         display.vvv("PUT %s TO %s" % (in_path, out_path), host=self._play_context.remote_addr)
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % to_native(in_path))
-        self._call("Uploading %s" % out_path, self._shell_client.upload, in_path, out_path)
+        # Like scp/sftp, no fsync: Ansible's uploads are payloads and temp files the modules move into place.
+        self._call("Uploading %s" % out_path, self._shell_client.upload, in_path, out_path, sync=False)
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._play_context.remote_addr)
-        self._call("Downloading %s" % in_path, self._shell_client.download, in_path, out_path)
+        self._call("Downloading %s" % in_path, self._shell_client.download, in_path, out_path, sync=False)
 
     def close(self):
         if self._session is not None:
