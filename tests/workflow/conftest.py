@@ -12,7 +12,7 @@ import pytest
 from dxflow.client import WorkflowClient, open_session
 from dxflow.client.profiles import ProfileStore
 
-from ..conftest import EngineProc
+from ..conftest import EngineProc, start_engine
 
 
 def client_for(engine: EngineProc, home: Path, key: Path | None = None) -> WorkflowClient:
@@ -24,6 +24,14 @@ def client_for(engine: EngineProc, home: Path, key: Path | None = None) -> Workf
         connection_fingerprint=engine.fingerprint,
     )
     return WorkflowClient(session)
+
+
+@pytest.fixture(scope="package")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
+    """One engine for all workflow test modules (they share an xdist group, so one worker runs them)."""
+    eng = start_engine(tmp_path_factory.mktemp("wf-engine") / "data")
+    yield eng
+    eng.stop()
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ def test_compose_deploy_as_in_the_seed(profile: Path, tmp_path: Path) -> None:
     home = profile
     compose = tmp_path / "my-workflow.yaml"
     compose.write_text("services:\n  web:\n    command: sh -c 'echo serving; sleep 300'\n")
-    out = ok(run_cli("workflow", "compose", "deploy", str(compose), home=home))
-    assert out.startswith("workflow my-workflow deployed (process backend)")
+    out = ok(run_cli("workflow", "compose", "deploy", "--wait", str(compose), home=home))
+    assert out.startswith("workflow my-workflow deployed (process backend): running")
     again = ok(run_cli("workflow", "compose", "deploy", str(compose), home=home))
     assert "unchanged: nothing to do" in again
     listing = json.loads(ok(run_cli("-o", "json", "workflow", "list", home=home)))

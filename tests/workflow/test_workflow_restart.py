@@ -77,7 +77,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
         _say(work, "after")
         t0 = time.monotonic()
         assert next(stream) == "said after"
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 5, "live line from an adopted service"
         stream.close()
         # an adopted service's exit is noticed (pidfd), and a stop leaves nothing behind
         changed, info = client.stop("durable")
