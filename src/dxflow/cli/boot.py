@@ -59,6 +59,13 @@ def boot_group() -> None:
     envvar="DXFLOW_ENGINE_FILES_ROOT",
     help="Confine file upload/download to this directory (default: any absolute path the engine user may use).",
 )
+@click.option(
+    "--edge-jwks",
+    envvar="DXFLOW_ENGINE_EDGE_JWKS",
+    help="JWKS (file or https:// URL) of the edge proxy; every request then needs its JWT.",
+)
+@click.option("--edge-audience", envvar="DXFLOW_ENGINE_EDGE_AUDIENCE", help="Audience the edge JWT must carry.")
+@click.option("--edge-issuer", envvar="DXFLOW_ENGINE_EDGE_ISSUER", help="Issuer the edge JWT must carry.")
 @click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/engine.log.")
 @click.option("--log-level", default="INFO", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
 @pass_ctx
@@ -75,6 +82,9 @@ def up_command(
     challenge_burst: int,
     challenge_lifetime: float,
     files_root: Path | None,
+    edge_jwks: str | None,
+    edge_audience: str | None,
+    edge_issuer: str | None,
     daemon: bool,
     log_level: str,
 ) -> None:
@@ -83,6 +93,8 @@ def up_command(
 
     if bool(tls_cert) != bool(tls_key):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    if edge_jwks and not edge_audience:
+        raise click.UsageError("--edge-jwks needs --edge-audience")
     data_dir = (data_dir or default_engine_data_dir()).resolve()
     config = EngineConfig(
         host=host,
@@ -96,6 +108,9 @@ def up_command(
         challenge_burst=challenge_burst,
         challenge_lifetime=challenge_lifetime,
         files_root=files_root.resolve() if files_root else None,
+        edge_jwks=edge_jwks,
+        edge_audience=edge_audience,
+        edge_issuer=edge_issuer,
     )
     running = read_pid(config.pid_path)
     if running:

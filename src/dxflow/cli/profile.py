@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import webbrowser
+
 import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
+from dxflow.client.edge import LOGIN_TIMEOUT, EdgeLogin, delete_edge_token, save_edge_token
+from dxflow.client.errors import ConfigError
 from dxflow.client.profiles import SECRET_KEYS
 
 __all__ = ["profile_group"]
@@ -60,3 +64,69 @@ def remove_command(ctx: CliContext, name: str) -> None:
     """Delete NAME's file and artifacts."""
     ctx.store.remove(name)
     emit(ctx, {"removed": name}, f"profile {name} removed")
+
+
+def _edge_login(ctx: CliContext, name: str, open_browser: bool, timeout: float) -> str:
+    """Run the browser flow for profile NAME; store the token (0600); return its path."""
+    values = ctx.store.load(name)
+    address = values.get("connection-address")
+    if not address:
+        raise ConfigError(f"profile {name!r} has no connection-address")
+    login = EdgeLogin(str(address), timeout=timeout)
+    url = login.start()
+    click.echo(f"Open {url} in your browser and check that it shows the code {login.code}", err=True)
+    if open_browser:
+        webbrowser.open(url)
+    token = login.wait()
+    return str(save_edge_token(ctx.store.home, name, token))
+
+
+@profile_group.command("add")
+@click.argument("name")
+@click.option("--address", required=True, help="Server URL, e.g. https://dxflow.example.com")
+@click.option("--edge", is_flag=True, help="The server is behind an edge proxy: log in with the browser now.")
+@click.option("--ca", help="CA bundle that signs the server certificate.")
+@click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
+@click.option("--timeout", type=float, default=LOGIN_TIMEOUT, show_default=True, help="Seconds to wait for the login.")
+@pass_ctx
+def add_command(
+    ctx: CliContext, name: str, address: str, edge: bool, ca: str | None, no_browser: bool, timeout: float
+) -> None:
+    """Create profile NAME for ADDRESS (and select it); with --edge, a failed login removes it again."""
+    if ctx.store.exists(name):
+        raise ConfigError(f"profile {name!r} exists already; remove it first or use 'dxflow config set'")
+    values = {"connection-address": address.rstrip("/"), "connection-mode": "edge" if edge else None}
+    if ca:
+        values["connection-ca"] = ca
+    ctx.store.save(name, values)
+    if edge:
+        try:
+            _edge_login(ctx, name, not no_browser, timeout)
+        except BaseException:
+            ctx.store.remove(name)
+            raise
+    ctx.store.select(name)
+    emit(ctx, {"added": name, "edge": edge}, f"profile {name} added and selected")
+
+
+@profile_group.command("login")
+@click.argument("name", required=False)
+@click.option("--no-browser", is_flag=True, help="Print the login URL instead of opening a browser.")
+@click.option("--timeout", type=float, default=LOGIN_TIMEOUT, show_default=True, help="Seconds to wait for the login.")
+@pass_ctx
+def login_command(ctx: CliContext, name: str | None, no_browser: bool, timeout: float) -> None:
+    """Get a fresh edge token for NAME with the browser (seed 002 flow)."""
+    name = name or ctx.profile_name()
+    path = _edge_login(ctx, name, not no_browser, timeout)
+    emit(ctx, {"profile": name, "edge_token": path}, f"logged in; edge token stored in {path}")
+
+
+@profile_group.command("logout")
+@click.argument("name", required=False)
+@pass_ctx
+def logout_command(ctx: CliContext, name: str | None) -> None:
+    """Delete NAME's edge token."""
+    name = name or ctx.profile_name()
+    ctx.store.load(name)
+    removed = delete_edge_token(ctx.store.home, name)
+    emit(ctx, {"profile": name, "removed": removed}, "edge token deleted" if removed else "no edge token was stored")

@@ -47,7 +47,7 @@ class TokenManager:
 
     @property
     def can_login(self) -> bool:
-        return bool(self.settings.key) and self.settings.auth_mode in ("key", "auto")
+        return bool(self.settings.key) and self.settings.auth_mode in ("key", "auto", "edge")
 
     @property
     def current(self) -> str | None:
@@ -57,8 +57,8 @@ class TokenManager:
     def token(self) -> str | None:
         """A token believed valid, logging in when the cached one is missing or expired."""
         mode = self.settings.auth_mode
-        if mode == "mtls":
-            return None
+        if mode == "mtls" or (mode == "edge" and not self._token and not self.settings.key):
+            return None  # the client certificate, or the edge token alone, is the credential
         if self._token and not self._checked:
             verdict = quick_inspect(self._token)
             if verdict is None:

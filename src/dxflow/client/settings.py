@@ -59,6 +59,13 @@ class ConnectionSettings:
         return None
 
     @property
+    def edge_token(self) -> str | None:
+        """The token ``dxflow profile login`` stored in ``<home>/<profile>/edge_token``."""
+        from dxflow.client.edge import read_edge_token
+
+        return read_edge_token(self.home, self.profile) if self.home is not None else None
+
+    @property
     def auth_mode(self) -> str:
         """The mode in force: ``auto`` resolves to mtls (bundle), else key (key set), else token."""
         if self.mode not in ("auto", "plaintext"):

@@ -19,6 +19,7 @@ from dxflow.client.errors import ConfigError, TLSVerifyError, TransportError, ap
 from dxflow.client.settings import ConnectionSettings
 from dxflow.common.chunks import STREAM_MEDIA_TYPE, Chunked, iter_stream, parse_body
 from dxflow.common.crypto import cert_fingerprint, normalize_fingerprint
+from dxflow.common.edge_names import EDGE_COOKIE, EDGE_HEADER
 
 __all__ = ["Transport", "server_fingerprint"]
 
@@ -98,6 +99,15 @@ class Transport:
             self.session.cert = (bundle[0], bundle[1])
             if bundle[2] and not settings.fingerprint and not settings.insecure:
                 self.session.verify = bundle[2]
+        if settings.auth_mode == "edge":
+            token = settings.edge_token
+            if not token:
+                raise ConfigError(
+                    f"profile {settings.profile!r} uses connection-mode edge but has no edge token; "
+                    f"run 'dxflow profile login {settings.profile}'"
+                )
+            self.session.headers[EDGE_HEADER] = token
+            self.session.cookies.set(EDGE_COOKIE, token)
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level verify.
         self._verify = self.session.verify
 

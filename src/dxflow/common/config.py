@@ -28,6 +28,10 @@ class EngineConfig:
     port: int = 8080
     data_dir: Path = Path("engine")
     plaintext: bool = False
+    edge_jwks: str | None = None
+    """JWKS of the edge proxy (a file path or an https:// URL); when set, every request needs a valid edge JWT."""
+    edge_audience: str | None = None
+    edge_issuer: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     ui_dir: Path | None = None

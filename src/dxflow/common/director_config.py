@@ -159,11 +159,16 @@ class DirectorConfig:
     login_rate: float = 5.0
     register_rate: float = 50.0
     log_level: str = "INFO"
+    edge_jwks: str | None = None
+    edge_audience: str | None = None
+    edge_issuer: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("port", "agent_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"config key {name!r} must be a TCP port (0-65535)")
+        if self.edge_jwks and not self.edge_audience:
+            raise ConfigError("config key 'edge_audience' is required with 'edge_jwks'")
         if self.agent_cert_days <= 0:
             raise ConfigError("config key 'agent_cert_days' must be positive")
 

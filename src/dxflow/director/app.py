@@ -14,6 +14,7 @@ from aiohttp import web
 
 from dxflow.common.ca import CaError, CertificateAuthority, ensure_server_cert, load_ca
 from dxflow.common.director_config import DirectorConfig
+from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
 from dxflow.common.json_api import ApiError, error_middleware, json_response, read_json
 from dxflow.common.runtime import tune_process
@@ -146,7 +147,11 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: DirectorConfig) -> web.Application:
     """The director's aiohttp application (state is created on startup)."""
-    app = web.Application(middlewares=[error_middleware, csrf_middleware], client_max_size=MAX_BODY)
+    middlewares = [error_middleware, csrf_middleware]
+    if config.edge_jwks:
+        verifier = EdgeVerifier(config.edge_jwks, config.edge_audience or "", config.edge_issuer)
+        middlewares.insert(0, edge_middleware(verifier))
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[CONFIG] = config
     app.cleanup_ctx.append(_state_ctx)
     app.add_routes(routes)
@@ -154,6 +159,7 @@ def create_app(config: DirectorConfig) -> web.Application:
     app.add_routes(admin_api.routes)
     app.add_routes(user_api.routes)
     app.add_routes(ui_routes.routes)
+    app.router.add_get("/auth/connect", connect_page)
     return app
 
 

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_key_pair
+from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
 from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, workflows
 from dxflow.engine.keys import KeyStore
@@ -21,7 +22,12 @@ def create_app(config: EngineConfig) -> web.Application:
     """Build the engine app: keys loaded once, routes, middlewares."""
     ensure_private_dir(config.data_dir)
     engine_key = ensure_key_pair(config.key_path, config.pub_path)
-    app = web.Application(middlewares=[error_middleware, auth.auth_middleware], client_max_size=config.max_body)
+    middlewares = [error_middleware, auth.auth_middleware]
+    if config.edge_jwks:
+        middlewares.insert(
+            0, edge_middleware(EdgeVerifier(config.edge_jwks, config.edge_audience or "", config.edge_issuer))
+        )
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body)
     app[CONFIG_KEY] = config
     app[MAX_BODY_KEY] = config.max_body
     app[auth.AUTH_KEY] = auth.AuthService(
@@ -40,6 +46,7 @@ def create_app(config: EngineConfig) -> web.Application:
     files_api.add_routes(app, config.files_root)
     workflows.add_routes(app, config)
     shell_api.add_routes(app, config.max_shells)
+    app.router.add_get("/auth/connect", auth.public(connect_page))
     if config.ui_dir is not None:
         app.router.add_get("/", _index(config))
         app.router.add_static("/", config.ui_dir, show_index=False, follow_symlinks=False)
