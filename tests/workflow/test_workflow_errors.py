@@ -158,7 +158,9 @@ def test_permissions(engine: EngineProc, tmp_path: Path, wf: WorkflowClient) -> 
     wf.deploy("services:\n  a:\n    command: sh -c 'echo hello; sleep 300'\n", name="perm")
     reader = client_for(engine, tmp_path / "r", _key(engine, tmp_path, "wf-reader", "READ_ONLY"))
     assert any(w["name"] == "perm" for w in reader.list())
-    assert reader.get("perm")["name"] == "perm"
+    seen = reader.get("perm")
+    assert seen["name"] == "perm" and "definition" not in seen, "the definition may hold secrets"
+    assert "echo hello" in wf.get("perm")["definition"]
     list(reader.logs("perm"))
     with pytest.raises(PermissionDenied) as exc:
         reader.deploy("services:\n  b:\n" + OK_SERVICE, name="nope")

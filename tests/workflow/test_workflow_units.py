@@ -7,8 +7,10 @@ import asyncio
 import os
 from pathlib import Path
 
+from dxflow.engine.workflows.backend import MAX_EVENTS_BYTES, WorkflowContext
 from dxflow.engine.workflows.compose import interpolate, parse_compose
 from dxflow.engine.workflows.logs import LogHub, LogSink, read_history
+from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, read_json_lines
 
 
 def test_log_sink_rotates_and_history_reads_across_files(tmp_path: Path) -> None:
@@ -65,3 +67,19 @@ def test_interpolation_and_command_forms() -> None:
     assert svc.argv == ["env", "sh", "-c", "echo a b"]
     assert str(svc.restart) == "on-failure:2" and svc.stop_signal == "SIGINT"
     assert spec.order == ["a"] and len(spec.digest) == 64
+
+
+def test_event_log_keeps_its_newest_half(tmp_path: Path) -> None:
+    store = WorkflowStore(tmp_path / "workflows")
+    spec = parse_compose("services:\n  a:\n    command: sleep 1\n")
+    record = WorkflowRecord(name="ev", backend="process", digest=spec.digest)
+    store.create(record, spec.text)
+    seen: list[dict] = []
+    ctx = WorkflowContext(record=record, spec=spec, store=store, log_hub=LogHub(), event_sink=seen.append)
+    for i in range(MAX_EVENTS_BYTES // 100):
+        ctx.event("restarting", f"restart #{i}", "a")
+    path = store.path("ev") / "events.jsonl"
+    assert path.stat().st_size <= MAX_EVENTS_BYTES
+    kept = read_json_lines(path)
+    assert kept[-1]["message"] == f"restart #{MAX_EVENTS_BYTES // 100 - 1}" and len(kept) < len(seen)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"

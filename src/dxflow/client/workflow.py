@@ -48,7 +48,8 @@ class WorkflowClient:
         return self.session.call("GET", "/api/workflow/list/").entities
 
     def get(self, name: str) -> dict[str, Any] | None:
-        """One workflow including its ``definition`` text, or None when it does not exist."""
+        """One workflow, or None when it does not exist. It includes the ``definition`` text when the token may
+        change workflows (WORKFLOW or MASTER): a definition can hold secrets."""
         try:
             return self.session.call("GET", self._path(name)).entities[0]
         except NotFound:

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from dxflow.common.config import EngineConfig
 from dxflow.common.durations import parse_duration
-from dxflow.engine.auth import requires
-from dxflow.engine.permissions import Permission
+from dxflow.engine.auth import claims_of, requires
+from dxflow.engine.permissions import Permission, allows
 from dxflow.engine.response import ApiError, ChunkStream, ok, wants_stream
 from dxflow.engine.workflows.backend import BackendError, BackendUnavailable, LogQuery
 from dxflow.engine.workflows.compose import ComposeError
@@ -132,7 +132,11 @@ async def get_handler(request: web.Request) -> web.Response:
         wf = manager.workflows.get(name)
         if wf is not None:
             await wf.runtime.refresh()
-        return ok([manager.get(name)])
+        info = manager.get(name)
+    if not allows(claims_of(request).permissions, Permission.WORKFLOW, write=True):
+        # the definition may hold secrets (environment): only who may change the workflow sees it
+        info.pop("definition", None)
+    return ok([info])
 
 
 def _action(kind: str) -> Handler:

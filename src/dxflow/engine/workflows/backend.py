@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dxflow.common.files import write_private
 from dxflow.engine.workflows.compose import ComposeSpec
 from dxflow.engine.workflows.logs import LogHub
 from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, now_iso
@@ -17,6 +18,7 @@ from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, now_iso
 __all__ = ["Backend", "BackendError", "BackendUnavailable", "LogQuery", "Runtime", "WorkflowContext"]
 
 log = logging.getLogger(__name__)
+MAX_EVENTS_BYTES = 1024 * 1024
 
 
 class BackendUnavailable(Exception):
@@ -63,9 +65,14 @@ class WorkflowContext:
         """Record an event in ``events.jsonl`` and hand it to live followers."""
         entry = {"time": now_iso(), "workflow": self.name, "service": service, "type": kind, "message": message}
         log.info("workflow %s%s: %s", self.name, f"/{service}" if service else "", message)
+        path = self.dir / "events.jsonl"
         try:
-            with open(self.dir / "events.jsonl", "a", encoding="utf-8") as fh:
+            with open(path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(entry) + "\n")
+                size = fh.tell()
+            if size > MAX_EVENTS_BYTES:  # keep the newest half
+                lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+                write_private(path, "".join(lines[len(lines) // 2 :]))
         except OSError as exc:
             log.error("workflow %s: cannot write its event log: %s", self.name, exc)
         self.event_sink(entry)
