@@ -20,6 +20,7 @@ SMALL = {
     "bench_exec.py": ["--execs", "50", "--size-mb", "20"],
     "bench_workflow.py": ["--lines", "30"],
     "bench_collection.py": ["--servers", "1000", "--hosts", "3", "--tasks", "5"],
+    "bench_people.py": ["--seconds", "2", "--logins", "5"],
 }
 FULL = {
     "bench_engine.py": [],
@@ -27,6 +28,7 @@ FULL = {
     "bench_exec.py": ["--install-sshd"],
     "bench_workflow.py": [],
     "bench_collection.py": ["--ssh"],
+    "bench_people.py": [],
 }
 
 

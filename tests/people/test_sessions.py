@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pyseto
+import pytest
 import requests
 from director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash
 from people_harness import Fleet, pending_agent
@@ -165,3 +166,16 @@ def test_configured_token_key_is_shared_by_replicas(tmp_path: Path) -> None:
     finally:
         for d in (one, two, three):
             d.stop()
+
+
+def test_remembered_tokens_still_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dxflow.director import tokens as tokens_module
+
+    service = tokens_module.TokenService(b"t" * 32)
+    token = service.issue("alice", "session", lifetime=60)
+    assert service.verify(token) is not None
+    assert service.verify(token) is not None  # from memory
+    now = time.time()
+    monkeypatch.setattr(tokens_module.time, "time", lambda: now + 61)
+    assert service.verify(token) is None
+    assert service.verify(token[:-2] + "AA") is None
