@@ -29,7 +29,10 @@ ARGS = [
 ]
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
+    pytest.mark.xdist_group("people-fleet"),  # with --dist loadgroup: one fleet and one browser for these
+]
 
 
 @pytest.fixture(scope="module")

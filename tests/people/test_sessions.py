@@ -16,6 +16,7 @@ from people_harness import Fleet, pending_agent
 from pyseto import Key
 
 COOKIE = "dcvix_session"
+pytestmark = pytest.mark.xdist_group("people-fleet")  # with --dist loadgroup: share one fleet
 
 
 def session_key(director: Director) -> Key:
