@@ -22,7 +22,7 @@ demo-down: setup
 
 ## test: install everything into .venv and run every test.
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools
