@@ -127,7 +127,8 @@ def test_expired_nonce(tmp_path: Path) -> None:
 
 
 def test_challenge_rate_limit(tmp_path: Path) -> None:
-    eng = start_engine(tmp_path / "limited", "--challenge-rate", "0.5", "--challenge-burst", "3")
+    # The slowest refill the CLI allows (1 per 10 s), so a slow machine cannot refill between the 5 requests.
+    eng = start_engine(tmp_path / "limited", "--challenge-rate", "0.1", "--challenge-burst", "3")
     try:
         codes = [api(eng, "GET", "/api/auth/challenge/")[0] for _ in range(5)]
         assert codes[:3] == [200, 200, 200] and codes[3:] == [429, 429]
