@@ -13,7 +13,8 @@ $(VENV)/.bootstrapped: pyproject.toml tools/bootstrap.sh
 
 setup: $(VENV)/.bootstrapped
 
-## demo: boot an engine on 127.0.0.1, point a profile at it, and use it through the CLI.
+## demo: boot a director and three hosts (engine + agent) on 127.0.0.1, approve the agents, then deploy a workflow
+## to every host with ansible-playbook playbooks/demo.yml through the director inventory and the engine connection.
 demo: setup
 	$(PY) tools/demo.py up
 

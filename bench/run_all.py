@@ -21,6 +21,7 @@ SMALL = {
     "bench_workflow.py": ["--lines", "30"],
     "bench_collection.py": ["--servers", "1000", "--hosts", "3", "--tasks", "5"],
     "bench_people.py": ["--seconds", "2", "--logins", "5"],
+    "bench_roles.py": ["--hosts", "1"],
 }
 FULL = {
     "bench_engine.py": [],
@@ -29,6 +30,7 @@ FULL = {
     "bench_workflow.py": [],
     "bench_collection.py": ["--ssh"],
     "bench_people.py": [],
+    "bench_roles.py": ["--demo"],
 }
 
 

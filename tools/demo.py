@@ -120,6 +120,60 @@ def wait_for_servers() -> None:
     run("-C", "director", "director", "servers", "list")
 
 
+ANSIBLE = DEMO / "ansible"
+OPERATOR_KEY = DEMO / "home" / "operator.pem"
+
+
+def register_operator_key() -> None:
+    """One operator key, registered on every engine with what the engine connection needs (exec, files, workflows)."""
+    if not OPERATOR_KEY.exists():
+        run("key", "generate", str(OPERATOR_KEY), "--bits", "2048")
+    for name in ENGINES:
+        perms = ("-p", "SHELL", "-p", "ARTIFACT", "-p", "WORKFLOW", "-p", "READ_ONLY")
+        run("-C", name, "key", "register", "demo-operator", "--public-key", f"{OPERATOR_KEY}.pub", *perms)
+
+
+def ansible_env() -> dict[str, str]:
+    """The collection linked into .demo/ansible, the demo's DXFLOW_HOME, Ansible kept away from the user's config."""
+    link = ANSIBLE / "collections" / "ansible_collections" / "dxflow" / "remote"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        link.symlink_to(ROOT, target_is_directory=True)
+    (ANSIBLE / "home").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "CONNECTION_", "DXFLOW_"))}
+    return env | {
+        "PATH": f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+        "DXFLOW_HOME": str(DEMO / "home"),
+        "ANSIBLE_HOME": str(ANSIBLE / "home"),
+        "ANSIBLE_CONFIG": str(ANSIBLE / "none.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(ANSIBLE / "collections"),
+        "ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": str(ROOT / ".venv" / "bin" / "python"),
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+    }
+
+
+def deploy_with_ansible() -> None:
+    """playbooks/demo.yml against the director's dynamic inventory, every host reached through its engine."""
+    env = ansible_env()
+    inventory = ANSIBLE / "fleet.dxflow_director.yml"
+    inventory.write_text(
+        "plugin: dxflow.remote.director\nprofile: director\nuse_engine_connection: true\n"
+        f"compose:\n  ansible_python_interpreter: \"'{ROOT / '.venv' / 'bin' / 'python'}'\"\n"
+    )
+    (ANSIBLE / "group_vars").mkdir(exist_ok=True)
+    (ANSIBLE / "group_vars" / "all.yml").write_text(
+        f"ansible_dxflow_connection_key: {OPERATOR_KEY}\nansible_pipelining: true\n"
+    )
+    cmd = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "demo.yml")]
+    print("$ ansible-playbook -i .demo/ansible/fleet.dxflow_director.yml playbooks/demo.yml", flush=True)
+    proc = subprocess.run(cmd, env=env, cwd=ANSIBLE, text=True)
+    if proc.returncode != 0:
+        sys.exit("demo failed at: ansible-playbook playbooks/demo.yml")
+
+
 def up() -> None:
     started = time.monotonic()
     DEMO.mkdir(exist_ok=True, mode=0o700)
@@ -141,10 +195,23 @@ def up() -> None:
     agents_up(director_address)
     approve_pending()
     wait_for_servers()
+    register_operator_key()
+    deploy_with_ansible()
     print(
         f"\ndemo is up in {time.monotonic() - started:.1f} s; try: DXFLOW_HOME={DEMO / 'home'} "
         f".venv/bin/dxflow -C host2 engine stat; stop it with: make demo-down"
     )
+
+
+def remove_workflows(profile: str) -> None:
+    """Workflows outlive their engine (it re-adopts them on start): remove them before stopping it."""
+    env = os.environ | {"DXFLOW_HOME": str(DEMO / "home")}
+    out = subprocess.run(
+        [*DXFLOW, "-C", profile, "-o", "json", "workflow", "list"], env=env, text=True, capture_output=True
+    )
+    if out.returncode == 0:
+        for workflow in json.loads(out.stdout or "[]"):
+            run("-C", profile, "workflow", "remove", workflow["name"], check=False)
 
 
 def down() -> None:
@@ -156,6 +223,7 @@ def down() -> None:
     for name in ENGINES:
         data = DEMO / name / "engine"
         if data.exists():
+            remove_workflows(name)
             run("boot", "down", "--data-dir", str(data), check=False)
 
 
