@@ -30,6 +30,7 @@ def common_vars(wheels: Path) -> dict[str, Any]:
     pip comes from there too, and dependencies are never fetched."""
     return {
         "ansible_connection": "local",
+        "ansible_pipelining": True,
         "ansible_python_interpreter": sys.executable,
         "dxflow_user": "",
         "dxflow_python": getattr(sys, "_base_executable", sys.executable),
