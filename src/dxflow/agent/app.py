@@ -10,7 +10,7 @@ import signal
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,12 +20,12 @@ from dxflow.agent.engine_probe import EngineProbe
 from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
-from dxflow.client.session import Session
-from dxflow.client.settings import ConnectionSettings
-from dxflow.client.shell import ShellClient
 from dxflow.common.agent_config import AgentConfig
 from dxflow.common.json_api import error_middleware
 from dxflow.common.runtime import tune_process
+
+if TYPE_CHECKING:
+    from dxflow.client.shell import ShellClient
 
 __all__ = ["Agent", "create_app", "run"]
 
@@ -67,6 +67,11 @@ class Agent:
 
     async def _engine_shells(self) -> ShellClient:
         """One keep-alive client for the host engine, authenticated with ``engine_key``, pinned to its cert."""
+        # The SDK (requests) is imported only when engine sessions are used: it adds ~7 MB to the agent's RSS.
+        from dxflow.client.session import Session
+        from dxflow.client.settings import ConnectionSettings
+        from dxflow.client.shell import ShellClient
+
         fingerprint = (await self.engine.describe())["fingerprint"]
         client = self._shell_client
         if client is None or client.session.settings.fingerprint != fingerprint:

@@ -15,19 +15,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dxflow.agent.sessions.base import BackendDown, SessionExists, SessionNotFound, check_request
-from dxflow.client.errors import DxflowError, NotFound
-from dxflow.client.shell import ShellClient
 from dxflow.common.files import write_private
+
+if TYPE_CHECKING:
+    from dxflow.client.shell import ShellClient
 
 __all__ = ["EngineBackend", "ShellFactory"]
 
 log = logging.getLogger(__name__)
 
 # Returns a ShellClient for the host's engine (built lazily: the engine's fingerprint is known only at run time).
-ShellFactory = Callable[[], Awaitable[ShellClient]]
+ShellFactory = Callable[[], Awaitable["ShellClient"]]
 
 
 class EngineBackend:
@@ -56,6 +57,8 @@ class EngineBackend:
             write_private(self._file, json.dumps(list(self._sessions.values())))
 
     async def _client(self) -> ShellClient:
+        from dxflow.client.errors import DxflowError
+
         assert self._shells is not None
         try:
             return await self._shells()
@@ -77,6 +80,8 @@ class EngineBackend:
             "createdAt": time.time(),
         }
         if self._shells is not None:
+            from dxflow.client.errors import DxflowError
+
             client = await self._client()
             env = {"DXFLOW_SESSION_ID": session_id, "DXFLOW_SESSION_OWNER": user_id}
             try:
@@ -94,6 +99,8 @@ class EngineBackend:
     async def list(self) -> list[dict[str, Any]]:
         if self._shells is None or not self._sessions:
             return list(self._sessions.values())
+        from dxflow.client.errors import DxflowError
+
         try:
             client = await self._client()
             live = {s["name"]: s for s in await asyncio.to_thread(client.shells)}
@@ -112,6 +119,8 @@ class EngineBackend:
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         if self._shells is not None and "shell" in session:
+            from dxflow.client.errors import DxflowError, NotFound
+
             client = await self._client()
             try:
                 await asyncio.to_thread(client.remove_shell, session["shell"])
