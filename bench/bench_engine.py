@@ -43,7 +43,7 @@ except ImportError:  # optional
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from dxflow.common.chunks import parse_body  # noqa: E402
+from dxflow.protocol.chunks import parse_body  # noqa: E402
 
 DXFLOW = [sys.executable, "-c", "from dxflow.cli.main import main; main()"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

@@ -74,7 +74,7 @@ from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import plugi
 
 try:  # imported at load time, so workers forked after a preload (see the director inventory) inherit the SDK
     from dxflow.client import ProfileStore, Session
-    from dxflow.client.errors import AuthenticationError, DxflowError, NotFound, PermissionDenied
+    from dxflow.protocol.errors import AuthenticationError, DxflowError, NotFound, PermissionDenied
     from dxflow.client.shell import ShellClient
     from dxflow.client.token_cache import TokenCache
 except ImportError:

@@ -199,7 +199,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         """(servers, pools) from the director."""
         require_sdk()
         from dxflow.client.director import DirectorClient
-        from dxflow.client.errors import DxflowError, NotFound
+        from dxflow.protocol.errors import DxflowError, NotFound
 
         settings = plugin_settings(self)
         try:

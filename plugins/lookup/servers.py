@@ -91,7 +91,7 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         require_sdk()
         from dxflow.client.director import DirectorClient
-        from dxflow.client.errors import DxflowError
+        from dxflow.protocol.errors import DxflowError
 
         settings = plugin_settings(self)
         try:

@@ -55,7 +55,7 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         require_sdk()
         from dxflow.client import ProfileStore, Session
-        from dxflow.client.errors import DxflowError
+        from dxflow.protocol.errors import DxflowError
 
         store = ProfileStore()
         tokens = []

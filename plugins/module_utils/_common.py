@@ -18,7 +18,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 try:
     from dxflow.client import ProfileStore, Session, resolve_settings
     from dxflow.client.director import DirectorClient
-    from dxflow.client.errors import ApiError, DxflowError
+    from dxflow.protocol.errors import ApiError, DxflowError
 except ImportError:
     HAS_DXFLOW = False
     DXFLOW_IMPORT_ERROR = traceback.format_exc()

@@ -59,7 +59,7 @@ def plugin_options(plugin, names=CONNECTION_OPTIONS, hostvars=None):
 def plugin_settings(plugin, hostvars=None, store=None):
     """Resolved ``ConnectionSettings`` for a plugin; bad settings raise AnsibleError."""
     require_sdk()
-    from dxflow.client.errors import DxflowError
+    from dxflow.protocol.errors import DxflowError
 
     try:
         return resolve(plugin_options(plugin, hostvars=hostvars), store)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dxflow.common.agent_config import load_agent_config
-from dxflow.common.config_file import ConfigError
 from dxflow.common.director_config import load_director_config
+from dxflow.protocol.errors import ConfigError
 
 
 def test_agent_yaml_and_env(tmp_path: Path) -> None:

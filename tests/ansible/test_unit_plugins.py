@@ -100,8 +100,8 @@ def test_plugin_options_leave_environment_values_to_the_sdk() -> None:
 
 
 def test_error_message_names_target_not_secret() -> None:
-    from dxflow.client.errors import AuthenticationError
     from dxflow.client.settings import ConnectionSettings
+    from dxflow.protocol.errors import AuthenticationError
 
     settings = ConnectionSettings(profile="p", profile_exists=True, address="https://h:1", token="SECRET")
     msg = _common.error_message("Reading", AuthenticationError(401, "invalid token", "GET", "/api/x/"), settings)

@@ -8,10 +8,10 @@ import pytest
 
 from dxflow.client.auth import quick_inspect
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import TLSVerifyError
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.session import Session
 from dxflow.client.settings import resolve_settings
+from dxflow.protocol.errors import TLSVerifyError
 
 from ..conftest import EngineProc, start_engine
 

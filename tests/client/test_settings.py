@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from dxflow.client.errors import ConfigError, ProfileNotFound
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import resolve_settings
+from dxflow.protocol.errors import ConfigError, ProfileNotFound
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from dxflow.common.chunks import parse_body
 from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem, sign_nonce
+from dxflow.protocol.chunks import parse_body
 
 from ..conftest import EngineProc, start_engine
 

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import ApiError, PermissionDenied
 from dxflow.client.shell import ShellClient
-from dxflow.common.chunks import parse_body
+from dxflow.protocol.chunks import parse_body
+from dxflow.protocol.errors import ApiError, PermissionDenied
 
 from ..conftest import EngineProc
 from .shell_support import key_with, session_for

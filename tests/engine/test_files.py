@@ -16,9 +16,9 @@ import pytest
 import requests
 
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import ApiError, NotFound
 from dxflow.client.shell import ShellClient
 from dxflow.common.crypto import generate_rsa_key, private_pem
+from dxflow.protocol.errors import ApiError, NotFound
 
 from ..conftest import EngineProc, start_engine
 from .shell_support import session_for

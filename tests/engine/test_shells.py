@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import ApiError, NotFound, PermissionDenied
 from dxflow.client.shell import ShellClient
+from dxflow.protocol.errors import ApiError, NotFound, PermissionDenied
 
 from ..conftest import EngineProc, start_engine
 from .shell_support import key_with, session_for

@@ -23,8 +23,8 @@ from people_harness import (
     login,
 )
 
-from dxflow.common.config_file import ConfigError
 from dxflow.common.director_config import load_director_config
+from dxflow.protocol.errors import ConfigError
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import requests
 
 from dxflow.client import PermissionDenied, WorkflowClient
 from dxflow.client.engine import EngineClient
-from dxflow.common.chunks import parse_body
 from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem
 from dxflow.common.files import write_private
+from dxflow.protocol.chunks import parse_body
 
 from ..conftest import EngineProc
 from .conftest import client_for

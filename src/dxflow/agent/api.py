@@ -9,7 +9,9 @@ from aiohttp import web
 
 from dxflow.agent.sessions import SessionBackend, SessionError
 from dxflow.common.ca import peer_identity
-from dxflow.common.json_api import ApiError, json_response, read_json
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import read_json
+from dxflow.server.responses import json_response
 
 __all__ = ["BACKEND", "director_only", "routes"]
 

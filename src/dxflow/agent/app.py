@@ -21,8 +21,9 @@ from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
 from dxflow.common.agent_config import AgentConfig
-from dxflow.common.json_api import error_middleware
 from dxflow.common.runtime import tune_process
+from dxflow.server.middleware import error_middleware
+from dxflow.server.responses import json_error
 
 if TYPE_CHECKING:
     from dxflow.client.shell import ShellClient
@@ -211,7 +212,9 @@ async def _agent_ctx(app: web.Application) -> AsyncIterator[None]:
 def create_app(config: AgentConfig, agent: Agent | None = None) -> web.Application:
     """The agent's aiohttp application; the caller registers first (see ``run``)."""
     agent = agent or Agent(config)
-    app = web.Application(middlewares=[error_middleware, api.director_only], client_max_size=256 * 1024)
+    app = web.Application(
+        middlewares=[error_middleware(json_error, "agent"), api.director_only], client_max_size=256 * 1024
+    )
     app[CONFIG] = config
     app[AGENT] = agent
     app[api.BACKEND] = agent.backend

@@ -9,9 +9,9 @@ import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx
 from dxflow.common.agent_config import AgentConfig, load_agent_config
-from dxflow.common.config_file import ConfigError
 from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
 from dxflow.common.runtime import check_port_free, exec_daemon
+from dxflow.protocol.errors import ConfigError
 
 __all__ = ["agent_group"]
 

@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
-from dxflow.common.config_file import ConfigError
 from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
 from dxflow.common.director_config import DirectorConfig, load_director_config
 from dxflow.common.runtime import check_port_free, exec_daemon
+from dxflow.protocol.errors import ConfigError
 
 __all__ = ["director_group"]
 
@@ -50,7 +50,7 @@ def director_group() -> None:
 def up_command(config_path: Path | None, daemon: bool) -> None:
     """Start the director (HTTPS + mTLS on port 8445 by default)."""
     from dxflow.director.app import init_pki
-    from dxflow.director.errors import StartupError
+    from dxflow.protocol.errors import StartupError
 
     config_path = config_path.resolve() if config_path else None  # daemonize() changes to /
     config = _config(config_path)

@@ -9,7 +9,7 @@ import click
 
 from dxflow.cli.context import CliContext, emit, emit_line, pass_ctx
 from dxflow.common.config import default_engine_data_dir
-from dxflow.common.durations import parse_duration
+from dxflow.protocol.durations import parse_duration
 
 __all__ = ["engine_group"]
 

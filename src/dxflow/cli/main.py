@@ -10,8 +10,8 @@ import click
 from dxflow import __version__
 from dxflow.cli import agent, boot, config, director, engine, key, profile, shell, workflow
 from dxflow.cli.context import CliContext
-from dxflow.client.errors import DxflowError
 from dxflow.common.crypto import KeyFileError
+from dxflow.protocol.errors import DxflowError
 
 __all__ = ["cli", "main"]
 

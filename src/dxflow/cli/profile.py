@@ -8,8 +8,8 @@ import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
 from dxflow.client.edge import LOGIN_TIMEOUT, EdgeLogin, delete_edge_token, save_edge_token
-from dxflow.client.errors import ConfigError
 from dxflow.client.profiles import SECRET_KEYS
+from dxflow.protocol.errors import ConfigError
 
 __all__ = ["profile_group"]
 

@@ -11,8 +11,8 @@ import click
 
 from dxflow.cli.attach import attach
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
-from dxflow.client.errors import ApiError
 from dxflow.client.shell import ShellClient
+from dxflow.protocol.errors import ApiError
 
 __all__ = ["cp_command", "shell_group"]
 

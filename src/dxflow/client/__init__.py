@@ -1,7 +1,12 @@
 """The dxflow SDK: profiles, settings resolution, authenticated sessions and API clients."""
 
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import (
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.session import Session, open_session
+from dxflow.client.settings import ConnectionSettings, resolve_settings
+from dxflow.client.shell import ExecResult, ShellClient
+from dxflow.client.workflow import LogLine, WorkflowClient
+from dxflow.protocol.errors import (
     ApiError,
     AuthenticationError,
     ConfigError,
@@ -12,11 +17,6 @@ from dxflow.client.errors import (
     TLSVerifyError,
     TransportError,
 )
-from dxflow.client.profiles import ProfileStore
-from dxflow.client.session import Session, open_session
-from dxflow.client.settings import ConnectionSettings, resolve_settings
-from dxflow.client.shell import ExecResult, ShellClient
-from dxflow.client.workflow import LogLine, WorkflowClient
 
 __all__ = [
     "ApiError",

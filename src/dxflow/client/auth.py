@@ -9,11 +9,11 @@ import time
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from dxflow.client.errors import AuthenticationError, ConfigError
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.transport import Transport
 from dxflow.common.crypto import KeyFileError, load_private_key, sign_nonce
+from dxflow.protocol.errors import AuthenticationError, ConfigError
 
 __all__ = ["CLOCK_SKEW", "TokenManager", "quick_inspect"]
 

@@ -7,11 +7,11 @@ from urllib.parse import quote
 
 import requests
 
-from dxflow.client.errors import AuthenticationError, TransportError, api_error
 from dxflow.client.mtls import check_bundle
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.transport import Transport
+from dxflow.protocol.errors import AuthenticationError, TransportError, api_error
 
 __all__ = ["DirectorClient"]
 

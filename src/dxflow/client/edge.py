@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from dxflow.client.errors import ConfigError, DxflowError
 from dxflow.common.files import ensure_private_dir, write_private
+from dxflow.protocol.errors import ConfigError, DxflowError
 
 __all__ = ["EDGE_TOKEN_FILE", "EdgeLogin", "EdgeLoginError", "delete_edge_token", "read_edge_token", "save_edge_token"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dxflow.client.errors import ConfigError
 from dxflow.common.files import ensure_private_dir, is_private, write_private
+from dxflow.protocol.errors import ConfigError
 
 __all__ = ["check_bundle", "write_bundle"]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import yaml
 
-from dxflow.client.errors import ConfigError, ProfileNotFound
 from dxflow.common.config import dxflow_home
 from dxflow.common.files import ensure_private_dir, write_private
+from dxflow.protocol.errors import ConfigError, ProfileNotFound
 
 __all__ = ["KNOWN_KEYS", "SECRET_KEYS", "ProfileStore", "validate_profile_name"]
 

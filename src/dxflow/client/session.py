@@ -8,11 +8,11 @@ from typing import Any
 import requests
 
 from dxflow.client.auth import TokenManager
-from dxflow.client.errors import AuthenticationError
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.transport import Transport
-from dxflow.common.chunks import Chunked
+from dxflow.protocol.chunks import Chunked
+from dxflow.protocol.errors import AuthenticationError
 
 __all__ = ["Session", "open_session"]
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dxflow.client.errors import ConfigError
 from dxflow.client.profiles import DEFAULT_PROFILE, KNOWN_KEYS, ProfileStore, validate_profile_name
+from dxflow.protocol.errors import ConfigError
 
 __all__ = ["MODES", "ConnectionSettings", "env_name", "resolve_settings"]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-from dxflow.client.errors import TransportError
 from dxflow.client.session import Session
 from dxflow.client.terminal import AttachedShell, attach_with_retry
+from dxflow.protocol.errors import TransportError
 
 __all__ = ["ExecResult", "ShellClient"]
 

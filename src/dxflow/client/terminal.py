@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from dxflow.client.errors import AuthenticationError, ConfigError, TransportError, api_error
 from dxflow.client.settings import ConnectionSettings
 from dxflow.common.crypto import normalize_fingerprint
+from dxflow.protocol.errors import AuthenticationError, ConfigError, TransportError, api_error
 
 if TYPE_CHECKING:
     import aiohttp

@@ -15,11 +15,11 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from dxflow.client.errors import ConfigError, TLSVerifyError, TransportError, api_error
 from dxflow.client.settings import ConnectionSettings
-from dxflow.common.chunks import STREAM_MEDIA_TYPE, Chunked, iter_stream, parse_body
 from dxflow.common.crypto import cert_fingerprint, normalize_fingerprint
-from dxflow.common.edge_names import EDGE_COOKIE, EDGE_HEADER
+from dxflow.protocol.chunks import STREAM_MEDIA_TYPE, Chunked, iter_stream, parse_body
+from dxflow.protocol.errors import ConfigError, TLSVerifyError, TransportError, api_error
+from dxflow.protocol.names import EDGE_COOKIE, EDGE_HEADER
 
 __all__ = ["Transport", "server_fingerprint"]
 

@@ -6,8 +6,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from dxflow.client.errors import DxflowError, NotFound
 from dxflow.client.session import Session
+from dxflow.protocol.errors import DxflowError, NotFound
 
 __all__ = ["LogLine", "WorkflowClient"]
 

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dxflow.common.config_file import ConfigError, load_config
+from dxflow.protocol.errors import ConfigError
+from dxflow.server.config import load_config
 
 __all__ = ["AgentConfig", "load_agent_config"]
 

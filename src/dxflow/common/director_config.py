@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from dxflow.common.config_file import ConfigError, load_config
+from dxflow.protocol.errors import ConfigError
+from dxflow.server.config import load_config
 
 __all__ = [
     "AuthConfig",

@@ -18,8 +18,8 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from dxflow.common.edge_names import EDGE_COOKIE, EDGE_HEADER
-from dxflow.common.json_api import json_error
+from dxflow.protocol.names import EDGE_COOKIE, EDGE_HEADER
+from dxflow.server.responses import json_error
 
 __all__ = ["EDGE_COOKIE", "EDGE_HEADER", "EdgeVerifier", "connect_page", "edge_middleware", "edge_token"]
 

@@ -10,10 +10,12 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from dxflow.common.json_api import ApiError, field, json_response, json_text, read_json
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import field, read_json
+from dxflow.server.responses import json_response, json_text
 
 __all__ = ["close_session", "create_session", "routes"]
 

@@ -16,10 +16,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from dxflow.common.ca import CsrError, CsrMismatchError, check_csr, csr_from_b64, serial_hex, valid_guid
-from dxflow.common.json_api import ApiError, field, json_response, read_json
 from dxflow.director.db import ServerUpdate
 from dxflow.director.identity import require_agent
 from dxflow.director.state import STATE, DirectorState
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import field, read_json
+from dxflow.server.responses import json_response
 
 __all__ = ["routes"]
 
@@ -82,7 +84,7 @@ def _token_ok(state: DirectorState, presented: str | None) -> bool:
 async def register(request: web.Request) -> web.Response:
     """Trust on first use: pending until approved (or a valid registration token), then the certificate."""
     state = request.app[STATE]
-    state.register_limit.check(request)
+    state.register_limit.check(request.remote)
     body = await read_json(request, MAX_CSR_BODY)
     guid = field(body, "guid", "agentId", max_len=36)
     if not valid_guid(guid):

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from dxflow.common.json_api import ApiError
+from dxflow.protocol.errors import ApiError
 
 __all__ = ["AgentClient"]
 

@@ -16,21 +16,23 @@ from dxflow.common.ca import CaError, CertificateAuthority, ensure_server_cert, 
 from dxflow.common.director_config import DirectorConfig
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
-from dxflow.common.json_api import ApiError, error_middleware, json_response, read_json
 from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, ui_routes, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.auth import LoginGuard, build_backend, build_otp
 from dxflow.director.csrf import csrf_middleware
 from dxflow.director.db import Database
-from dxflow.director.errors import StartupError
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
 from dxflow.director.identity import CertChecker, require_user
 from dxflow.director.policy import PolicyStore
-from dxflow.director.ratelimit import RateLimiter
 from dxflow.director.state import CONFIG, STATE, DirectorState
 from dxflow.director.tokens import TokenService, load_token_key
 from dxflow.director.updates import UpdateBatcher
+from dxflow.protocol.errors import ApiError, StartupError
+from dxflow.server.bodies import read_json
+from dxflow.server.middleware import error_middleware
+from dxflow.server.ratelimit import RateLimiter
+from dxflow.server.responses import json_error, json_response
 
 __all__ = ["create_app", "init_pki", "run", "server_ssl_context"]
 
@@ -147,7 +149,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: DirectorConfig) -> web.Application:
     """The director's aiohttp application (state is created on startup)."""
-    middlewares = [error_middleware, csrf_middleware]
+    middlewares = [error_middleware(json_error, "director"), csrf_middleware]
     if config.edge_jwks:
         verifier = EdgeVerifier(config.edge_jwks, config.edge_audience or "", config.edge_issuer)
         middlewares.insert(0, edge_middleware(verifier))

@@ -11,8 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from dxflow.common.json_api import json_error
 from dxflow.director.identity import COOKIE
+from dxflow.server.responses import json_error
 
 __all__ = ["csrf_middleware"]
 

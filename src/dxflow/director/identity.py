@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from dxflow.common.ca import PeerIdentity, agent_guid_from_cn, peer_identity
-from dxflow.common.json_api import ApiError
 from dxflow.director.db import Database
 from dxflow.director.policy import PolicyStore
 from dxflow.director.tokens import TokenService
+from dxflow.protocol.errors import ApiError
 
 __all__ = ["COOKIE", "CertChecker", "Principal", "principal", "require_admin", "require_agent", "require_user"]
 

@@ -10,10 +10,12 @@ import logging
 
 from aiohttp import web
 
-from dxflow.common.json_api import ApiError, field, json_response, read_json
 from dxflow.director.identity import COOKIE
 from dxflow.director.state import STATE
 from dxflow.director.tokens import TOKEN_LIFETIME
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import field, read_json
+from dxflow.server.responses import json_response
 
 __all__ = ["login", "logout", "set_session_cookie"]
 
@@ -37,7 +39,7 @@ def set_session_cookie(resp: web.StreamResponse, token: str) -> None:
 async def login(request: web.Request, *, admin: bool) -> web.Response:
     """Check ``{"userID", "password", "otp"}``; set the session cookie. ``admin`` also requires the admin policy."""
     state = request.app[STATE]
-    state.login_limit.check(request)
+    state.login_limit.check(request.remote)
     body = await read_json(request, 16 * 1024)
     user: str = field(body, "userID", "userId", "username")  # type: ignore[assignment]
     password = _secret(body, "password")

@@ -13,9 +13,9 @@ from dxflow.director.auth import LoginGuard, OtpVerifier, PasswordBackend
 from dxflow.director.db import Database
 from dxflow.director.identity import CertChecker
 from dxflow.director.policy import PolicyStore
-from dxflow.director.ratelimit import RateLimiter
 from dxflow.director.tokens import TokenService
 from dxflow.director.updates import UpdateBatcher
+from dxflow.server.ratelimit import RateLimiter
 
 __all__ = ["CONFIG", "STATE", "DirectorState"]
 

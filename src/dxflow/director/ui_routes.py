@@ -6,7 +6,7 @@ from importlib import resources
 
 from aiohttp import web
 
-from dxflow.common.json_api import ApiError
+from dxflow.protocol.errors import ApiError
 
 __all__ = ["routes"]
 

@@ -7,11 +7,13 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from dxflow.common.json_api import ApiError, field, json_response, json_text, read_json
 from dxflow.director.admin_api import create_session
 from dxflow.director.identity import Principal, require_user
 from dxflow.director.login import login, logout
 from dxflow.director.state import STATE, DirectorState
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import field, read_json
+from dxflow.server.responses import json_response, json_text
 
 __all__ = ["routes"]
 

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from dxflow.common.durations import format_duration, parse_duration
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.permissions import Permission, allows
-from dxflow.engine.response import ApiError, Handler, ok, read_json
 from dxflow.engine.tokens import MAX_LIFETIME, MIN_LIFETIME, Claims, InvalidToken, TokenIssuer
+from dxflow.protocol.durations import format_duration, parse_duration
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import read_json
+from dxflow.server.middleware import Handler
+from dxflow.server.ratelimit import RateLimiter
+from dxflow.server.responses import ok
 
 __all__ = ["AuthService", "auth_middleware", "public", "requires"]
 
@@ -29,26 +33,6 @@ class _Challenge:
     nonce: str
     expires: float
     address: str
-
-
-class _RateLimiter:
-    """Token bucket per client address."""
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, address: str) -> bool:
-        now = time.monotonic()
-        tokens, last = self._buckets.get(address, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[address] = (tokens, now)
-            return False
-        self._buckets[address] = (tokens - 1.0, now)
-        if len(self._buckets) > 100_000:
-            self._buckets.clear()
-        return True
 
 
 class AuthService:
@@ -71,7 +55,7 @@ class AuthService:
         self.token_lifetime = token_lifetime
         self.max_pending = max_pending
         self._pending: dict[str, _Challenge] = {}
-        self._limiter = _RateLimiter(rate, burst)
+        self._limiter = RateLimiter(rate, burst)
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -80,11 +64,11 @@ class AuthService:
 
     def challenge(self, address: str) -> dict[str, str]:
         if not self._limiter.allow(address):
-            raise ApiError(429, "too many challenge requests; slow down", {"Retry-After": "1"})
+            raise ApiError(429, "too many challenge requests; slow down", headers={"Retry-After": "1"})
         if len(self._pending) >= self.max_pending:
             self._expire()
             if len(self._pending) >= self.max_pending:
-                raise ApiError(429, "too many pending challenges; retry later", {"Retry-After": "1"})
+                raise ApiError(429, "too many pending challenges; retry later", headers={"Retry-After": "1"})
         identity, nonce = secrets.token_hex(16), secrets.token_urlsafe(32)
         self._pending[identity] = _Challenge(nonce, time.monotonic() + self.challenge_lifetime, address)
         return {"identity": identity, "nonce": nonce, "lifetime": format_duration(self.challenge_lifetime)}
@@ -163,12 +147,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     token = _token_of(request)
     if not token:
         raise ApiError(
-            401, "authentication required: send Authorization: Bearer <token>", {"WWW-Authenticate": "Bearer"}
+            401, "authentication required: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
         claims = request.app[AUTH_KEY].check(token)
     except InvalidToken as exc:
-        raise ApiError(401, str(exc), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        raise ApiError(401, str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
     permission, write = getattr(route_handler, "dxflow_permission", (Permission.MASTER, None))
     if write is None:
         write = request.method not in ("GET", "HEAD")

@@ -35,7 +35,10 @@ from aiohttp import web
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.children import Child, start_child
 from dxflow.engine.permissions import Permission
-from dxflow.engine.response import ApiError, ChunkStream, ok, read_json, wants_stream
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import read_json
+from dxflow.server.responses import ok
+from dxflow.server.stream import ChunkStream, wants_stream
 
 __all__ = ["TIMEOUT_RC", "ExecOutcome", "ExecRequest", "add_routes", "parse_exec_request", "run_exec", "spawn"]
 

@@ -29,7 +29,8 @@ from aiohttp import ClientPayloadError, web
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
-from dxflow.engine.response import ApiError, ok
+from dxflow.protocol.errors import ApiError
+from dxflow.server.responses import ok
 
 __all__ = ["add_routes", "check_path", "parse_mode"]
 

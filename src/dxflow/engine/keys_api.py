@@ -7,7 +7,9 @@ from aiohttp import web
 from dxflow.common.crypto import KeyFileError
 from dxflow.engine.auth import AUTH_KEY, requires
 from dxflow.engine.permissions import Permission
-from dxflow.engine.response import ApiError, ok, read_json
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import read_json
+from dxflow.server.responses import ok
 
 __all__ = ["add_routes"]
 

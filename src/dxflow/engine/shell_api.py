@@ -21,8 +21,10 @@ from aiohttp import WSMsgType, web
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
-from dxflow.engine.response import ApiError, ok, read_json
 from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager
+from dxflow.protocol.errors import ApiError
+from dxflow.server.bodies import read_json
+from dxflow.server.responses import ok
 
 __all__ = ["SHELLS_KEY", "add_routes"]
 

@@ -11,7 +11,9 @@ from dxflow import __version__
 from dxflow.engine import stats
 from dxflow.engine.auth import public, requires
 from dxflow.engine.permissions import Permission
-from dxflow.engine.response import ApiError, ChunkStream, ok, wants_stream
+from dxflow.protocol.errors import ApiError
+from dxflow.server.responses import ok
+from dxflow.server.stream import ChunkStream, wants_stream
 
 __all__ = ["add_routes"]
 

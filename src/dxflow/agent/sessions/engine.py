@@ -57,7 +57,7 @@ class EngineBackend:
             write_private(self._file, json.dumps(list(self._sessions.values())))
 
     async def _client(self) -> ShellClient:
-        from dxflow.client.errors import DxflowError
+        from dxflow.protocol.errors import DxflowError
 
         assert self._shells is not None
         try:
@@ -80,7 +80,7 @@ class EngineBackend:
             "createdAt": time.time(),
         }
         if self._shells is not None:
-            from dxflow.client.errors import DxflowError
+            from dxflow.protocol.errors import DxflowError
 
             client = await self._client()
             env = {"DXFLOW_SESSION_ID": session_id, "DXFLOW_SESSION_OWNER": user_id}
@@ -99,7 +99,7 @@ class EngineBackend:
     async def list(self) -> list[dict[str, Any]]:
         if self._shells is None or not self._sessions:
             return list(self._sessions.values())
-        from dxflow.client.errors import DxflowError
+        from dxflow.protocol.errors import DxflowError
 
         try:
             client = await self._client()
@@ -119,7 +119,7 @@ class EngineBackend:
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         if self._shells is not None and "shell" in session:
-            from dxflow.client.errors import DxflowError, NotFound
+            from dxflow.protocol.errors import DxflowError, NotFound
 
             client = await self._client()
             try:

@@ -15,14 +15,16 @@ from typing import Any
 from aiohttp import web
 
 from dxflow.common.config import EngineConfig
-from dxflow.common.durations import parse_duration
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission, allows
-from dxflow.engine.response import ApiError, ChunkStream, ok, wants_stream
 from dxflow.engine.workflows.backend import BackendError, BackendUnavailable, LogQuery
 from dxflow.engine.workflows.compose import ComposeError
 from dxflow.engine.workflows.manager import NotFoundError, WorkflowManager
 from dxflow.engine.workflows.store import now_iso
+from dxflow.protocol.durations import parse_duration
+from dxflow.protocol.errors import ApiError
+from dxflow.server.responses import ok
+from dxflow.server.stream import ChunkStream, wants_stream
 
 __all__ = ["MANAGER_KEY", "add_routes"]
 
@@ -59,7 +61,7 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
     query = request.query
     ctype = request.content_type
     if ctype == "application/json":
-        from dxflow.engine.response import read_json
+        from dxflow.server.bodies import read_json
 
         body = await read_json(request, required=("definition",))
         text, name, backend, start = body["definition"], body.get("name"), body.get("backend"), body.get("start")

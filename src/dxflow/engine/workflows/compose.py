@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from dxflow.common.durations import parse_duration
+from dxflow.protocol.durations import parse_duration
 
 __all__ = [
     "ComposeError",

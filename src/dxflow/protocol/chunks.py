@@ -12,9 +12,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["STREAM_MEDIA_TYPE", "Chunked", "encode_body", "parse_body", "parse_stream_line", "status_chunk"]
+from dxflow.protocol.names import STREAM_MEDIA_TYPE
 
-STREAM_MEDIA_TYPE = "application/stream+json"
+__all__ = [
+    "STREAM_MEDIA_TYPE",
+    "Chunked",
+    "encode_body",
+    "encode_chunk",
+    "entity_chunk",
+    "iter_stream",
+    "parse_body",
+    "parse_stream_line",
+    "status_chunk",
+]
 
 
 def status_chunk(code: int, message: str) -> dict[str, Any]:
@@ -27,13 +37,19 @@ def entity_chunk(payload: Any) -> dict[str, Any]:
     return {"kind": "entity", "payload": payload}
 
 
+def encode_chunk(chunk: dict[str, Any]) -> bytes:
+    """One chunk as compact JSON (no newline: a streamed line must hold exactly one chunk)."""
+    return json.dumps(chunk, separators=(",", ":")).encode()
+
+
 def encode_body(code: int, message: str, entities: Iterable[Any] = (), total: int | None = None) -> bytes:
-    """A whole (non-streamed) body."""
-    chunks = [status_chunk(code, message)]
+    """A whole (non-streamed) body, laid out one chunk per line like a streamed one, so clients that read
+    either layout line by line see every chunk; it is still one valid JSON array."""
+    parts = [encode_chunk(status_chunk(code, message))]
     if total is not None:
-        chunks.append({"kind": "total", "payload": {"value": total}})
-    chunks.extend(entity_chunk(e) for e in entities)
-    return json.dumps(chunks, separators=(",", ":")).encode()
+        parts.append(encode_chunk({"kind": "total", "payload": {"value": total}}))
+    parts.extend(encode_chunk(entity_chunk(e)) for e in entities)
+    return b"[\n" + b"\n,".join(parts) + b"\n]\n"
 
 
 @dataclass

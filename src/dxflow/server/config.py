@@ -16,13 +16,11 @@ from typing import Any, TypeVar
 
 import yaml
 
-__all__ = ["ConfigError", "load_config"]
+from dxflow.protocol.errors import ConfigError
+
+__all__ = ["load_config"]
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A configuration file or value that cannot be used."""
 
 
 def _read_yaml(path: Path | None) -> dict[str, Any]:

@@ -1,0 +1,84 @@
+"""Request bodies with limits: every malformed body is a 400 or 413 with a message, never a 500."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from dxflow.protocol.errors import ApiError
+
+__all__ = ["MAX_BODY_KEY", "field", "loads_json", "read_body", "read_json"]
+
+MAX_BODY_KEY = web.AppKey("max_body", int)
+"""The app-wide body limit (bytes), used in 413 messages."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} is not JSON")
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Parse JSON strictly (UTF-8, no NaN/Infinity, bounded nesting); ``ApiError(400)`` naming the problem."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise ApiError(400, "body is not UTF-8 JSON") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON body: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:
+        raise ApiError(400, f"malformed JSON body: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "JSON body is nested too deeply") from None
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole (decoded) body; 413 past ``limit`` bytes, 400 when its encoding cannot be decoded."""
+    too_large = ApiError(413, f"request body too large (limit {limit} bytes)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    data = bytearray()
+    try:
+        async for chunk in request.content.iter_any():
+            data += chunk
+            if len(data) > limit:
+                raise too_large
+    except HttpProcessingError as exc:
+        raise ApiError(400, f"request body cannot be decoded: {exc.message}") from None
+    return bytes(data)
+
+
+async def read_json(
+    request: web.Request, limit: int | None = None, required: Iterable[str] = (), allow_empty: bool = False
+) -> dict[str, Any]:
+    """The request's JSON object body (``limit`` defaults to the app's body limit); 400 naming the problem."""
+    limit = limit if limit is not None else request.app.get(MAX_BODY_KEY, 1024 * 1024)
+    raw = await read_body(request, limit)
+    if allow_empty and not raw.strip():
+        return {}
+    body = loads_json(raw)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    missing = [k for k in required if k not in body]
+    if missing:
+        raise ApiError(400, f"missing field(s): {', '.join(missing)}")
+    return body
+
+
+def field(data: dict[str, Any], *names: str, required: bool = True, max_len: int = 255) -> str | None:
+    """The first of ``names`` present in ``data`` as a short string (aliases keep dcvix bodies working)."""
+    for name in names:
+        value = data.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value or len(value) > max_len:
+            raise ApiError(400, f"{name} must be a non-empty string of at most {max_len} characters")
+        return value
+    if required:
+        raise ApiError(400, f"{names[0]} is required")
+    return None
