@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration lint format bench sanity clean
+.PHONY: all setup demo demo-down test unit integration slow lint format bench sanity clean
 
 all: test
 
@@ -21,9 +21,23 @@ demo: setup
 demo-down: setup
 	$(PY) tools/demo.py down
 
-## test: install everything into .venv and run every test.
+## test: install everything into .venv and run the three tiers: unit first (fails fast), then integration and slow in
+## one xdist run so the minutes-long molecule/sanity tests overlap the integration tests.
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/integration tests/slow $(PYTEST_ARGS)
+
+## unit: no daemons, no subprocesses (seconds).
+unit: setup
+	$(PY) -m pytest -q -n 2 tests/unit $(PYTEST_ARGS)
+
+## integration: real daemons on 127.0.0.1.
+integration: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/integration $(PYTEST_ARGS)
+
+## slow: molecule scenarios, the rollout playbook and ansible-test sanity (minutes).
+slow: setup
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/slow $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.ansible_env import collection_env, recap, run_playbook  # noqa: E402
-from tests.roles.conftest import stop_all  # noqa: E402
-from tests.roles.fleet import write_inventory  # noqa: E402
+from tests.harness.fleet import write_inventory  # noqa: E402
+from tests.harness.roles import stop_all  # noqa: E402
 
 
 def site_runs(hosts: int) -> list[tuple[str, float, int]]:

@@ -1,0 +1,90 @@
+"""Bad input against a real engine: every case is a 400/413 with a message, never a 500 or a dropped connection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from dxflow.protocol.chunks import parse_body
+
+from tests.conftest import EngineProc
+
+pytestmark = pytest.mark.xdist_group("security-bad-input")
+
+JSON_ENDPOINTS = [
+    "/api/auth/verify/",
+    "/api/key/register/",
+    "/api/shell/exec/",
+    "/api/workflow/",
+    "/api/shell/",
+]
+
+
+def _refused(resp: requests.Response, *statuses: int) -> str:
+    assert resp.status_code in (statuses or (400,)), (resp.status_code, resp.text[:300])
+    message = parse_body(resp.content).message
+    assert message, "an error names its cause"
+    return message
+
+
+@pytest.mark.parametrize("path", JSON_ENDPOINTS)
+def test_deeply_nested_json_is_400(engine: EngineProc, http: requests.Session, path: str) -> None:
+    body = "[" * 100_000 + "]" * 100_000
+    resp = http.post(engine.address + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    assert resp.status_code in (400, 404, 405, 413), resp.status_code
+
+
+def test_bogus_content_encoding_is_400(engine: EngineProc, http: requests.Session) -> None:
+    resp = http.post(
+        engine.address + "/api/shell/exec/",
+        data=b"this is not gzip",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        timeout=30,
+    )
+    assert "cannot be decoded" in _refused(resp)
+
+
+@pytest.mark.parametrize("field", ["timeout", "max_output"])
+@pytest.mark.parametrize("value", ["1e999", "-1e999", "1" + "0" * 400, "1e308"])
+def test_exec_numbers_out_of_range_are_400(engine: EngineProc, http: requests.Session, field: str, value: str) -> None:
+    body = '{"argv": ["true"], "%s": %s}' % (field, value)
+    resp = http.post(
+        engine.address + "/api/shell/exec/", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert field in _refused(resp)
+
+
+@pytest.mark.parametrize("name", ["owner", "group"])
+@pytest.mark.parametrize("value", ["\u00b2", "12345678901234567890", "\u0661", "4294967295"])
+def test_upload_owner_out_of_range_is_400(
+    engine: EngineProc, http: requests.Session, tmp_path: Path, name: str, value: str
+) -> None:
+    target = tmp_path / "owned"
+    resp = http.post(
+        engine.address + "/api/shell/upload/", params={"path": str(target), name: value}, data=b"x", timeout=30
+    )
+    _refused(resp)
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".dxflow-upload-")]
+
+
+def test_download_of_a_name_with_control_characters(engine: EngineProc, http: requests.Session, tmp_path: Path) -> None:
+    target = tmp_path / 'two\nlines\r"q\\uote\u00e9\t.txt'
+    target.write_bytes(b"payload")
+    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(target)}, timeout=30)
+    assert resp.status_code == 200 and resp.content == b"payload"
+    disposition = resp.headers["Content-Disposition"]
+    assert "\n" not in disposition and "\r" not in disposition
+    assert "filename*=UTF-8''two%0Alines%0D%22q%5Cuote%C3%A9%09.txt" in disposition
+
+
+def test_download_of_a_fifo_does_not_hang(engine: EngineProc, http: requests.Session, tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert "not a regular file" in _refused(
+        http.get(engine.address + "/api/shell/download/", params={"path": str(fifo)}, timeout=10)
+    )
