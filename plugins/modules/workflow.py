@@ -17,7 +17,9 @@ author:
 options:
   name:
     description:
-      - The workflow's name. Defaults to the definition's top-level C(name:), else the stem of O(src).
+      - The workflow's name. Defaults to the definition's top-level C(name:), else the stem of O(src) lower-cased,
+        each run of other characters than letters, digits, C(-) and C(_) turned into C(-)
+        (C(web.prod.yml) is C(web-prod)), the same rule as C(dxflow workflow compose deploy).
       - Required when no definition is given (O(state=stopped), O(state=absent) and so on).
     type: str
   definition:
@@ -96,37 +98,22 @@ workflow:
     services: [{"name": "app", "status": "running", "message": ""}]
 """
 
-import os
-
 from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
 
 try:
-    import yaml
-except ImportError:
-    yaml = None
-
-try:
     from dxflow.client.workflow import WorkflowClient
+    from dxflow.protocol.workflows import digest_of, workflow_name
 except ImportError:
     WorkflowClient = None
 
 RUNNING = ("running", "completed", "starting")
 
 
-def definition_name(text):
-    """The top-level ``name:`` of a compose text, or None."""
-    if yaml is None:
-        return None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and name else None
-
-
 def same_definition(current, text):
-    return current is not None and (current.get("definition") or "").strip() == text.strip()
+    """Whether the engine already holds ``text`` (same digest: the rule of dxflow.protocol.workflows)."""
+    if current is None:
+        return False
+    return (current.get("digest") or digest_of(current.get("definition") or "")) == digest_of(text)
 
 
 def plan(state, current, text):
@@ -175,7 +162,8 @@ def main():
         required_if=[("state", "present", ("definition", "src"), True)],
     )
     if WorkflowClient is None:
-        module.fail_json(msg="The installed dxflow SDK has no workflow client (dxflow.client.workflow); upgrade it.")
+        module.fail_json(msg="The installed dxflow SDK has no workflow client (dxflow.client.workflow, "
+                             "dxflow.protocol.workflows); upgrade it.")
     p = module.params
     text = p["definition"]
     if p["src"]:
@@ -184,9 +172,7 @@ def main():
                 text = fh.read()
         except OSError as exc:
             module.fail_json(msg="Cannot read src %s: %s" % (p["src"], exc.strerror))
-    name = p["name"] or (text and definition_name(text))
-    if not name and p["src"]:
-        name = os.path.splitext(os.path.basename(p["src"]))[0]
+    name = p["name"] or (text is not None and workflow_name(text, p["src"]))
     if not name:
         module.fail_json(msg="Give the workflow's name: set name, or a top-level name: in the definition")
 

@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from dxflow.cli.context import CliContext, emit, emit_line, pass_ctx, table
 from dxflow.client.workflow import WorkflowClient
+from dxflow.protocol.workflows import workflow_name
 
 __all__ = ["workflow_group"]
 
 
 def _client(ctx: CliContext) -> WorkflowClient:
     return WorkflowClient(ctx.session())
-
-
-def name_for(text: str, path: Path) -> str | None:
-    """The workflow name the CLI sends: None when the definition has a top-level ``name:`` (the engine uses it),
-    else the file's stem, lower-cased with characters a name cannot hold turned into ``-``."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None  # the engine reports the YAML error precisely
-    if isinstance(data, dict) and data.get("name"):
-        return None
-    stem = path.name.split(".")[0] if path.name != "-" else ""
-    return re.sub(r"[^a-z0-9_-]", "-", stem.lower()).strip("-_") or None
 
 
 def _summary(wf: dict[str, Any]) -> str:
@@ -55,7 +41,7 @@ def _submit(
         text = click.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise click.ClickException(f"cannot read {file}: {exc}") from None
-    name = name or name_for(text, file)
+    name = name or workflow_name(text, file)
     client = _client(ctx)
     changed, wf = (client.deploy if start else client.create)(text, name, backend)
     if wait is not None:
@@ -70,7 +56,9 @@ def _submit(
 
 
 _file = click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-_name = click.option("-n", "--name", help="Workflow name (default: the file's top-level name:, else its stem).")
+_name = click.option(
+    "-n", "--name", help="Workflow name (default: the file's top-level name:, else its stem; web.prod.yml: web-prod)."
+)
 _backend = click.option("--backend", type=click.Choice(["process", "docker", "podman"]), help="Default: process.")
 
 

@@ -158,5 +158,5 @@ def test_workflow_plan() -> None:
     assert plan("absent", None, None) is False and plan("absent", running, None) is True
     assert plan("restarted", running, None) is True
     assert plan("started", {"definition": "name: web\n", "status": "exited", "desired": "running"}, None) is False
-    assert workflow_module.definition_name("name: web\nservices: {}\n") == "web"
-    assert workflow_module.definition_name("- not a mapping") is None
+    assert workflow_module.workflow_name("name: web\nservices: {}\n", "/x/other.yml") == "web"
+    assert workflow_module.workflow_name("- not a mapping", "/x/web.prod.yml") == "web-prod"

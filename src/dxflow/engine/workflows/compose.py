@@ -1,21 +1,28 @@
 """The compose subset: parse a compose YAML text into a validated ``ComposeSpec`` (or a ``ComposeError``).
 
-Validation is complete before anything is written, so a bad definition never leaves a half-created workflow.
-Every error names the service and the field it is about.
+Validation is complete before anything is written, so a bad definition never leaves a half-created workflow:
+the definition is interpolated, checked against the compose specification's JSON schema (``compose-spec.json``,
+vendored from compose-spec/compose-spec, Apache-2.0, with ``jsonschema``), then against what the chosen backend
+supports. Every error names the service and the key path it is about.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import json
 import os
 import re
 import shlex
 from dataclasses import dataclass, field
+from graphlib import CycleError, TopologicalSorter
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
+from dotenv import dotenv_values
 
+from dxflow.protocol import workflows as naming
 from dxflow.protocol.durations import parse_duration
 
 __all__ = [
@@ -27,16 +34,16 @@ __all__ = [
     "Service",
     "check_workflow_name",
     "declared_backend",
-    "digest_of",
     "parse_compose",
+    "read_env_file",
 ]
 
-WORKFLOW_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SCHEMA_FILE = "compose-spec.json"
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-RESERVED_NAMES = frozenset({"list", "create", "deploy", "events", "compose"})
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 
-# Service keys the process backend honours; keys it accepts and ignores (harmless for a local process).
+# The process backend's own whitelist (the schema knows every compose key; only this backend's subset is ours).
 PROCESS_KEYS = frozenset(
     {
         "command",
@@ -52,87 +59,8 @@ PROCESS_KEYS = frozenset(
     }
 )
 PROCESS_IGNORED = frozenset({"image", "labels", "container_name", "hostname", "init", "tty", "stdin_open"})
-# Every other key of the compose specification's service: valid for docker/podman, refused by the process backend.
-COMPOSE_ONLY_KEYS = frozenset(
-    [
-        "annotations",
-        "attach",
-        "blkio_config",
-        "build",
-        "cap_add",
-        "cap_drop",
-        "cgroup",
-        "cgroup_parent",
-        "configs",
-        "cpu_count",
-        "cpu_percent",
-        "cpu_period",
-        "cpu_quota",
-        "cpu_rt_period",
-        "cpu_rt_runtime",
-        "cpu_shares",
-        "cpus",
-        "cpuset",
-        "credential_spec",
-        "deploy",
-        "develop",
-        "device_cgroup_rules",
-        "devices",
-        "dns",
-        "dns_opt",
-        "dns_search",
-        "domainname",
-        "driver_opts",
-        "expose",
-        "extends",
-        "external_links",
-        "extra_hosts",
-        "gpus",
-        "group_add",
-        "ipc",
-        "isolation",
-        "label_file",
-        "links",
-        "logging",
-        "mac_address",
-        "mem_limit",
-        "mem_reservation",
-        "mem_swappiness",
-        "memswap_limit",
-        "network_mode",
-        "networks",
-        "oom_kill_disable",
-        "oom_score_adj",
-        "pid",
-        "pids_limit",
-        "platform",
-        "ports",
-        "post_start",
-        "pre_stop",
-        "privileged",
-        "profiles",
-        "provider",
-        "pull_policy",
-        "read_only",
-        "runtime",
-        "scale",
-        "secrets",
-        "security_opt",
-        "shm_size",
-        "storage_opt",
-        "sysctls",
-        "tmpfs",
-        "ulimits",
-        "use_api_socket",
-        "user",
-        "userns_mode",
-        "uts",
-        "volumes",
-        "volumes_from",
-    ]
-)
-TOP_KEYS = frozenset({"name", "version", "services", "networks", "volumes", "secrets", "configs", "include"})
-HEALTH_KEYS = frozenset({"test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"})
+"""Keys the process backend accepts and ignores (harmless for a local process)."""
+PROCESS_TOP_KEYS = frozenset({"name", "version", "services"})
 SIGNALS = frozenset(
     [
         "SIGTERM",
@@ -218,28 +146,15 @@ class ComposeSpec:
 
     @property
     def digest(self) -> str:
-        return digest_of(self.text)
-
-
-def digest_of(text: str) -> str:
-    """The content hash that makes deploys idempotent."""
-    return hashlib.sha256(text.encode()).hexdigest()
+        return naming.digest_of(self.text)
 
 
 def check_workflow_name(name: object) -> str:
-    """A valid workflow name or ComposeError: lowercase letters, digits, ``-`` and ``_``; no paths."""
-    if not isinstance(name, str) or not name:
-        raise ComposeError("workflow name must be a non-empty string")
-    if "/" in name or ".." in name or name.startswith((".", "~")):
-        raise ComposeError(f"invalid workflow name {name!r}: it must not contain '/', '..' or start with '.'")
-    if not WORKFLOW_NAME.match(name):
-        raise ComposeError(
-            f"invalid workflow name {name!r}: use 1-63 lowercase letters, digits, '-' and '_', "
-            "starting with a letter or digit"
-        )
-    if name in RESERVED_NAMES:
-        raise ComposeError(f"invalid workflow name {name!r}: reserved by the API")
-    return name
+    """A valid workflow name or ComposeError (the rule: ``dxflow.protocol.workflows.check_workflow_name``)."""
+    try:
+        return naming.check_workflow_name(name)
+    except ValueError as exc:
+        raise ComposeError(str(exc)) from None
 
 
 _VAR = re.compile(r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -268,13 +183,56 @@ def interpolate(value: str, env: dict[str, str], where: str) -> str:
 
 
 def _interpolate_tree(node: Any, env: dict[str, str], where: str) -> Any:
+    """Interpolate every string value; ComposeError for a key that is not a string (YAML ``1:``, ``yes:``)."""
     if isinstance(node, str):
         return interpolate(node, env, where)
     if isinstance(node, list):
         return [_interpolate_tree(v, env, where) for v in node]
     if isinstance(node, dict):
+        for key in node:
+            if not isinstance(key, str):
+                raise ComposeError(f"{where}: field names must be strings, not {key!r}")
         return {k: _interpolate_tree(v, env, f"{where}.{k}") for k, v in node.items()}
     return node
+
+
+@functools.cache
+def _validator() -> Any:
+    """The compose-spec schema's validator (built once, on first use)."""
+    from jsonschema.validators import validator_for
+
+    schema = json.loads(resources.files(__package__).joinpath(SCHEMA_FILE).read_text())
+    return validator_for(schema)(schema)
+
+
+def _schema_message(error: Any) -> str:
+    """A jsonschema error as users read it: ``service web: unknown field 'comand'``, ``service a.restart: ...``."""
+    path = [str(p) for p in error.absolute_path]
+    if path[:1] == ["services"] and len(path) > 1:
+        where = ".".join([f"service {path[1]}", *path[2:]])
+    else:
+        where = ".".join(["definition", *path])
+    if error.validator in ("additionalProperties", "unevaluatedProperties") and isinstance(error.instance, dict):
+        unknown = [k for k in error.instance if repr(k) in error.message] or ["?"]
+        return f"{where}: unknown {'field' if path else 'top-level field'} {unknown[0]!r}"
+    message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+    return f"{where}: {message}"
+
+
+def _check_schema(raw: dict[str, Any]) -> None:
+    """ComposeError naming the key path of the most relevant schema error, if any."""
+    from jsonschema.exceptions import best_match
+
+    errors = list(_validator().iter_errors(raw))
+    if errors:
+        # a key that fails its own schema also shows up as "unevaluated": report the real problem first
+        specific = [e for e in errors if e.validator != "unevaluatedProperties"]
+        raise ComposeError(_schema_message(best_match(specific or errors)))
+
+
+def _flag(value: object) -> bool:
+    """A compose boolean that the schema lets be a string (``required: "false"``)."""
+    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 def _duration(value: object, where: str) -> float:
@@ -287,39 +245,21 @@ def _duration(value: object, where: str) -> float:
     return seconds
 
 
-def _argv(value: object, where: str) -> list[str]:
-    if value is None:
-        return []
+def _argv(value: str | list[str] | None, where: str) -> list[str]:
     if isinstance(value, str):
         try:
             return shlex.split(value)
         except ValueError as exc:
             raise ComposeError(f"{where}: {exc}") from None
-    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return [str(v) for v in value]
-    raise ComposeError(f"{where}: must be a string or a list of strings")
+    return list(value or [])
 
 
-def _environment(value: object, where: str) -> dict[str, str]:
-    if value is None:
-        return {}
+def _environment(value: dict[str, Any] | list[str] | None, where: str) -> dict[str, str]:
+    items = list(value.items()) if isinstance(value, dict) else [_split_entry(e) for e in value or []]
     result: dict[str, str] = {}
-    if isinstance(value, dict):
-        items = [(str(k), v) for k, v in value.items()]
-    elif isinstance(value, list):
-        items = []
-        for entry in value:
-            if not isinstance(entry, str):
-                raise ComposeError(f"{where}: list entries must be KEY=VALUE strings")
-            key, sep, val = entry.partition("=")
-            items.append((key, val if sep else None))
-    else:
-        raise ComposeError(f"{where}: must be a mapping or a list of KEY=VALUE")
     for key, val in items:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
+        if not ENV_NAME.fullmatch(key):
             raise ComposeError(f"{where}: invalid variable name {key!r}")
-        if isinstance(val, dict | list):
-            raise ComposeError(f"{where}.{key}: value must be a scalar")
         if val is None:
             val = os.environ.get(key)
             if val is None:
@@ -328,40 +268,22 @@ def _environment(value: object, where: str) -> dict[str, str]:
     return result
 
 
-def _env_files(value: object, where: str) -> list[tuple[str, bool]]:
-    if value is None:
-        return []
-    entries = value if isinstance(value, list) else [value]
-    result = []
-    for entry in entries:
-        if isinstance(entry, str):
-            result.append((entry, True))
-        elif isinstance(entry, dict) and isinstance(entry.get("path"), str):
-            unknown = set(entry) - {"path", "required", "format"}
-            if unknown:
-                raise ComposeError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-            result.append((entry["path"], bool(entry.get("required", True))))
-        else:
-            raise ComposeError(f"{where}: must be a path, a list of paths or of {{path, required}}")
-    return result
+def _split_entry(entry: str) -> tuple[str, str | None]:
+    key, sep, val = entry.partition("=")
+    return key, val if sep else None
 
 
-def _healthcheck(value: object, where: str) -> Healthcheck | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ComposeError(f"{where}: must be a mapping")
-    unknown = set(value) - HEALTH_KEYS
-    if unknown:
-        raise ComposeError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-    if value.get("disable") is True:
+def _env_files(value: str | list[Any] | None) -> list[tuple[str, bool]]:
+    entries = [value] if isinstance(value, str) else value or []
+    return [(e, True) if isinstance(e, str) else (e["path"], _flag(e.get("required", True))) for e in entries]
+
+
+def _healthcheck(value: dict[str, Any] | None, where: str) -> Healthcheck | None:
+    if value is None or _flag(value.get("disable")):
         return None
     test = value.get("test")
-    if isinstance(test, str):
-        argv = ["CMD-SHELL", test]
-    elif isinstance(test, list) and test and all(isinstance(t, str) for t in test):
-        argv = list(test)
-    else:
+    argv = ["CMD-SHELL", test] if isinstance(test, str) else list(test or [])
+    if not argv:
         raise ComposeError(f"{where}.test: required: a string or a list starting with CMD, CMD-SHELL or NONE")
     if argv[0] == "NONE":
         return None
@@ -369,7 +291,9 @@ def _healthcheck(value: object, where: str) -> Healthcheck | None:
         raise ComposeError(f"{where}.test: list form must start with CMD, CMD-SHELL or NONE and name a command")
     command = ["/bin/sh", "-c", " ".join(argv[1:])] if argv[0] == "CMD-SHELL" else argv[1:]
     retries = value.get("retries", 3)
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+    if isinstance(retries, str) and retries.isdigit():
+        retries = int(retries)
+    if not isinstance(retries, int) or retries < 1:
         raise ComposeError(f"{where}.retries: must be an integer >= 1")
     hc = Healthcheck(
         test=command,
@@ -384,34 +308,17 @@ def _healthcheck(value: object, where: str) -> Healthcheck | None:
     return hc
 
 
-def _depends_on(value: object, where: str) -> list[DependsOn]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        if not all(isinstance(v, str) for v in value):
-            raise ComposeError(f"{where}: list entries must be service names")
-        return [DependsOn(v) for v in value]
-    if not isinstance(value, dict):
-        raise ComposeError(f"{where}: must be a list of services or a mapping")
-    result = []
-    for dep, opts in value.items():
-        opts = opts or {}
-        if not isinstance(opts, dict):
-            raise ComposeError(f"{where}.{dep}: must be a mapping with 'condition'")
-        unknown = set(opts) - {"condition", "required", "restart"}
-        if unknown:
-            raise ComposeError(f"{where}.{dep}: unknown field {sorted(unknown)[0]!r}")
-        condition = opts.get("condition", "service_started")
-        if condition not in CONDITIONS:
-            raise ComposeError(f"{where}.{dep}.condition: {condition!r} is not one of {', '.join(CONDITIONS)}")
-        result.append(DependsOn(str(dep), condition, bool(opts.get("required", True))))
-    return result
+def _depends_on(value: list[str] | dict[str, dict[str, Any]] | None) -> list[DependsOn]:
+    if isinstance(value, dict):
+        return [
+            DependsOn(dep, opts.get("condition", "service_started"), _flag(opts.get("required", True)))
+            for dep, opts in value.items()
+        ]
+    return [DependsOn(dep) for dep in value or []]
 
 
-def _restart(value: object, where: str) -> RestartPolicy:
-    if value is None or value is False:
-        return RestartPolicy()
-    text = str(value)
+def _restart(value: str | None, where: str) -> RestartPolicy:
+    text = value or "no"
     mode, _, count = text.partition(":")
     if mode not in ("no", "on-failure", "always", "unless-stopped"):
         raise ComposeError(f"{where}: {text!r} is not one of no, on-failure[:max], always, unless-stopped")
@@ -422,26 +329,28 @@ def _restart(value: object, where: str) -> RestartPolicy:
     return RestartPolicy(mode)
 
 
-def _service(name: str, body: object, backend: str) -> Service:
-    where = f"service {name}"
-    if not SERVICE_NAME.match(name):
-        raise ComposeError(f"{where}: invalid service name (letters, digits, '.', '-', '_'; no '/')")
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ComposeError(f"{where}: must be a mapping")
-    for key in body:
-        if not isinstance(key, str):
-            raise ComposeError(f"{where}: field names must be strings")
-        if key.startswith("x-") or key in PROCESS_KEYS or key in PROCESS_IGNORED:
-            continue
-        if key in COMPOSE_ONLY_KEYS:
-            if backend == "process":
+def _check_backend(raw: dict[str, Any], backend: str) -> None:
+    """What the schema cannot know: the keys the process backend runs (the rest needs docker or podman)."""
+    if backend != "process":
+        return
+    for key, value in raw.items():
+        if value and key not in PROCESS_TOP_KEYS and not key.startswith("x-"):
+            raise ComposeError(
+                f"definition: top-level field {key!r} is not supported by the process backend "
+                "(use backend docker or podman)"
+            )
+    for name, body in raw["services"].items():
+        for key in body:
+            if not (key.startswith("x-") or key in PROCESS_KEYS or key in PROCESS_IGNORED):
                 raise ComposeError(
-                    f"{where}: field {key!r} is not supported by the process backend (use backend docker or podman)"
+                    f"service {name}: field {key!r} is not supported by the process backend "
+                    "(use backend docker or podman)"
                 )
-            continue
-        raise ComposeError(f"{where}: unknown field {key!r}")
+
+
+def _service(name: str, body: dict[str, Any], backend: str) -> Service:
+    """A schema-valid service body as a ``Service``; ComposeError for what the schema leaves open."""
+    where = f"service {name}"
     argv = _argv(body.get("entrypoint"), f"{where}.entrypoint") + _argv(body.get("command"), f"{where}.command")
     image = body.get("image")
     if backend == "process" and not argv:
@@ -449,9 +358,7 @@ def _service(name: str, body: object, backend: str) -> Service:
     if backend != "process" and not image and "build" not in body:
         raise ComposeError(f"{where}: field 'image' (or 'build') is required by the {backend} backend")
     working_dir = body.get("working_dir")
-    if working_dir is not None and not isinstance(working_dir, str):
-        raise ComposeError(f"{where}.working_dir: must be a string")
-    env_files = _env_files(body.get("env_file"), f"{where}.env_file")
+    env_files = _env_files(body.get("env_file"))
     for field_name, path in [("working_dir", working_dir), *(("env_file", p) for p, _ in env_files)]:
         if path and not os.path.isabs(path) and ".." in Path(path).parts:
             raise ComposeError(
@@ -460,25 +367,23 @@ def _service(name: str, body: object, backend: str) -> Service:
     stop_signal = str(body.get("stop_signal", "SIGTERM")).upper()
     if stop_signal not in SIGNALS:
         raise ComposeError(f"{where}.stop_signal: unknown signal {body.get('stop_signal')!r}")
-    if not stop_signal.startswith("SIG"):
-        stop_signal = "SIG" + stop_signal
     return Service(
         name=name,
         argv=argv,
         environment=_environment(body.get("environment"), f"{where}.environment"),
         env_files=env_files,
         working_dir=working_dir,
-        depends_on=_depends_on(body.get("depends_on"), f"{where}.depends_on"),
+        depends_on=_depends_on(body.get("depends_on")),
         healthcheck=_healthcheck(body.get("healthcheck"), f"{where}.healthcheck"),
         restart=_restart(body.get("restart"), f"{where}.restart"),
-        stop_signal=stop_signal,
+        stop_signal=stop_signal if stop_signal.startswith("SIG") else "SIG" + stop_signal,
         stop_grace_period=_duration(body.get("stop_grace_period", "10s"), f"{where}.stop_grace_period"),
         image=str(image) if image else None,
     )
 
 
 def _start_order(services: dict[str, Service]) -> list[str]:
-    """Dependencies first (stable by definition order); ComposeError naming a cycle or a missing service."""
+    """Dependencies first, each batch in definition order; ComposeError naming a cycle or a missing service."""
     for svc in services.values():
         for dep in svc.depends_on:
             if dep.service == svc.name:
@@ -491,23 +396,18 @@ def _start_order(services: dict[str, Service]) -> list[str]:
                     f"service {svc.name}: depends_on.{dep.service}: condition service_healthy needs a "
                     f"healthcheck on service {dep.service}"
                 )
+    sorter = TopologicalSorter({name: [d.service for d in svc.depends_on] for name, svc in services.items()})
+    try:
+        sorter.prepare()
+    except CycleError as exc:
+        cycle = list(reversed(exc.args[1]))  # graphlib walks dependents; users read "a depends on b"
+        raise ComposeError(f"service {cycle[0]}: depends_on: dependency cycle {' -> '.join(cycle)}") from None
+    position = {name: i for i, name in enumerate(services)}
     order: list[str] = []
-    state: dict[str, int] = {}
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = [*path[path.index(name) :], name]
-            raise ComposeError(f"service {name}: depends_on: dependency cycle {' -> '.join(cycle)}")
-        state[name] = 1
-        for dep in services[name].depends_on:
-            visit(dep.service, [*path, name])
-        state[name] = 2
-        order.append(name)
-
-    for name in services:
-        visit(name, [])
+    while sorter.is_active():
+        ready = sorted(sorter.get_ready(), key=position.__getitem__)
+        order.extend(ready)
+        sorter.done(*ready)
     return order
 
 
@@ -522,8 +422,7 @@ def declared_backend(text: str) -> str | None:
     return str(backend) if backend else None
 
 
-def parse_compose(text: str, backend: str = "process", env: dict[str, str] | None = None) -> ComposeSpec:
-    """Parse and validate a compose definition for ``backend``; ComposeError on the first problem."""
+def _load(text: str) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -532,22 +431,44 @@ def parse_compose(text: str, backend: str = "process", env: dict[str, str] | Non
         raise ComposeError(f"definition is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(raw, dict):
         raise ComposeError("definition must be a YAML mapping with a 'services' key")
-    unknown = [k for k in raw if not (isinstance(k, str) and (k in TOP_KEYS or k.startswith("x-")))]
-    if unknown:
-        raise ComposeError(f"definition: unknown top-level field {unknown[0]!r}")
-    if backend == "process":
-        for key in ("networks", "volumes", "secrets", "configs", "include"):
-            if raw.get(key):
-                raise ComposeError(
-                    f"definition: top-level field {key!r} is not supported by the process backend "
-                    "(use backend docker or podman)"
-                )
-    raw = _interpolate_tree(raw, os.environ.copy() if env is None else env, "definition")
-    name = raw.get("name")
-    if name is not None:
-        name = check_workflow_name(str(name))
+    return raw
+
+
+def _yaml11(services: dict[str, Any]) -> None:
+    """Undo PyYAML's YAML 1.1 reading where compose (YAML 1.2) means a string: ``restart: no``; ``a:`` (null) is
+    an empty service."""
+    for name, body in services.items():
+        if body is None:
+            services[name] = body = {}
+        if isinstance(body, dict) and body.get("restart") is False:
+            body["restart"] = "no"
+
+
+def parse_compose(text: str, backend: str = "process", env: dict[str, str] | None = None) -> ComposeSpec:
+    """Parse and validate a compose definition for ``backend``; ComposeError on the first problem."""
+    raw = _interpolate_tree(_load(text), os.environ.copy() if env is None else env, "definition")
     services_raw = raw.get("services")
     if not isinstance(services_raw, dict) or not services_raw:
+        if "services" not in raw:
+            _check_schema(raw)  # a misspelt top-level key is the likelier problem
         raise ComposeError("definition: 'services' must be a non-empty mapping of service names")
-    services = {str(n): _service(str(n), body, backend) for n, body in services_raw.items()}
+    for name in services_raw:
+        if not SERVICE_NAME.match(name):
+            raise ComposeError(f"service {name}: invalid service name (letters, digits, '.', '-', '_'; no '/')")
+    _yaml11(services_raw)
+    _check_schema(raw)
+    _check_backend(raw, backend)
+    name = raw.get("name")
+    if name is not None:
+        name = check_workflow_name(name)
+    services = {n: _service(n, body, backend) for n, body in services_raw.items()}
     return ComposeSpec(text=text, name=name, services=services, order=_start_order(services), raw=raw)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """An ``env_file``'s variables, parsed by python-dotenv (quotes, ``export``, comments, multi-line values; no
+    interpolation); a bare ``KEY`` takes the engine's value, as in compose. OSError (FileNotFoundError) as opening
+    the file raises it."""
+    with path.open(encoding="utf-8") as fh:
+        values = dotenv_values(stream=fh, interpolate=False)
+    return {key: os.environ.get(key, "") if value is None else value for key, value in values.items()}

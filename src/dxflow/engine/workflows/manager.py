@@ -86,6 +86,9 @@ class WorkflowManager:
             except ComposeError as exc:
                 log.error("workflow %s: stored definition no longer valid (%s); left alone", record.name, exc)
                 continue
+            if record.digest != spec.digest:  # stored by an engine with an older digest rule: same content
+                record.digest = spec.digest
+                self.store.save(record)
             wf = self._open(record, spec)
             self.workflows[record.name] = wf
             if record.desired == "running":

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dxflow.engine.workflows.compose import DependsOn, Service
+from dxflow.engine.workflows.compose import DependsOn, Service, read_env_file
 from dxflow.engine.workflows.logs import LogSink
 from dxflow.engine.workflows.procs import ExitWatch, cancel_and_wait, group_members, kill_group, start_ticks
 from dxflow.engine.workflows.store import ServiceState, now_iso
@@ -33,27 +33,6 @@ class DependencyFailed(Exception):
 
 class SpawnFailed(Exception):
     """The command could not be started."""
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=VALUE`` lines (``#`` comments, blank lines, optional ``export``, single or double quotes)."""
-    result = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        line = line.removeprefix("export ").strip()
-        key, sep, value = line.partition("=")
-        if not sep:
-            result[key.strip()] = os.environ.get(key.strip(), "")
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        result[key.strip()] = value
-    return result
 
 
 class ServiceRunner:
