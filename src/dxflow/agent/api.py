@@ -13,7 +13,7 @@ from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
 from dxflow.server.responses import json_response
 
-__all__ = ["BACKEND", "director_only", "routes"]
+__all__ = ["BACKEND", "REMOTE_CONFIG", "director_only", "dispatch", "routes"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -47,47 +47,89 @@ async def _backend_call(coro: Any) -> Any:
         raise ApiError(exc.status, str(exc)) from None
 
 
-@routes.get("/v1/health")
-async def health(request: web.Request) -> web.Response:
-    return json_response({"status": "ok", "backend": request.app[BACKEND].name})
+# --- one implementation for both paths: the inbound mTLS port (dcvix) and the director's tunnel (CALL frames) ---
 
 
-@routes.get("/v1/sessions")
-async def list_sessions(request: web.Request) -> web.Response:
-    return json_response(await _backend_call(request.app[BACKEND].list()))
+async def health_body(backend: SessionBackend) -> dict[str, Any]:
+    return {"status": "ok", "backend": backend.name}
 
 
-@routes.post("/v1/sessions")
-async def create_session(request: web.Request) -> web.Response:
-    body = await read_json(request, 16 * 1024)
+async def list_sessions_body(backend: SessionBackend) -> Any:
+    return await _backend_call(backend.list())
+
+
+async def create_session_body(backend: SessionBackend, body: dict[str, Any]) -> dict[str, Any]:
     user = _text(body, "userId", "userID")
     session_type = body.get("sessionType") or "console"
     session_id = _text(body, "sessionId", "sessionID")
-    session = await _backend_call(request.app[BACKEND].create(user, str(session_type), session_id))
+    session = await _backend_call(backend.create(user, str(session_type), session_id))
     log.info("session %s created for %s", session["id"], user)
-    return json_response({"sessionID": session["id"]}, status=201)
+    return {"sessionID": session["id"]}
 
 
-@routes.delete("/v1/sessions/{id}")
-async def close_session(request: web.Request) -> web.Response:
-    session_id = request.match_info["id"]
-    await _backend_call(request.app[BACKEND].close(session_id))
+async def close_session_body(backend: SessionBackend, session_id: str) -> dict[str, Any]:
+    await _backend_call(backend.close(session_id))
     log.info("session %s closed", session_id)
-    return json_response({"sessionID": session_id, "closed": True})
+    return {"sessionID": session_id, "closed": True}
 
 
-@routes.post("/v1/config")
-async def set_config(request: web.Request) -> web.Response:
+def set_config_body(remote: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """Store configuration parameters sent by the director (``{"tags": [...], "parameters": {...}}``)."""
-    body = await read_json(request, 64 * 1024)
     tags = body.get("tags")
     if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
         raise ApiError(400, "tags must be a list of strings")
     params = body.get("parameters", {})
     if not isinstance(params, dict):
         raise ApiError(400, "parameters must be an object")
-    remote = request.app[REMOTE_CONFIG]
     if tags is not None:
         remote["tags"] = tags
     remote.setdefault("parameters", {}).update(params)
-    return json_response(remote)
+    return remote
+
+
+async def dispatch(
+    backend: SessionBackend, remote: dict[str, Any], method: str, path: str, body: Any
+) -> tuple[int, Any]:
+    """An agent API request that came as a tunnel CALL: ``(status, body)`` exactly as the HTTP API answers."""
+    body = body if isinstance(body, dict) else {}
+    try:
+        if method == "GET" and path == "/v1/health":
+            return 200, await health_body(backend)
+        if method == "GET" and path == "/v1/sessions":
+            return 200, await list_sessions_body(backend)
+        if method == "POST" and path == "/v1/sessions":
+            return 201, await create_session_body(backend, body)
+        if method == "DELETE" and path.startswith("/v1/sessions/") and path.count("/") == 3:
+            return 200, await close_session_body(backend, path.rsplit("/", 1)[1])
+        if method == "POST" and path == "/v1/config":
+            return 200, set_config_body(remote, body)
+    except ApiError as exc:
+        return exc.status_code, {"error": exc.message}
+    return 404, {"error": f"no agent API {method} {path}"}
+
+
+@routes.get("/v1/health")
+async def health(request: web.Request) -> web.Response:
+    return json_response(await health_body(request.app[BACKEND]))
+
+
+@routes.get("/v1/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    return json_response(await list_sessions_body(request.app[BACKEND]))
+
+
+@routes.post("/v1/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    body = await read_json(request, 16 * 1024)
+    return json_response(await create_session_body(request.app[BACKEND], body), status=201)
+
+
+@routes.delete("/v1/sessions/{id}")
+async def close_session(request: web.Request) -> web.Response:
+    return json_response(await close_session_body(request.app[BACKEND], request.match_info["id"]))
+
+
+@routes.post("/v1/config")
+async def set_config(request: web.Request) -> web.Response:
+    body = await read_json(request, 64 * 1024)
+    return json_response(set_config_body(request.app[REMOTE_CONFIG], body))

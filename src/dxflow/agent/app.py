@@ -20,6 +20,7 @@ from dxflow.agent.engine_probe import EngineProbe
 from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
+from dxflow.agent.tunnel import AgentTunnel
 from dxflow.common.agent_config import AgentConfig
 from dxflow.common.runtime import tune_process
 from dxflow.server.middleware import error_middleware
@@ -200,6 +201,7 @@ AGENT = web.AppKey("agent", Agent)
 async def _agent_ctx(app: web.Application) -> AsyncIterator[None]:
     agent = app[AGENT]
     tasks = [asyncio.create_task(agent.update_loop()), asyncio.create_task(agent.renew_loop())]
+    tasks.append(asyncio.create_task(AgentTunnel(agent).run()))  # the director hub's path to this host
     try:
         yield
     finally:

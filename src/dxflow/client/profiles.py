@@ -26,6 +26,9 @@ KNOWN_KEYS = (
     "connection-cert-key",
     "connection-insecure",
     "connection-timeout",
+    "connection-route",
+    "connection-director",
+    "connection-server",
 )
 SECRET_KEYS = frozenset({"connection-token"})
 DEFAULT_PROFILE = "default"

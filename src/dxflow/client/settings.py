@@ -43,6 +43,9 @@ class ConnectionSettings:
     cert_key: str | None = None
     insecure: bool = False
     timeout: float = 30.0
+    route: str = "direct"  # or "director": through the hub of the ``director`` profile (dxflow.client.route)
+    director: str | None = None
+    server: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
     home: Path | None = None
 
@@ -127,6 +130,11 @@ def resolve_settings(
         sources["connection-address"] = "matched"
 
     address = resolved.get("connection-address")
+    route = str(resolved.get("connection-route", "direct")).lower()
+    if route not in ("direct", "director"):
+        raise ConfigError(f"invalid connection-route {route!r}; choose direct or director")
+    if not address and route == "director" and resolved.get("connection-server"):
+        address = f"https://{resolved['connection-server']}"  # names the engine; the bytes go through the hub
     if not address:
         raise ConfigError(
             f"no connection-address for profile {name!r}; set one with "
@@ -160,6 +168,9 @@ def resolve_settings(
         cert_key=_path_or_none(resolved.get("connection-cert-key")),
         insecure=_as_bool(resolved.get("connection-insecure", False)),
         timeout=timeout,
+        route=route,
+        director=_str_or_none(resolved.get("connection-director")),
+        server=_str_or_none(resolved.get("connection-server")),
         sources=sources,
         home=store.home,
     )

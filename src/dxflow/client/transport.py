@@ -74,6 +74,11 @@ class Transport:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"connection-address {settings.address!r} must be http(s)://HOST[:PORT]")
         self.base = settings.address
+        if settings.route == "director":
+            from dxflow.client.route import through_director
+
+            settings, self.base = through_director(settings)  # a local bridge to the engine through the hub
+            self.settings = settings
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "dxflow-sdk"
         if parts.scheme == "http":

@@ -34,6 +34,7 @@ class AgentClient:
     def __init__(self, ca: Path, cert: Path, key: Path) -> None:
         self._ssl = client_context(ca, cert, key)
         self._session: aiohttp.ClientSession | None = None
+        self.tunnels: Any = None  # the hub (dxflow.director.hub.Hub): agents with a tunnel are called through it
 
     async def close(self) -> None:
         if self._session is not None:
@@ -48,6 +49,9 @@ class AgentClient:
         self, server: dict[str, Any], common_name: str, method: str, path: str, body: Any = None
     ) -> tuple[int, Any]:
         """Call the agent of ``server``; 502 when it cannot be reached or answers with an error."""
+        tunnel = self.tunnels.find(server["id"]) if self.tunnels is not None else None
+        if tunnel is not None:
+            return _checked(server, *await tunnel.call(method, path, body))
         host = server["ip"]
         url = f"https://{'[' + host + ']' if ':' in host else host}:{server['agentPort']}{path}"
         try:
@@ -60,7 +64,11 @@ class AgentClient:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("agent %s at %s unreachable: %s", server["id"], url, exc)
             raise ApiError(502, f"agent {server['hostname']} unreachable: {exc.__class__.__name__}") from None
-        if status >= 400:
-            message = data.get("error") if isinstance(data, dict) else None
-            raise ApiError(502 if status >= 500 else status, f"agent {server['hostname']}: {message or status}")
-        return status, data
+        return _checked(server, status, data)
+
+
+def _checked(server: dict[str, Any], status: int, data: Any) -> tuple[int, Any]:
+    if status >= 400:
+        message = data.get("error") if isinstance(data, dict) else None
+        raise ApiError(502 if status >= 500 else status, f"agent {server['hostname']}: {message or status}")
+    return status, data

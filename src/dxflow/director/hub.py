@@ -1,0 +1,325 @@
+"""The director as a hub: agents keep one outbound tunnel here; clients ask for byte streams to an engine.
+
+- ``GET /v1/agent/tunnel`` (agent mTLS, approved agent): a WebSocket carrying ``dxflow.protocol.tunnel`` frames.
+- ``GET /v1/hub/servers/{server}/engine`` (admin, or a user whose policy allows the server): a WebSocket of raw
+  bytes relayed to the server's engine through its agent's tunnel. The TLS session with the engine runs inside,
+  end to end: the hub relays bytes it cannot read.
+- ``GET /v1/hub/servers/{server}``: what a client needs to pin the engine (its reported fingerprint) and whether
+  the server is reachable through the hub.
+- ``GET /v1/admin/tunnels``: connected tunnels (server, since, streams open, bytes).
+
+Every refusal happens before the WebSocket upgrade, with its HTTP status, and opens nothing. One audit line per
+stream. A revoked agent's tunnel (and its streams) is closed as soon as this replica learns of the revocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from dxflow.director.identity import Principal, principal, require_admin, require_agent
+from dxflow.director.state import STATE, DirectorState
+from dxflow.protocol.errors import ApiError, ProtocolError
+from dxflow.protocol.tunnel import Mux, Stream, StreamClosed
+from dxflow.server.responses import json_response
+
+__all__ = ["HUB", "Hub", "Tunnel", "hub_ctx", "routes"]
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("dxflow.director.audit")
+routes = web.RouteTableDef()
+
+HEARTBEAT = 10.0  # a dead tunnel is noticed within 1.5 heartbeats
+MAX_STREAMS_PER_TUNNEL = 256
+MAX_STREAMS_PER_CLIENT = 64
+WATCH_INTERVAL = 0.5
+TUNNEL_MAX_MSG = 1024 * 1024
+
+
+@dataclass
+class Tunnel:
+    """One agent's live tunnel on this replica."""
+
+    guid: str
+    hostname: str
+    serial: str
+    mux: Mux
+    ws: web.WebSocketResponse
+    since: float = field(default_factory=time.time)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    streams_total: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "serverId": self.guid,
+            "hostname": self.hostname,
+            "since": self.since,
+            "streamsOpen": len(self.mux.streams),
+            "streamsTotal": self.streams_total,
+            "bytesIn": self.bytes_in,
+            "bytesOut": self.bytes_out,
+        }
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A director → agent API call carried by the tunnel (instead of the agent's inbound port)."""
+        try:
+            return await self.mux.call(method, path, body)
+        except (StreamClosed, ConnectionError, TimeoutError) as exc:
+            raise ApiError(502, f"agent {self.hostname} unreachable through its tunnel: {exc}") from None
+
+
+class Hub:
+    """The tunnels held by this replica, by server id and hostname, and the clients' open streams."""
+
+    def __init__(self, state: DirectorState) -> None:
+        self.state = state
+        self.tunnels: dict[str, Tunnel] = {}
+        self.per_client: Counter[str] = Counter()
+
+    def find(self, ref: str) -> Tunnel | None:
+        """The tunnel of a server given by id or hostname."""
+        tunnel = self.tunnels.get(ref.lower())
+        if tunnel is not None:
+            return tunnel
+        return next((t for t in self.tunnels.values() if t.hostname == ref), None)
+
+    def add(self, tunnel: Tunnel) -> Tunnel | None:
+        """Register ``tunnel``; returns the one it replaces (an agent reconnecting before its old path died)."""
+        old = self.tunnels.get(tunnel.guid)
+        self.tunnels[tunnel.guid] = tunnel
+        return old
+
+    def remove(self, tunnel: Tunnel) -> None:
+        if self.tunnels.get(tunnel.guid) is tunnel:
+            del self.tunnels[tunnel.guid]
+
+    async def drop(self, tunnel: Tunnel, reason: str) -> None:
+        """Close a tunnel and every stream it carries, now."""
+        self.remove(tunnel)
+        tunnel.mux.close(reason)
+        await tunnel.ws.close(code=4003, message=reason.encode()[:100])
+
+    async def watch(self) -> None:
+        """Close the tunnels whose certificate was revoked (here, or on another replica once synced)."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            for tunnel in list(self.tunnels.values()):
+                try:
+                    valid = await self.state.certs.valid(tunnel.serial)
+                except Exception:  # a database hiccup must not close healthy tunnels
+                    log.exception("checking the certificate of tunnel %s failed", tunnel.hostname)
+                    continue
+                if not valid:
+                    log.info("closing the tunnel of %s: its certificate was revoked", tunnel.hostname)
+                    await self.drop(tunnel, "agent revoked")
+
+    async def close(self) -> None:
+        for tunnel in list(self.tunnels.values()):
+            await self.drop(tunnel, "director shutting down")
+
+
+HUB = web.AppKey("hub", Hub)
+
+
+async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context: runs after the director state exists."""
+    hub = app[HUB] = Hub(app[STATE])
+    app[STATE].agents.tunnels = hub  # director → agent calls take the tunnel when there is one
+    watcher = asyncio.create_task(hub.watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await hub.close()
+
+
+# --- agents -----------------------------------------------------------------------------------------------------
+
+
+@routes.get("/v1/agent/tunnel")
+async def agent_tunnel(request: web.Request) -> web.StreamResponse:
+    """The agent's tunnel: mTLS with its director-issued certificate, approved agents only."""
+    state = request.app[STATE]
+    hub = request.app[HUB]
+    guid, ident = await require_agent(request, state.certs)
+    agent = await asyncio.to_thread(state.db.get_agent, guid)
+    if agent is None or agent.state != "registered":
+        raise ApiError(403, "agent not approved")
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=TUNNEL_MAX_MSG, compress=False)
+    await ws.prepare(request)
+    mux = Mux(ws.send_bytes, max_streams=MAX_STREAMS_PER_TUNNEL)
+    tunnel = Tunnel(guid=guid, hostname=agent.hostname, serial=ident.serial, mux=mux, ws=ws)
+    old = hub.add(tunnel)
+    if old is not None:
+        old.mux.close("replaced by a new tunnel")
+        await old.ws.close()
+    log.info("tunnel up: %s (%s) from %s", agent.hostname, guid, request.remote)
+    reason = "agent disconnected"
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await mux.feed(msg.data)
+            elif msg.type is WSMsgType.ERROR:
+                reason = f"tunnel error: {ws.exception()}"
+                break
+    except ProtocolError as exc:
+        reason = f"protocol error: {exc}"
+        log.warning("closing the tunnel of %s: %s", agent.hostname, exc)
+    finally:
+        hub.remove(tunnel)
+        mux.close(reason)
+        await ws.close()
+        log.info("tunnel down: %s (%s): %s", agent.hostname, guid, mux.closed)
+    return ws
+
+
+# --- clients ----------------------------------------------------------------------------------------------------
+
+
+async def _authorize(request: web.Request) -> tuple[DirectorState, Principal, dict[str, Any]]:
+    """The caller and the server they may reach: 401 / 404 / 403 before anything is opened."""
+    state = request.app[STATE]
+    who = await principal(request, state.certs, state.tokens, state.policy)
+    if who is None:
+        raise ApiError(401, "authentication required (admin client certificate or login)")
+    ref = request.match_info["server"]
+    server = await asyncio.to_thread(state.db.get_server, ref)
+    tunnel = request.app[HUB].find(ref)
+    if server is None and tunnel is None:
+        raise ApiError(404, f"no server {ref}")
+    hostname = server["hostname"] if server else tunnel.hostname  # type: ignore[union-attr]
+    if not who.admin and not state.policy.current.allows(who.name, hostname):
+        raise ApiError(403, f"{who.name} may not reach {hostname}")
+    server = server or {"id": tunnel.guid, "hostname": hostname, "engine": {}}  # type: ignore[union-attr]
+    return state, who, server
+
+
+async def _usable_tunnel(request: web.Request, state: DirectorState, server: dict[str, Any]) -> Tunnel:
+    hub = request.app[HUB]
+    tunnel = hub.find(server["id"])
+    if tunnel is None:
+        raise ApiError(503, f"{server['hostname']} has no tunnel to the director (agent offline or not updated)")
+    if not await state.certs.valid(tunnel.serial):
+        await hub.drop(tunnel, "agent revoked")
+        raise ApiError(503, f"{server['hostname']}: agent revoked")
+    return tunnel
+
+
+@routes.get("/v1/hub/servers/{server}")
+async def server_info(request: web.Request) -> web.Response:
+    """How to reach a server through the hub: its id, hostname, engine fingerprint, and whether it is connected."""
+    _, _, server = await _authorize(request)
+    tunnel = request.app[HUB].find(server["id"])
+    engine = server.get("engine") or {}
+    return json_response(
+        {
+            "id": server["id"],
+            "hostname": server["hostname"],
+            "fingerprint": engine.get("fingerprint"),
+            "tunnel": tunnel is not None,
+        }
+    )
+
+
+@routes.get("/v1/hub/servers/{server}/engine")
+async def engine_stream(request: web.Request) -> web.StreamResponse:
+    """A WebSocket of raw bytes to the server's engine (binary messages both ways)."""
+    state, who, server = await _authorize(request)
+    hub = request.app[HUB]
+    tunnel = await _usable_tunnel(request, state, server)
+    if hub.per_client[who.name] >= MAX_STREAMS_PER_CLIENT:
+        raise ApiError(
+            429, f"{who.name} already has {MAX_STREAMS_PER_CLIENT} streams open", headers={"Retry-After": "1"}
+        )
+    hub.per_client[who.name] += 1
+    started = time.monotonic()
+    stream: Stream | None = None
+    ended = "refused"
+    try:
+        try:
+            stream = await tunnel.mux.open("engine")
+        except StreamClosed as exc:
+            ended = f"refused: {exc}"
+            raise ApiError(502, f"{server['hostname']}: the agent could not open its engine: {exc}") from None
+        tunnel.streams_total += 1
+        ws = web.WebSocketResponse(heartbeat=2 * HEARTBEAT, max_msg_size=TUNNEL_MAX_MSG, compress=False)
+        await ws.prepare(request)
+        ended = await _relay(ws, stream)
+        await ws.close()
+        return ws
+    finally:
+        hub.per_client[who.name] -= 1
+        if hub.per_client[who.name] <= 0:
+            del hub.per_client[who.name]
+        sent, received = (stream.bytes_out, stream.bytes_in) if stream else (0, 0)
+        tunnel.bytes_in += received
+        tunnel.bytes_out += sent
+        audit.info(
+            "hub stream user=%s via=%s server=%s bytes_to_engine=%d bytes_from_engine=%d duration=%.3fs end=%s",
+            who.name,
+            who.via,
+            server["hostname"],
+            sent,
+            received,
+            time.monotonic() - started,
+            ended,
+        )
+
+
+async def _relay(ws: web.WebSocketResponse, stream: Stream) -> str:
+    """Copy bytes both ways until one side ends; how it ended, for the audit line."""
+
+    async def client_to_engine() -> str:
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await stream.write(msg.data)
+            elif msg.type is WSMsgType.ERROR:
+                return "client error"
+        await stream.close()
+        return "closed by client"
+
+    async def engine_to_client() -> str:
+        while True:
+            data = await stream.read()
+            if not data:
+                return "closed by engine"
+            await ws.send_bytes(data)
+
+    up = asyncio.create_task(client_to_engine())
+    down = asyncio.create_task(engine_to_client())
+    try:
+        done, _ = await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+        first = done.pop()
+        try:
+            how = first.result()
+        except StreamClosed as exc:
+            how = f"reset: {exc}"
+        except (ConnectionError, RuntimeError) as exc:
+            how = f"client gone: {exc.__class__.__name__}"
+        return how
+    finally:
+        for task in (up, down):
+            task.cancel()
+        await asyncio.gather(up, down, return_exceptions=True)
+        await stream.reset("stream ended")
+        stream.mux.streams.pop(stream.id, None)
+
+
+@routes.get("/v1/admin/tunnels")
+async def list_tunnels(request: web.Request) -> web.Response:
+    """The tunnels connected to this replica."""
+    state = request.app[STATE]
+    await require_admin(request, state.certs, state.tokens, state.policy)
+    hub = request.app[HUB]
+    return json_response({"tunnels": [t.public() for t in sorted(hub.tunnels.values(), key=lambda t: t.hostname)]})
