@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from dxflow.cli.context import CliContext, emit, pass_ctx, table
-from dxflow.common.daemon import daemonize, read_pid, stop_pid, write_pid
 from dxflow.common.director_config import DirectorConfig, load_director_config
 from dxflow.common.runtime import check_port_free, exec_daemon
-from dxflow.protocol.errors import ConfigError
+from dxflow.protocol.errors import ConfigError, StartupError
+from dxflow.server.lifecycle import Daemon, Launch, add_lifecycle, listening
 
 __all__ = ["director_group"]
 
@@ -39,67 +39,50 @@ def _client(ctx: CliContext) -> Any:
     return DirectorClient(ctx.settings())
 
 
-@click.group("director")
-def director_group() -> None:
-    """Run the director and manage agents, servers and sessions."""
-
-
-@director_group.command("up")
-@config_option
-@click.option("--daemon", is_flag=True, help="Detach; log to DATA_DIR/director.log.")
-def up_command(config_path: Path | None, daemon: bool) -> None:
-    """Start the director (HTTPS + mTLS on port 8445 by default)."""
+def _check(config: DirectorConfig) -> None:
     from dxflow.director.app import init_pki
-    from dxflow.protocol.errors import StartupError
 
-    config_path = config_path.resolve() if config_path else None  # daemonize() changes to /
-    config = _config(config_path)
-    running = read_pid(config.pid_file)
-    if running:
-        raise click.ClickException(f"director already running with pid {running} (data dir {config.data_dir})")
-    try:
-        init_pki(config)  # refuse to start (before detaching) when ca.key is open to others
-    except StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+    init_pki(config)  # refuse to start (before detaching) when ca.key is open to others
     problem = check_port_free(config.host, config.port)
     if problem:
-        raise click.ClickException(problem)
-    if daemon:
-        daemonize(config.pid_file, config.log_file)
-    else:
-        write_pid(config.pid_file)
+        raise StartupError(problem)
+
+
+def _run(launch: Launch) -> None:
     # The daemon itself runs as `python -m dxflow.director` in this same process (same pid), without the CLI.
-    exec_daemon("dxflow.director", config_path, config.log_file if daemon else None)
+    exec_daemon("dxflow.director", launch.config_path, launch.log_file, launch.pid_file.inherit())
 
 
-@director_group.command("down")
-@config_option
-@pass_ctx
-def down_command(ctx: CliContext, config_path: Path | None) -> None:
-    """Stop the director started with the same config."""
-    stopped = stop_pid(_config(config_path).pid_file)
-    emit(ctx, {"stopped": stopped}, "director stopped" if stopped else "director was not running")
-
-
-@director_group.command("status")
-@config_option
-@pass_ctx
-def status_command(ctx: CliContext, config_path: Path | None) -> None:
-    """Whether the director runs (exit 3 when stopped)."""
+def _status(config: DirectorConfig, pid: int | None) -> tuple[dict[str, Any], str]:
     from dxflow.common.crypto import cert_fingerprint
 
-    config = _config(config_path)
-    pid = read_pid(config.pid_file)
-    info: dict[str, Any] = {"running": bool(pid), "pid": pid, "port": config.port, "data_dir": str(config.data_dir)}
+    info: dict[str, Any] = {"port": config.port, "data_dir": str(config.data_dir)}
     ca = config.data_dir / "ca.crt"
     if ca.exists():
         from cryptography import x509
 
         info["ca_fingerprint"] = cert_fingerprint(x509.load_pem_x509_certificate(ca.read_bytes()))
-    human = f"director running (pid {pid}) on port {config.port}" if pid else "director not running"
-    emit(ctx, info, human)
-    if not pid:
-        raise SystemExit(3)  # click 8.2 swallows ctx.exit() codes under standalone_mode=False
+    return info, f" on port {config.port}" if pid else ""
+
+
+DIRECTOR = Daemon(
+    name="director",
+    load=load_director_config,
+    run=_run,
+    check=_check,
+    ready=lambda config: config.port == 0 or listening(config.host, config.port),
+    status=_status,
+    up_help="Start the director (HTTPS + mTLS on port 8445 by default).",
+    config_help="Director YAML config (keys: host, port, data_dir, database_url, auth, ...).",
+)
+
+
+@click.group("director")
+def director_group() -> None:
+    """Run the director and manage agents, servers and sessions."""
+
+
+add_lifecycle(director_group, DIRECTOR)
 
 
 @director_group.command("hash-password")

@@ -1,12 +1,17 @@
-"""Typed configuration of the engine daemon (built once by the CLI, passed to the app factory)."""
+"""Engine configuration (DESIGN §7): one frozen dataclass built from YAML + ``DXFLOW_ENGINE_*`` + ``boot up`` flags."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EngineConfig", "default_engine_data_dir", "dxflow_home"]
+from dxflow.protocol.errors import ConfigError
+from dxflow.server.config import load_config
+
+__all__ = ["EngineConfig", "default_engine_data_dir", "dxflow_home", "load_engine_config"]
 
 
 def dxflow_home() -> Path:
@@ -26,7 +31,8 @@ class EngineConfig:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    data_dir: Path = Path("engine")
+    data_dir: Path = field(default_factory=lambda: dxflow_home() / "engine")
+    log_level: str = "INFO"
     plaintext: bool = False
     edge_jwks: str | None = None
     """JWKS of the edge proxy (a file path or an https:// URL); when set, every request needs a valid edge JWT."""
@@ -52,6 +58,28 @@ class EngineConfig:
     """When set, upload/download paths must resolve (symlinks included) inside this directory."""
     max_shells: int = 64
     """Most interactive shells (pty sessions) kept at once."""
+    header_timeout: float = 30.0
+    """Seconds a new connection has to finish the TLS handshake and send a request's headers (slowloris)."""
+    handshake_timeout: float = 10.0
+    """Seconds a new connection has to finish the TLS handshake."""
+    keepalive_timeout: float = 75.0
+    """Seconds an idle keep-alive connection stays open."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("config key 'port' must be a TCP port (0-65535)")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("config keys 'tls_cert' and 'tls_key' (--tls-cert, --tls-key) go together")
+        if self.edge_jwks and not self.edge_audience:
+            raise ConfigError("config key 'edge_jwks' (--edge-jwks) needs 'edge_audience' (--edge-audience)")
+        if self.challenge_rate < 0.1 or self.challenge_burst < 1 or not 1 <= self.challenge_lifetime <= 600:
+            raise ConfigError(
+                "config keys 'challenge_rate' (>= 0.1), 'challenge_burst' (>= 1), 'challenge_lifetime' (1-600 s)"
+                " are out of range"
+            )
+        for name in ("header_timeout", "handshake_timeout", "keepalive_timeout", "token_lifetime"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"config key {name!r} must be positive")
 
     @property
     def key_path(self) -> Path:
@@ -70,11 +98,11 @@ class EngineConfig:
         return self.tls_key or self.data_dir / "tls.key"
 
     @property
-    def pid_path(self) -> Path:
+    def pid_file(self) -> Path:
         return self.data_dir / "engine.pid"
 
     @property
-    def log_path(self) -> Path:
+    def log_file(self) -> Path:
         return self.data_dir / "engine.log"
 
     @property
@@ -85,3 +113,8 @@ class EngineConfig:
     def state_path(self) -> Path:
         """Where the running engine records its bound address, port and TLS fingerprint."""
         return self.data_dir / "engine.json"
+
+
+def load_engine_config(path: Path | None = None, env: Mapping[str, str] | None = None, **override: Any) -> EngineConfig:
+    """The engine config: YAML at ``path`` (optional), then ``DXFLOW_ENGINE_<KEY>``, then ``override`` (flags)."""
+    return load_config(EngineConfig, "engine", path, env, **override)

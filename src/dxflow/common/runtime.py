@@ -66,32 +66,43 @@ def check_port_free(host: str, port: int) -> str | None:
     return None
 
 
-def exec_daemon(module: str, config_path: Path | None, log_file: Path | None) -> None:
-    """Replace this process (same pid) with ``python -m <module>``; the environment carries over."""
+def exec_daemon(module: str, config_path: Path | None, log_file: Path | None, pid_fd: int | None = None) -> None:
+    """Replace this process (same pid) with ``python -m <module>``; the environment (and the locked pid file's
+    descriptor ``pid_fd``) carry over."""
     args = [sys.executable, "-m", module]
     if config_path is not None:
         args += ["--config", str(config_path)]
     if log_file is not None:
         args += ["--log-file", str(log_file)]
+    if pid_fd is not None:
+        args += ["--pid-fd", str(pid_fd)]
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, args)
 
 
 def daemon_main(kind: str, load: Callable[[Path | None], Any], run: Callable[[Any], None]) -> None:
-    """Entry point of ``python -m dxflow.<kind>``: load the config, log, run, remove the pid file."""
-    from dxflow.common.daemon import remove_pid, setup_logging
+    """Entry point of ``python -m dxflow.<kind>``: load the config, log, lock the pid file (or take over the one
+    ``dxflow <kind> up`` locked), run, remove the pid file."""
+    from dxflow.common.daemon import PidFile, setup_logging
 
     parser = argparse.ArgumentParser(prog=f"python -m dxflow.{kind}")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--log-file", type=Path)
+    parser.add_argument("--pid-fd", type=int, help="descriptor of the pid file, locked by `dxflow <kind> up`")
     args = parser.parse_args()
     config = load(args.config)
     setup_logging(args.log_file, config.log_level)
+    logger = logging.getLogger(f"dxflow.{kind}")
+    pid_file = PidFile(config.pid_file)
     try:
+        if args.pid_fd is not None:
+            pid_file.adopt(args.pid_fd)
+        else:
+            pid_file.acquire()
         run(config)
-    except Exception as exc:
-        logging.getLogger(f"dxflow.{kind}").error("%s stopped: %s", kind, exc)
+    except Exception as exc:  # StartupError (already running, bad CA...) and the rest
+        logger.error("%s stopped: %s", kind, exc)
         sys.exit(1)
     finally:
-        remove_pid(config.pid_file)
+        pid_file.release()

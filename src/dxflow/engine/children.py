@@ -1,53 +1,17 @@
-"""Child processes on the engine's event loop.
-
-They are started with the standard library's ``subprocess`` (vfork + exec: ~1 ms here, where uvloop's own spawn
-costs ~12 ms per process), their pipes are handed to the loop as streams, and their exit is watched through a
-pidfd (a 0.1 s poll where pidfds are missing), so no thread or SIGCHLD handler is involved.
-"""
+"""Child processes on the engine's event loop: started with ``dxflow.server.procs.spawn`` (new session), their
+pipes handed to the loop as streams, their exit watched by ``dxflow.server.procs.ExitWatch``."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["Child", "start_child", "watch_exit"]
+from dxflow.server.procs import ExitWatch, signal_group, spawn
 
-
-def watch_exit(proc: subprocess.Popen[Any]) -> asyncio.Future[int]:
-    """A future that gets ``proc``'s exit code (and reaps it) as soon as it exits."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[int] = loop.create_future()
-
-    def reap() -> None:
-        rc = proc.wait()  # it has exited: returns at once
-        if not future.done():
-            future.set_result(rc)
-
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):
-
-        def poll() -> None:
-            if proc.poll() is None:
-                loop.call_later(0.1, poll)
-            else:
-                reap()
-
-        poll()
-        return future
-
-    def ready() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        reap()
-
-    loop.add_reader(pidfd, ready)
-    return future
+__all__ = ["Child", "start_child"]
 
 
 class Child:
@@ -63,7 +27,8 @@ class Child:
     ) -> None:
         self.proc, self.stdout, self.stderr, self.stdin = proc, stdout, stderr, stdin
         self._transports = transports
-        self.exited = watch_exit(proc)
+        self._watch = ExitWatch(proc.pid, proc)
+        self.exited: asyncio.Future[int | None] = self._watch.future
 
     def close(self) -> None:
         """Close our ends of the pipes (output still held open by a stray grandchild is dropped)."""
@@ -78,7 +43,7 @@ class Child:
     def returncode(self) -> int | None:
         return self.exited.result() if self.exited.done() else None
 
-    async def wait(self) -> int:
+    async def wait(self) -> int | None:
         return await asyncio.shield(self.exited)
 
 
@@ -107,15 +72,7 @@ async def start_child(
 ) -> Child:
     """Start ``argv`` in a new session (its own process group) with piped output (and stdin when asked).
     Raises OSError (FileNotFoundError, PermissionError...) when it cannot start."""
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        start_new_session=True,
-    )
+    proc = spawn(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, cwd=cwd)
     transports: list[asyncio.BaseTransport] = []
     try:
         out = await _reader(proc.stdout, limit, transports)
@@ -124,8 +81,7 @@ async def start_child(
     except BaseException:
         for transport in transports:
             transport.close()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
         raise
     return Child(proc, out, err, writer, transports)

@@ -24,7 +24,6 @@ import binascii
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from dxflow.engine.children import Child, start_child
 from dxflow.engine.permissions import Permission
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
+from dxflow.server.procs import signal_group
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
 
@@ -130,12 +130,6 @@ def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
     )
 
 
-def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
-    """Signal the process group led by ``pid`` (gone already is fine)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 async def _pump(reader: asyncio.StreamReader, name: str, sink: Sink) -> None:
     while chunk := await reader.read(_READ_SIZE):
         await sink(name, chunk)
@@ -205,14 +199,14 @@ async def run_exec(
                     task.result()
         outcome.rc = proc.returncode if proc.returncode is not None else -1
     except TimeoutError:
-        kill_group(proc.pid)
+        signal_group(proc.pid)
         await proc.wait()
         outcome.rc, outcome.timed_out = TIMEOUT_RC, True
     finally:
         for task in tasks:
             task.cancel()
         if proc.returncode is None:  # cancelled or the client went away: leave nothing behind
-            kill_group(proc.pid)
+            signal_group(proc.pid)
         proc.close()
     return outcome
 
@@ -271,7 +265,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     try:
         stream = await ChunkStream(request).start()
     except BaseException:
-        kill_group(proc.pid)
+        signal_group(proc.pid)
         proc.close()
         raise
     lock = asyncio.Lock()

@@ -1,4 +1,4 @@
-"""Run the engine: TLS setup, listening socket, signal handling, state file."""
+"""Run the engine: TLS setup, the listener (``dxflow.server.listen``), signal handling, state file."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ import signal
 import ssl
 from pathlib import Path
 
-from aiohttp import web
-
 from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_tls
-from dxflow.common.daemon import remove_pid, write_pid
 from dxflow.common.files import write_private
 from dxflow.common.runtime import tune_process
 from dxflow.engine.app import create_app
+from dxflow.server import listen
 
 __all__ = ["run", "serve"]
 
@@ -39,31 +37,38 @@ def tls_context(config: EngineConfig) -> tuple[ssl.SSLContext, str]:
 
 
 async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set."""
+    """Serve until ``stop`` is set; ``engine.json`` says where while it runs."""
     app = create_app(config)
     ssl_ctx, fingerprint = (None, "") if config.plaintext else tls_context(config)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, backlog=1024)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else config.port
-    scheme = "http" if config.plaintext else "https"
-    state = {
-        "address": f"{scheme}://{_url_host(config.host)}:{port}",
-        "host": config.host,
-        "port": port,
-        "fingerprint": fingerprint,
-        "plaintext": config.plaintext,
-    }
-    write_private(config.state_path, json.dumps(state), mode=0o644)
-    log.info("engine listening on %s (tls fingerprint %s)", state["address"], fingerprint or "none: plaintext")
+
+    def listening(port: int) -> None:
+        scheme = "http" if config.plaintext else "https"
+        state = {
+            "address": f"{scheme}://{_url_host(config.host)}:{port}",
+            "host": config.host,
+            "port": port,
+            "fingerprint": fingerprint,
+            "plaintext": config.plaintext,
+        }
+        write_private(config.state_path, json.dumps(state), mode=0o644)
+        log.info("engine listening on %s (tls fingerprint %s)", state["address"], fingerprint or "none: plaintext")
+
     try:
-        await stop.wait()
+        await listen.serve(
+            app,
+            config.host,
+            config.port,
+            ssl_ctx,
+            stop=stop,
+            on_listening=listening,
+            header_timeout=config.header_timeout,
+            handshake_timeout=config.handshake_timeout,
+            keepalive_timeout=config.keepalive_timeout,
+        )
     finally:
         log.info("engine stopping")
         with contextlib.suppress(FileNotFoundError):
             config.state_path.unlink()
-        await runner.cleanup()
 
 
 def _url_host(host: str) -> str:
@@ -73,9 +78,8 @@ def _url_host(host: str) -> str:
 
 
 def run(config: EngineConfig) -> None:
-    """Foreground run with SIGTERM/SIGINT handling and a pid file."""
+    """Run in the foreground until SIGTERM/SIGINT."""
     tune_process()
-    write_pid(config.pid_path)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -84,10 +88,7 @@ def run(config: EngineConfig) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve(config, stop)
 
-    try:
-        asyncio.run(main())
-    finally:
-        remove_pid(config.pid_path)
+    asyncio.run(main())
 
 
 def read_state(data_dir: Path) -> dict[str, object] | None:

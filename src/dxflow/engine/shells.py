@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from dxflow.engine.children import watch_exit
+from dxflow.server.procs import ExitWatch
 
 __all__ = ["SCROLLBACK", "Shell", "ShellError", "ShellManager"]
 
@@ -156,7 +156,7 @@ class ShellManager:
         self.shells[name] = shell
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._on_output, shell)
-        watch_exit(proc).add_done_callback(lambda _: self._on_exit(shell))
+        ExitWatch(proc.pid, proc).future.add_done_callback(lambda _: self._on_exit(shell))
         log.info("shell %s started: pid %d, %s", name, proc.pid, argv[0])
         return shell
 

@@ -14,9 +14,9 @@ from typing import Any
 from dxflow.engine.workflows.backend import Backend, LogQuery, Runtime, WorkflowContext
 from dxflow.engine.workflows.compose import ComposeError, ComposeSpec
 from dxflow.engine.workflows.logs import read_history
-from dxflow.engine.workflows.procs import group_members, kill_group
 from dxflow.engine.workflows.store import ServiceState, now_iso
 from dxflow.engine.workflows.supervisor import ServiceRunner
+from dxflow.server.procs import group_members, kill_group
 
 __all__ = ["ProcessBackend", "ProcessRuntime"]
 

@@ -41,7 +41,8 @@ class ServiceState:
     """None (no healthcheck), starting, healthy, unhealthy."""
     pid: int | None = None
     start_ticks: int | None = None
-    """The process start time (``/proc/PID/stat`` field 22): a reused pid is never mistaken for ours."""
+    """The process start time in clock ticks since boot (``dxflow.server.procs.start_ticks``, from psutil): a reused
+    pid is never mistaken for ours."""
     started_at: str | None = None
     finished_at: str | None = None
     exit_code: int | None = None

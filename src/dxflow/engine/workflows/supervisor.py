@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 from dxflow.engine.workflows.compose import DependsOn, Service, read_env_file
 from dxflow.engine.workflows.logs import LogSink
-from dxflow.engine.workflows.procs import ExitWatch, cancel_and_wait, group_members, kill_group, start_ticks
+from dxflow.engine.workflows.procs import cancel_and_wait
 from dxflow.engine.workflows.store import ServiceState, now_iso
+from dxflow.server.procs import ExitWatch, exit_code, group_members, kill_group, signal_group, spawn, start_ticks
 
 if TYPE_CHECKING:
     from dxflow.engine.workflows.process_backend import ProcessRuntime
@@ -107,7 +108,7 @@ class ServiceRunner:
                 began = time.monotonic()
                 self._start_health()
                 assert self.watch is not None
-                code = await asyncio.shield(self.watch.future)  # cancelling us must not cancel the watch
+                code = exit_code(await asyncio.shield(self.watch.future))  # cancelling us must not cancel the watch
                 await self._stop_health()
                 if self.stopping:
                     return
@@ -225,16 +226,7 @@ class ServiceRunner:
             raise SpawnFailed(f"working_dir: {exc}") from None
         fd = self.sink.child_fd()
         try:
-            self.popen = subprocess.Popen(
-                self.svc.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=fd,
-                cwd=cwd,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            self.popen = spawn(self.svc.argv, stdout=fd, stderr=fd, cwd=cwd, env=env)
         except OSError as exc:
             raise SpawnFailed(f"cannot start {self.svc.argv[0]!r}: {exc.strerror or exc}") from None
         finally:
@@ -281,7 +273,7 @@ class ServiceRunner:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(exited), 2)
             if exited.done() and not exited.cancelled():
-                code = exited.result()
+                code = exit_code(exited.result())
             self.watch.close()
         if was_active or self.state.status in ("running", "waiting", "restarting", "created"):
             self.update(status="stopped", exit_code=code, finished_at=now_iso(), health=None, message="")
@@ -338,14 +330,12 @@ class ServiceRunner:
         hc = self.svc.healthcheck
         assert hc is not None
         try:
-            proc = subprocess.Popen(
+            proc = spawn(
                 hc.test,
-                stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=self.workdir(),
                 env=self.environment(),
-                start_new_session=True,
             )
         except (OSError, SpawnFailed) as exc:
             return False, str(exc)
@@ -353,8 +343,7 @@ class ServiceRunner:
         try:
             code = await asyncio.wait_for(asyncio.shield(watch.future), hc.timeout)
         except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            signal_group(proc.pid, signal.SIGKILL)
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(watch.future, 5)
             watch.close()
