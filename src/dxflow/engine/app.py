@@ -45,7 +45,7 @@ def create_app(config: EngineConfig) -> web.Application:
     system.add_routes(app)
     keys_api.add_routes(app)
     exec_api.add_routes(app, config.exec_max_body, config.exec_max_output)
-    files_api.add_routes(app, config.files_root)
+    files_api.add_routes(app, config.files_root, config.data_dir)
     workflows.add_routes(app, config)
     shell_api.add_routes(app, config.max_shells)
     app.router.add_get("/auth/connect", auth.public(connect_page))

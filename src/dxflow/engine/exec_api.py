@@ -2,8 +2,8 @@
 
 Request body (JSON): ``argv`` (list of strings, run directly) or ``command`` (a string run with ``/bin/sh -c``);
 optional ``stdin`` (text) or ``stdin_b64`` (standard base64, binary-safe), ``env`` (object of strings merged over
-the engine's environment), ``cwd`` (absolute directory), ``timeout`` (seconds), ``max_output`` (bytes kept per
-stream, at most the engine's ``exec_max_output``).
+the engine's environment), ``cwd`` (absolute directory), ``timeout`` (seconds, at most 30 days), ``max_output``
+(bytes kept per stream, at most the engine's ``exec_max_output``); numbers must be finite.
 
 Answer entity: ``{rc, stdout, stderr, encoding: "base64", timed_out, truncated}`` where ``stdout``/``stderr`` are
 standard base64 of the raw bytes. The command runs in a new session (its own process group); on timeout the whole
@@ -47,6 +47,8 @@ TIMEOUT_RC = 124
 DRAIN_GRACE = 1.0
 CLIENT_CHECK = 0.5
 _READ_SIZE = 256 * 1024
+MAX_TIMEOUT = 30 * 24 * 3600.0  # a month: larger values overflow the event loop's timer arithmetic
+MAX_NUMBER = float(2**62)
 Sink = Callable[[str, bytes], Awaitable[None]]
 LIMITS_KEY = web.AppKey("exec_limits", tuple[int, int])
 
@@ -86,12 +88,13 @@ def _stdin_of(body: dict[str, Any]) -> bytes | None:
     return None
 
 
-def _positive_number(body: dict[str, Any], name: str) -> float | None:
+def _positive_number(body: dict[str, Any], name: str, limit: float) -> float | None:
+    """``body[name]`` as a finite number in (0, limit]; ApiError(400) otherwise (``1e999`` parses as infinity)."""
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ApiError(400, f"{name} must be a positive number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= limit:
+        raise ApiError(400, f"{name} must be a positive number of at most {limit:g}")
     return float(value)
 
 
@@ -110,22 +113,25 @@ def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
     env = body.get("env")
     if env is not None and (
         not isinstance(env, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) and k and "=" not in k for k, v in env.items())
+        or not all(
+            isinstance(k, str) and isinstance(v, str) and k and "=" not in k and "\0" not in k + v
+            for k, v in env.items()
+        )
     ):
-        raise ApiError(400, "env must be an object of string values with names that have no '='")
+        raise ApiError(400, "env must be an object of string values (no NUL) with names that have no '='")
     cwd = body.get("cwd")
     if cwd is not None:
-        if not isinstance(cwd, str) or not os.path.isabs(cwd):
-            raise ApiError(400, "cwd must be an absolute path")
+        if not isinstance(cwd, str) or not os.path.isabs(cwd) or "\0" in cwd:
+            raise ApiError(400, "cwd must be an absolute path without NUL bytes")
         if not os.path.isdir(cwd):
             raise ApiError(400, f"cwd {cwd} is not a directory")
-    wanted = _positive_number(body, "max_output")
+    wanted = _positive_number(body, "max_output", MAX_NUMBER)
     return ExecRequest(
         argv,
         _stdin_of(body),
         env,
         cwd,
-        _positive_number(body, "timeout"),
+        _positive_number(body, "timeout", MAX_TIMEOUT),
         min(int(wanted), max_output) if wanted else max_output,
     )
 

@@ -2,13 +2,17 @@
 
 Path rules (``?path=``): absolute, no NUL byte, no ``..`` component (400 otherwise); ``.`` and repeated ``/`` are
 normalised away. Without ``files_root`` any path the engine user may use is allowed (remote administration, like
-scp: Ansible writes under ``~/.ansible/tmp`` and to arbitrary destinations). With ``files_root`` the path, with
-every symlink resolved, must stay inside that directory (400 otherwise).
+scp: Ansible writes under ``~/.ansible/tmp`` and to arbitrary destinations). With ``files_root`` the path must name
+something inside that directory and is opened by descriptor from the root down (``safepath.open_beneath``):
+symlinks are followed only while they stay beneath the root, so swapping a directory for a symlink mid-request
+cannot lead outside it (400 otherwise).
 
 Uploads stream the raw body into a temporary file in the destination's directory, fsync it, give it the mode (and,
 as root, the owner) and ``os.replace`` it into place, so readers see the old file or the new one and an
-interrupted upload leaves neither a partial destination nor a temporary file. A symlink at the destination is
-replaced, never written through. The body is not limited by the JSON ``max_body``.
+interrupted upload leaves neither a partial destination nor a temporary file. The temporary file is created,
+renamed and synced through a descriptor of the destination's directory. A symlink at the destination is replaced,
+never written through. Every temporary file is noted in ``<data_dir>/uploads/`` while it exists, so the ones a
+killed engine left behind are removed at the next start. The body is not limited by the JSON ``max_body``.
 """
 
 from __future__ import annotations
@@ -20,31 +24,57 @@ import grp
 import logging
 import os
 import pwd
+import re
+import secrets
 import stat
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import ClientPayloadError, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
+from dxflow.engine.safepath import open_beneath, open_dir_beneath
 from dxflow.protocol.errors import ApiError
 from dxflow.server.responses import ok
 
-__all__ = ["add_routes", "check_path", "parse_mode"]
+__all__ = ["FilesRoot", "add_routes", "check_path", "parse_mode", "sweep_uploads"]
 
 log = logging.getLogger(__name__)
 DEFAULT_MODE = 0o644
 TEMP_PREFIX = ".dxflow-upload-"
 SYNC_EVERY = 16 * 1024 * 1024
-FILES_ROOT_KEY = web.AppKey("files_root", Path | None)  # type: ignore[arg-type]
+MAX_ID = 2**32 - 2  # uid/gid range (2**32 - 1 is "no change" for chown)
+_UNSAFE_HEADER = re.compile(r'[\x00-\x1f\x7f"\\]')
 
 
-def check_path(raw: str | None, root: Path | None = None, *, follow: bool = True) -> Path:
-    """The normalised absolute path named by ``?path=``; ApiError(400) when it breaks the path rules.
-    ``follow``: a symlink as the last component counts where it points (downloads read through it; uploads
-    replace it, so for them only the directory counts)."""
+@dataclass(frozen=True)
+class FilesRoot:
+    """Where transfers may go: ``root`` (resolved) and ``spelled`` (as configured) name the same directory;
+    ``root`` None means anywhere. ``journal``: directory noting in-flight temporary files."""
+
+    root: Path | None
+    spelled: Path | None = None
+    journal: Path | None = None
+
+    def relative(self, path: Path) -> str | None:
+        """``path`` relative to the root (``"."`` for the root itself), None without a root; 400 outside it."""
+        if self.root is None:
+            return None
+        for base in (self.root, self.spelled):
+            if base is not None and (path == base or base in path.parents):
+                return str(path.relative_to(base))
+        raise ApiError(400, f"path {str(path)!r} is outside the engine's files root {self.root}")
+
+
+FILES_ROOT_KEY = web.AppKey("files_root", FilesRoot)
+
+
+def check_path(raw: str | None, root: FilesRoot | None = None) -> Path:
+    """The normalised absolute path named by ``?path=``; ApiError(400) when it breaks the path rules."""
     if not raw:
         raise ApiError(400, "missing query parameter: path")
     if "\0" in raw:
@@ -55,10 +85,43 @@ def check_path(raw: str | None, root: Path | None = None, *, follow: bool = True
         raise ApiError(400, f"path must not contain '..': {raw!r}")
     path = Path(os.path.normpath(raw))
     if root is not None:
-        resolved = path.resolve() if follow or not path.name else path.parent.resolve() / path.name
-        if resolved != root and root not in resolved.parents:
-            raise ApiError(400, f"path {raw!r} is outside the engine's files root {root}")
+        root.relative(path)
     return path
+
+
+def _open_error(exc: OSError, path: Path, root: FilesRoot) -> ApiError:
+    if exc.errno in (errno.EXDEV, errno.ELOOP) and root.root is not None:
+        return ApiError(400, f"path {str(path)!r} leads outside the engine's files root {root.root}")
+    if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        return ApiError(404, f"no such file or directory: {path}")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return ApiError(403, f"cannot access {path}: permission denied")
+    if exc.errno == errno.ENAMETOOLONG:
+        return ApiError(400, f"path too long: {path}")
+    return ApiError(400, f"cannot open {path}: {exc.strerror}")
+
+
+def _open_file(path: Path, root: FilesRoot) -> int:
+    """A read descriptor of ``path`` (beneath the root when there is one); never blocks on a FIFO."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        relative = root.relative(path)
+        return os.open(path, flags) if relative is None else open_beneath(root.root, relative, flags)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise _open_error(exc, path, root) from None
+
+
+def _open_parent(path: Path, root: FilesRoot) -> int:
+    """A descriptor of the directory ``path`` goes in (beneath the root when there is one)."""
+    try:
+        relative = root.relative(path.parent)
+        if relative is None:
+            return os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return open_dir_beneath(root.root, relative)  # type: ignore[arg-type]
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ApiError(404, f"directory {path.parent} does not exist") from None
+        raise _open_error(exc, path.parent, root) from None
 
 
 def parse_mode(raw: str | None) -> int | None:
@@ -74,21 +137,33 @@ def parse_mode(raw: str | None) -> int | None:
     return mode
 
 
+def _numeric_id(raw: str, what: str) -> int | None:
+    """``raw`` as a uid/gid when it is ASCII digits (``²`` is a digit to ``str.isdigit``, not to chown)."""
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    value = int(raw)
+    if value > MAX_ID:
+        raise ApiError(400, f"{what} id out of range (0-{MAX_ID}): {raw!r}")
+    return value
+
+
 def _user_id(raw: str) -> int:
-    if raw.isdigit():
-        return int(raw)
+    value = _numeric_id(raw, "user")
+    if value is not None:
+        return value
     try:
         return pwd.getpwnam(raw).pw_uid
-    except KeyError:
+    except (KeyError, ValueError):
         raise ApiError(400, f"no such user on the engine host: {raw!r}") from None
 
 
 def _group_id(raw: str) -> int:
-    if raw.isdigit():
-        return int(raw)
+    value = _numeric_id(raw, "group")
+    if value is not None:
+        return value
     try:
         return grp.getgrnam(raw).gr_gid
-    except KeyError:
+    except (KeyError, ValueError):
         raise ApiError(400, f"no such group on the engine host: {raw!r}") from None
 
 
@@ -112,14 +187,6 @@ def _write_all(fd: int, data: bytes, path: Path) -> None:
         raise ApiError(code, f"cannot write {path}: {exc.strerror}") from None
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _finish(fd: int, mode: int, owner: tuple[int, int] | None, strict_owner: bool, sync: bool) -> None:
     os.fchmod(fd, mode)
     if owner is not None:
@@ -128,6 +195,8 @@ def _finish(fd: int, mode: int, owner: tuple[int, int] | None, strict_owner: boo
         except PermissionError:
             if strict_owner:
                 raise ApiError(403, "cannot set the requested owner: permission denied") from None
+        except OSError as exc:  # EINVAL: an id the kernel cannot map (user namespaces)
+            raise ApiError(400, f"cannot set the requested owner: {exc.strerror}") from None
         os.fchmod(fd, mode)  # chown clears setuid/setgid bits
     if sync:
         os.fsync(fd)
@@ -153,96 +222,173 @@ class _Flusher:
                 await asyncio.shield(self.task)
 
 
-@requires(Permission.SHELL)
-async def upload_handler(request: web.Request) -> web.Response:
-    path = check_path(request.query.get("path"), request.app[FILES_ROOT_KEY], follow=False)
-    try:
-        current = path.stat() if not path.is_symlink() else None
-    except FileNotFoundError:
-        current = None
-    except PermissionError:
-        raise ApiError(403, f"cannot access {path}: permission denied") from None
-    if current is not None and stat.S_ISDIR(current.st_mode):
-        raise ApiError(400, f"{path} is a directory")
-    requested = parse_mode(request.query.get("mode"))
-    mode = requested if requested is not None else (stat.S_IMODE(current.st_mode) if current else DEFAULT_MODE)
-    owner = _owner_of(request, current)
-    if not path.parent.is_dir():
-        raise ApiError(404, f"directory {path.parent} does not exist")
-    try:
-        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    except PermissionError:
-        raise ApiError(403, f"cannot write in {path.parent}: permission denied") from None
-    expected = request.content_length
-    size = 0
-    loop = asyncio.get_running_loop()
-    sync = request.query.get("sync", "true").lower() not in ("0", "false", "no")
-    flusher = _Flusher(fd) if sync else None
+class _TempFile:
+    """A ``.dxflow-upload-*`` file in the directory ``dirfd``, noted in the journal while it exists."""
+
+    def __init__(self, dirfd: int, directory: Path, journal: Path | None) -> None:
+        self.dirfd, self.name = dirfd, TEMP_PREFIX + secrets.token_hex(8)
+        self.note = journal / self.name if journal is not None else None
+        if self.note is not None:
+            self.note.write_text(str(directory / self.name))
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+            self.fd = os.open(self.name, flags, 0o600, dir_fd=dirfd)
+        except BaseException:
+            self._forget()
+            raise
+
+    def _forget(self) -> None:
+        if self.note is not None:
+            self.note.unlink(missing_ok=True)
+
+    def replace(self, name: str) -> None:
+        os.replace(self.name, name, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd)
+        self._forget()
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.name, dir_fd=self.dirfd)
+        self._forget()
+
+
+def sweep_uploads(journal: Path) -> int:
+    """Remove the temporary upload files a killed engine left (noted in ``journal``); how many were removed."""
+    removed = 0
+    for note in journal.glob(TEMP_PREFIX + "*"):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            temp = Path(note.read_text())
+            if temp.name == note.name and stat.S_ISREG(temp.lstat().st_mode):
+                temp.unlink()
+                removed += 1
+                log.info("removed %s, left by an interrupted upload", temp)
+        note.unlink(missing_ok=True)
+    return removed
+
+
+async def _receive(request: web.Request, temp: _TempFile, path: Path, sync: bool) -> int:
+    """Stream the body into ``temp``; the byte count (400 when cut short)."""
+    size, expected = 0, request.content_length
+    flusher = _Flusher(temp.fd) if sync else None
     try:
         while True:
             try:
                 chunk = await request.content.readany()
-            except (ConnectionError, ClientPayloadError, asyncio.IncompleteReadError) as exc:
+            except (ConnectionError, ClientPayloadError, RequestPayloadError, asyncio.IncompleteReadError) as exc:
                 raise ApiError(400, f"upload interrupted after {size} bytes: {exc}") from None
             if not chunk:
                 break
-            _write_all(fd, chunk, path)
+            _write_all(temp.fd, chunk, path)
             size += len(chunk)
             if flusher is not None:
                 flusher.wrote(len(chunk))
-        if expected is not None and size != expected:
-            raise ApiError(400, f"upload incomplete: {size} of {expected} bytes")
-        strict = bool(request.query.get("owner") or request.query.get("group"))
+    finally:
         if flusher is not None:
             await flusher.settle()
-        await loop.run_in_executor(None, _finish, fd, mode, owner, strict, sync)
-        os.close(fd)
-        fd = -1
-        os.replace(temp, path)
-    except BaseException:
-        if fd >= 0:
-            if flusher is not None:
-                await flusher.settle()
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    if sync:
-        await loop.run_in_executor(None, _fsync_dir, path.parent)
+    if expected is not None and size != expected:
+        raise ApiError(400, f"upload incomplete: {size} of {expected} bytes")
+    return size
+
+
+@requires(Permission.SHELL)
+async def upload_handler(request: web.Request) -> web.Response:
+    root = request.app[FILES_ROOT_KEY]
+    path = check_path(request.query.get("path"), root)
+    if path.name in ("", "."):
+        raise ApiError(400, f"{path} is a directory")
+    requested = parse_mode(request.query.get("mode"))
+    sync = request.query.get("sync", "true").lower() not in ("0", "false", "no")
+    loop = asyncio.get_running_loop()
+    dirfd = _open_parent(path, root)
+    try:
+        try:
+            current: os.stat_result | None = os.stat(path.name, dir_fd=dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        except PermissionError:
+            raise ApiError(403, f"cannot access {path}: permission denied") from None
+        if current is not None and stat.S_ISLNK(current.st_mode):
+            current = None
+        if current is not None and stat.S_ISDIR(current.st_mode):
+            raise ApiError(400, f"{path} is a directory")
+        mode = requested if requested is not None else (stat.S_IMODE(current.st_mode) if current else DEFAULT_MODE)
+        owner = _owner_of(request, current)
+        try:
+            temp = _TempFile(dirfd, path.parent, root.journal)
+        except PermissionError:
+            raise ApiError(403, f"cannot write in {path.parent}: permission denied") from None
+        try:
+            size = await _receive(request, temp, path, sync)
+            strict = bool(request.query.get("owner") or request.query.get("group"))
+            await loop.run_in_executor(None, _finish, temp.fd, mode, owner, strict, sync)
+            os.close(temp.fd)
+            temp.fd = -1
+            temp.replace(path.name)
+        except BaseException:
+            if temp.fd >= 0:
+                os.close(temp.fd)
+            temp.discard()
+            raise
+        if sync:
+            await loop.run_in_executor(None, os.fsync, dirfd)
+    finally:
+        os.close(dirfd)
     log.info(
         "upload by key %s from %s: %s (%d bytes, mode %04o)", claims_of(request).sub, request.remote, path, size, mode
     )
     return ok([{"path": str(path), "size": size, "mode": f"{mode:04o}"}], message="uploaded", code=201)
 
 
+def content_disposition(name: str) -> str:
+    """An ``attachment`` header value for any file name (control characters, quotes, non-ASCII)."""
+    ascii_name = _UNSAFE_HEADER.sub("_", name.encode("ascii", "replace").decode())
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+class _SentFileResponse(web.FileResponse):
+    """A FileResponse the handler sends itself (while it holds the descriptor): aiohttp's second prepare is a no-op."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if self.prepared:
+            return None
+        return await super().prepare(request)
+
+
 @requires(Permission.SHELL)
-async def download_handler(request: web.Request) -> web.FileResponse:
-    path = check_path(request.query.get("path"), request.app[FILES_ROOT_KEY])
+async def download_handler(request: web.Request) -> web.StreamResponse:
+    root = request.app[FILES_ROOT_KEY]
+    path = check_path(request.query.get("path"), root)
+    fd = _open_file(path, root)
     try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ApiError(404, f"no such file: {path}") from None
-    except PermissionError:
-        raise ApiError(403, f"cannot read {path}: permission denied") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ApiError(400, f"{path} is a directory")
-    if not stat.S_ISREG(info.st_mode):
-        raise ApiError(400, f"{path} is not a regular file")
-    if not os.access(path, os.R_OK):
-        raise ApiError(403, f"cannot read {path}: permission denied")
-    name = path.name
-    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    headers = {
-        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
-        "X-File-Mode": f"{stat.S_IMODE(info.st_mode):04o}",
-        "Content-Type": "application/octet-stream",
-    }
-    log.info("download by key %s from %s: %s (%d bytes)", claims_of(request).sub, request.remote, path, info.st_size)
-    return web.FileResponse(path, headers=headers)
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ApiError(400, f"{path} is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ApiError(400, f"{path} is not a regular file")
+        headers = {
+            "Content-Disposition": content_disposition(path.name),
+            "X-File-Mode": f"{stat.S_IMODE(info.st_mode):04o}",
+            "Content-Type": "application/octet-stream",
+        }
+        log.info(
+            "download by key %s from %s: %s (%d bytes)", claims_of(request).sub, request.remote, path, info.st_size
+        )
+        # /proc/self/fd/N reopens the very file this descriptor holds: no path is looked up again.
+        response = _SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)
+        await response.prepare(request)
+        return response
+    finally:
+        os.close(fd)
 
 
-def add_routes(app: web.Application, files_root: Path | None) -> None:
-    """Register upload and download, confined to ``files_root`` when it is set."""
-    app[FILES_ROOT_KEY] = files_root.resolve() if files_root else None
+def add_routes(app: web.Application, files_root: Path | None, state_dir: Path | None = None) -> None:
+    """Register upload and download, confined to ``files_root`` when it is set. ``state_dir``: where in-flight
+    uploads are noted; the temporary files of uploads a killed engine left are removed now."""
+    journal = None
+    if state_dir is not None:
+        journal = state_dir / "uploads"
+        journal.mkdir(mode=0o700, parents=True, exist_ok=True)
+        sweep_uploads(journal)
+    spelled = Path(os.path.normpath(files_root.absolute())) if files_root else None
+    app[FILES_ROOT_KEY] = FilesRoot(files_root.resolve() if files_root else None, spelled, journal)
     app.router.add_post("/api/shell/upload/", upload_handler)
     app.router.add_get("/api/shell/download/", download_handler)

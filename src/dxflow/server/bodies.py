@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.protocol.errors import ApiError
 
@@ -48,8 +49,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
             data += chunk
             if len(data) > limit:
                 raise too_large
-    except HttpProcessingError as exc:
-        raise ApiError(400, f"request body cannot be decoded: {exc.message}") from None
+    except (HttpProcessingError, RequestPayloadError) as exc:  # a bad Content-Encoding arrives as either
+        cause = exc if isinstance(exc, HttpProcessingError) else exc.__cause__
+        detail = cause.message if isinstance(cause, HttpProcessingError) else str(exc)
+        request.content.feed_eof()  # nothing more to read: aiohttp must not drain it again (and log a traceback)
+        raise ApiError(
+            400, f"request body cannot be decoded: {detail.strip()}", headers={"Connection": "close"}
+        ) from None
     return bytes(data)
 
 

@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives import serialization
 
 from dxflow.common.crypto import sign_nonce
 from dxflow.protocol.chunks import parse_body
-
 from tests.conftest import EngineProc
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
@@ -45,6 +44,7 @@ def http(engine: EngineProc, token: str) -> Iterator[requests.Session]:
     """A requests session on ``engine`` with the MASTER token (TLS not verified: loopback, self-signed)."""
     session = requests.Session()
     session.verify = False
+    session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify=False
     session.headers["Authorization"] = f"Bearer {token}"
     yield session
     session.close()

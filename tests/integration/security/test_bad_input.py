@@ -8,7 +8,6 @@ import pytest
 import requests
 
 from dxflow.protocol.chunks import parse_body
-
 from tests.conftest import EngineProc
 
 pytestmark = pytest.mark.xdist_group("security-bad-input")
@@ -49,7 +48,7 @@ def test_bogus_content_encoding_is_400(engine: EngineProc, http: requests.Sessio
 @pytest.mark.parametrize("field", ["timeout", "max_output"])
 @pytest.mark.parametrize("value", ["1e999", "-1e999", "1" + "0" * 400, "1e308"])
 def test_exec_numbers_out_of_range_are_400(engine: EngineProc, http: requests.Session, field: str, value: str) -> None:
-    body = '{"argv": ["true"], "%s": %s}' % (field, value)
+    body = f'{{"argv": ["true"], "{field}": {value}}}'
     resp = http.post(
         engine.address + "/api/shell/exec/", data=body, headers={"Content-Type": "application/json"}, timeout=30
     )
