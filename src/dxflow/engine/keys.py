@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dxflow.common.crypto import key_id, load_public_key, public_pem
 from dxflow.common.files import ensure_private_dir, write_private
 from dxflow.engine.permissions import Permission, parse_permissions
+from dxflow.protocol.errors import Conflict
 
 __all__ = ["ENGINE_KEY_NAME", "KeyStore", "RegisteredKey"]
 
@@ -84,6 +85,10 @@ class KeyStore:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.error("ignoring unreadable key file %s: %s", path, exc)
                 continue
+            same = next((k for k in self._keys.values() if k.key_id == key.key_id), None)
+            if same is not None:
+                log.error("ignoring key file %s: the same public key is registered as %r", path, same.name)
+                continue
             self._keys[key.name] = key
 
     def _save(self, key: RegisteredKey) -> None:
@@ -100,7 +105,8 @@ class KeyStore:
         return [k for k in self._keys.values() if not k.disabled]
 
     def register(self, name: str, pem: bytes, permissions: object, disabled: bool = False) -> RegisteredKey:
-        """Add or replace a key; ValueError on a bad name, key or permission."""
+        """Add or replace a key; ValueError on a bad name, key or permission, Conflict (409) when the same public
+        key is registered under another name (a login could not tell which name and permissions it means)."""
         if not _NAME.match(name) or name == ENGINE_KEY_NAME:
             raise ValueError(
                 f"invalid key name {name!r}: use 1-64 of letters, digits, '_', '.', '@', '-' (not 'engine')"
@@ -111,6 +117,13 @@ class KeyStore:
             permissions=[p.value for p in parse_permissions(permissions)],
             disabled=disabled,
         )
+        other = next((k for k in self._keys.values() if k.key_id == key.key_id and k.name != name), None)
+        if other is not None:
+            raise Conflict(
+                409,
+                f"this public key is already registered as {other.name!r}: change that registration "
+                f"(register it again under {other.name!r}) or unregister it first",
+            )
         self._save(key)
         self._keys[name] = key
         return key
