@@ -12,6 +12,7 @@ import pytest
 
 from dxflow.cli import workflow as cli_workflow
 from dxflow.engine.workflows.compose import ComposeError, check_workflow_name, parse_compose
+from dxflow.engine.workflows.manager import WorkflowManager
 from dxflow.protocol import workflows
 from dxflow.protocol.workflows import declared_name, digest_of, name_from_path, normalise_name, workflow_name
 from tests.ansible_env import link_collection
@@ -82,3 +83,15 @@ def test_digest() -> None:
     current = {"digest": digest_of(text), "status": "running", "desired": "running"}
     assert workflow_module.plan("started", current, text.rstrip("\n")) is False
     assert workflow_module.plan("started", current, text.replace("sleep 1", "sleep 2")) is True
+
+
+def test_engine_names_uploads_by_the_same_rule(tmp_path: Path) -> None:
+    """The engine applies the rule too: an upload without a name is named after its file name's stem."""
+    manager = WorkflowManager(tmp_path / "workflows")
+    assert manager.prepare(SERVICES, None, None, "web.prod.yml")[0] == "web-prod"
+    assert manager.prepare("name: seeded\n" + SERVICES, None, None, "web.prod.yml")[0] == "seeded"
+    assert manager.prepare(SERVICES, "given", None, "web.prod.yml")[0] == "given"
+    with pytest.raises(ComposeError, match="workflow name missing"):
+        manager.prepare(SERVICES, None, None, None)
+    with pytest.raises(ComposeError, match="reserved"):
+        manager.prepare(SERVICES, None, None, "compose.yml")

@@ -56,10 +56,12 @@ def _bool(value: object) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
 
-async def _definition(request: web.Request) -> tuple[str, str | None, str | None, bool]:
-    """(definition text, name, backend, start) from a JSON body, a form upload or a raw YAML body."""
+async def _definition(request: web.Request) -> tuple[str, str | None, str | None, bool, str | None]:
+    """(definition text, name, backend, start, uploaded file name) from a JSON body, a form upload or a raw YAML
+    body."""
     query = request.query
     ctype = request.content_type
+    filename = None
     if ctype == "application/json":
         from dxflow.server.bodies import read_json
 
@@ -76,6 +78,7 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
         except UnicodeDecodeError:
             raise ApiError(400, "the compose file is not UTF-8 text") from None
         name, backend, start = form.get("name"), form.get("backend"), form.get("start")
+        filename = field.filename if isinstance(field, web.FileField) else None
     elif ctype in YAML_TYPES:
         try:
             text = (await request.read()).decode()
@@ -92,13 +95,15 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
         raise ApiError(400, "name must be a string")
     if backend is not None and not isinstance(backend, str):
         raise ApiError(400, "backend must be a string")
-    return text, name, backend, _bool(start if start is not None else query.get("start", ""))
+    return text, name, backend, _bool(start if start is not None else query.get("start", "")), filename
 
 
 async def _create(request: web.Request, start: bool) -> web.Response:
-    text, name, backend, start_flag = await _definition(request)
+    text, name, backend, start_flag, filename = await _definition(request)
     with _errors(name):
-        created, changed, info = await _manager(request).create(text, name, backend, start=start or start_flag)
+        created, changed, info = await _manager(request).create(
+            text, name, backend, start=start or start_flag, filename=filename
+        )
     info["changed"] = changed
     if created:
         return ok([info], message="Created", code=201)

@@ -22,6 +22,7 @@ from dxflow.engine.workflows.container_backend import ContainerBackend
 from dxflow.engine.workflows.logs import TS_LEN, LogHub
 from dxflow.engine.workflows.process_backend import ProcessBackend
 from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, read_json_lines
+from dxflow.protocol.workflows import name_from_path
 
 __all__ = ["NotFoundError", "WorkflowManager"]
 
@@ -138,15 +139,18 @@ class WorkflowManager:
         backend.check_available()
         return backend
 
-    def prepare(self, text: str, name: str | None, backend_name: str | None) -> tuple[str, ComposeSpec, Backend]:
-        """Validate everything before anything is written: the name, the backend, the definition."""
+    def prepare(
+        self, text: str, name: str | None, backend_name: str | None, filename: str | None = None
+    ) -> tuple[str, ComposeSpec, Backend]:
+        """Validate everything before anything is written: the name, the backend, the definition. Without ``name``,
+        the naming rule of ``dxflow.protocol.workflows`` (``name:``, else the uploaded ``filename``'s stem)."""
         backend = self.backend(backend_name or declared_backend(text))
         spec = parse_compose(text, backend.name)
         backend.validate(spec)
-        final = check_workflow_name(name) if name else spec.name
+        final = name or spec.name or name_from_path(filename)
         if not final:
             raise ComposeError("workflow name missing: pass a name or set a top-level 'name:' in the definition")
-        return final, spec, backend
+        return check_workflow_name(final), spec, backend
 
     def info(self, wf: Workflow, definition: bool = False) -> dict[str, Any]:
         services = wf.runtime.services()
@@ -173,11 +177,17 @@ class WorkflowManager:
         return self.info(self._get(name), definition=True)
 
     async def create(
-        self, text: str, name: str | None = None, backend: str | None = None, *, start: bool = False
+        self,
+        text: str,
+        name: str | None = None,
+        backend: str | None = None,
+        *,
+        start: bool = False,
+        filename: str | None = None,
     ) -> tuple[bool, bool, dict[str, Any]]:
         """(created, changed, info). Same content again: nothing changes; other content: replaced (and
         restarted if it was running); ``start`` starts it too (deploy)."""
-        final, spec, be = self.prepare(text, name, backend)
+        final, spec, be = self.prepare(text, name, backend, filename)
         async with self._names_lock:
             wf = self.workflows.get(final)
             if wf is None:
