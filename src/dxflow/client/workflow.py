@@ -69,7 +69,8 @@ class WorkflowClient:
     ) -> tuple[bool, dict[str, Any]]:
         """Create the workflow (or replace its definition) without starting it. Same content: changed False.
 
-        ``name`` defaults to the definition's top-level ``name:``; ``backend`` is process (default), docker or podman.
+        ``name`` defaults to the definition's top-level ``name:`` (to name it after a file as the CLI does, pass
+        ``dxflow.protocol.workflows.workflow_name(text, path)``); ``backend`` is process (default), docker or podman.
         """
         return self._submit("/api/workflow/create/", definition_text, name, backend)
 
