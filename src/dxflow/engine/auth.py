@@ -19,13 +19,14 @@ from dxflow.protocol.durations import format_duration, parse_duration
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
 from dxflow.server.middleware import Handler
-from dxflow.server.ratelimit import RateLimiter
+from dxflow.server.ratelimit import RateLimiter, client_key
 from dxflow.server.responses import ok
 
 __all__ = ["AuthService", "auth_middleware", "public", "requires"]
 
 log = logging.getLogger(__name__)
 CLAIMS_KEY = "dxflow.claims"
+PENDING_PER_CLIENT = 64
 
 
 @dataclass
@@ -33,10 +34,17 @@ class _Challenge:
     nonce: str
     expires: float
     address: str
+    client: str
 
 
 class AuthService:
-    """Issues single-use nonces and trades valid signatures for tokens."""
+    """Issues single-use nonces and trades valid signatures for tokens.
+
+    Outstanding nonces are capped per client (address, or /64 for IPv6: ``client_key``) at ``per_client``, and in
+    all at ``max_pending``. A client over its own cap loses its oldest nonce; when the total is full, the client
+    holding the most loses its oldest. So many addresses together cannot lock anyone out: a challenge is never
+    refused for want of room.
+    """
 
     def __init__(
         self,
@@ -48,34 +56,55 @@ class AuthService:
         rate: float,
         burst: int,
         max_pending: int,
+        per_client: int = PENDING_PER_CLIENT,
     ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.challenge_lifetime = challenge_lifetime
         self.token_lifetime = token_lifetime
         self.max_pending = max_pending
+        self.per_client = max(1, min(per_client, max_pending))
         self._pending: dict[str, _Challenge] = {}
+        self._by_client: dict[str, dict[str, None]] = {}  # client key -> its identities, oldest first
         self._limiter = RateLimiter(rate, burst)
+
+    def _drop(self, identity: str) -> _Challenge | None:
+        challenge = self._pending.pop(identity, None)
+        if challenge is not None:
+            held = self._by_client[challenge.client]
+            del held[identity]
+            if not held:
+                del self._by_client[challenge.client]
+        return challenge
 
     def _expire(self) -> None:
         now = time.monotonic()
         for identity in [i for i, c in self._pending.items() if c.expires <= now]:
-            del self._pending[identity]
+            self._drop(identity)
+
+    def _make_room(self, client: str) -> None:
+        held = self._by_client.get(client, {})
+        if len(held) >= self.per_client:
+            self._drop(next(iter(held)))
+        if len(self._pending) >= self.max_pending:
+            self._expire()
+        if len(self._pending) >= self.max_pending:
+            greediest = max(self._by_client.values(), key=len)
+            self._drop(next(iter(greediest)))
 
     def challenge(self, address: str) -> dict[str, str]:
         if not self._limiter.allow(address):
             raise ApiError(429, "too many challenge requests; slow down", headers={"Retry-After": "1"})
-        if len(self._pending) >= self.max_pending:
-            self._expire()
-            if len(self._pending) >= self.max_pending:
-                raise ApiError(429, "too many pending challenges; retry later", headers={"Retry-After": "1"})
+        client = client_key(address)
+        self._make_room(client)
         identity, nonce = secrets.token_hex(16), secrets.token_urlsafe(32)
-        self._pending[identity] = _Challenge(nonce, time.monotonic() + self.challenge_lifetime, address)
+        self._pending[identity] = _Challenge(nonce, time.monotonic() + self.challenge_lifetime, address, client)
+        self._by_client.setdefault(client, {})[identity] = None
         return {"identity": identity, "nonce": nonce, "lifetime": format_duration(self.challenge_lifetime)}
 
     def verify(self, identity: str, signature_b64: str, lifetime: float | None) -> tuple[str, Claims]:
         """A token for the key whose signature over the nonce checks out; ApiError(401) otherwise."""
-        challenge = self._pending.pop(identity, None)  # single use, even when the signature is wrong
+        challenge = self._drop(identity)  # single use, even when the signature is wrong
         if challenge is None or challenge.expires <= time.monotonic():
             raise ApiError(401, "unknown, used or expired challenge; request a new one")
         try:
