@@ -1,4 +1,4 @@
-"""``python -m dxflow.agent [--config FILE] [--log-file FILE]``: the agent daemon's lean entry point.
+"""``python -m dxflow.agent [--config FILE] [--log-file FILE] [--pid-fd N]``: the agent daemon's lean entry point.
 
 ``dxflow agent up`` checks the config, detaches when asked, then replaces itself with this module so the
 long-running process does not carry the whole CLI and SDK in memory.

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from dxflow.cli.context import emit_current
 from dxflow.common.agent_config import AgentConfig, load_agent_config
 from dxflow.common.runtime import check_port_free, exec_daemon
 from dxflow.protocol.errors import StartupError
@@ -63,4 +64,4 @@ def agent_group() -> None:
     """Run the agent on this host."""
 
 
-add_lifecycle(agent_group, AGENT)
+add_lifecycle(agent_group, AGENT, emit_current)

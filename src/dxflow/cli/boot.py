@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from dxflow.cli.context import emit_current
 from dxflow.common.config import EngineConfig, load_engine_config
 from dxflow.common.daemon import setup_logging
 from dxflow.server.lifecycle import Daemon, Launch, add_lifecycle
@@ -107,4 +108,4 @@ def boot_group() -> None:
     """Run the engine on this host."""
 
 
-add_lifecycle(boot_group, ENGINE)
+add_lifecycle(boot_group, ENGINE, emit_current)

@@ -67,6 +67,11 @@ def emit(ctx: CliContext, data: Any, human: str | None = None) -> None:
         click.echo(human)
 
 
+def emit_current(data: Any, human: str | None = None) -> None:
+    """``emit`` with the current click command's context (for commands built outside this package)."""
+    emit(click.get_current_context().ensure_object(CliContext), data, human)
+
+
 def emit_line(ctx: CliContext, data: Any, human: str) -> None:
     """One streamed item: a JSON line or a human line, flushed at once."""
     click.echo(json.dumps(data, sort_keys=True, default=str) if ctx.json else human)

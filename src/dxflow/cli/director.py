@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dxflow.cli.context import CliContext, emit, pass_ctx, table
+from dxflow.cli.context import CliContext, emit, emit_current, pass_ctx, table
 from dxflow.common.director_config import DirectorConfig, load_director_config
 from dxflow.common.runtime import check_port_free, exec_daemon
 from dxflow.protocol.errors import ConfigError, StartupError
@@ -82,7 +82,7 @@ def director_group() -> None:
     """Run the director and manage agents, servers and sessions."""
 
 
-add_lifecycle(director_group, DIRECTOR)
+add_lifecycle(director_group, DIRECTOR, emit_current)
 
 
 @director_group.command("hash-password")

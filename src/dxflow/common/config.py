@@ -66,6 +66,9 @@ class EngineConfig:
     """Seconds an idle keep-alive connection stays open."""
 
     def __post_init__(self) -> None:
+        for name in ("data_dir", "files_root"):  # absolute: detaching changes to /; files_root is compared resolved
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, getattr(self, name).expanduser().resolve())
         if not 0 <= self.port <= 65535:
             raise ConfigError("config key 'port' must be a TCP port (0-65535)")
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -1,8 +1,8 @@
 """``up``, ``down`` and ``status`` of the three daemons, generated once from a description of each.
 
 A ``Daemon`` says how to load its config (YAML + env + the options of ``up``), where its pid and log files are, what
-to check before detaching, how to run it, when it is ready, and what ``status`` adds. ``add_lifecycle(group, daemon)``
-puts the three commands on a click group:
+to check before detaching, how to run it, when it is ready, and what ``status`` adds.
+``add_lifecycle(group, daemon, emit)`` puts the three commands on a click group:
 
 - ``up [--daemon]``: lock the pid file (a second ``up`` fails naming the running pid), run the checks, detach when
   asked (returning once the daemon is ready), run.
@@ -20,7 +20,6 @@ from typing import Any
 
 import click
 
-from dxflow.cli.context import CliContext, emit, pass_ctx
 from dxflow.common.daemon import PidFile, daemonize
 from dxflow.protocol.errors import ConfigError, StartupError
 
@@ -95,8 +94,9 @@ def _load(daemon: Daemon, config_path: Path | None, overrides: dict[str, Any]) -
         raise click.ClickException(str(exc)) from None
 
 
-def add_lifecycle(group: click.Group, daemon: Daemon) -> None:
-    """Add ``up``, ``down`` and ``status`` for ``daemon`` to ``group``."""
+def add_lifecycle(group: click.Group, daemon: Daemon, emit: Callable[[Any, str], None]) -> None:
+    """Add ``up``, ``down`` and ``status`` for ``daemon`` to ``group``; ``emit(data, text)`` prints a result (JSON
+    or text, as the CLI was asked)."""
     name = daemon.name
     config_option = click.option(
         "--config",
@@ -132,19 +132,17 @@ def add_lifecycle(group: click.Group, daemon: Daemon) -> None:
     up_params = [*_params([*common, *daemon.up_options]), daemon_flag]
     group.add_command(click.Command("up", callback=up, params=up_params, help=daemon.up_help or f"Start the {name}."))
 
-    @pass_ctx
-    def down(ctx: CliContext, config_path: Path | None, **overrides: Any) -> None:
+    def down(config_path: Path | None, **overrides: Any) -> None:
         config = _load(daemon, config_path.resolve() if config_path else None, overrides)
         stopped = PidFile(config.pid_file).stop()
-        emit(ctx, {"stopped": stopped}, f"{name} stopped" if stopped else f"{name} was not running")
+        emit({"stopped": stopped}, f"{name} stopped" if stopped else f"{name} was not running")
 
-    @pass_ctx
-    def status(ctx: CliContext, config_path: Path | None, **overrides: Any) -> None:
+    def status(config_path: Path | None, **overrides: Any) -> None:
         config = _load(daemon, config_path.resolve() if config_path else None, overrides)
         pid = PidFile(config.pid_file).holder()
         extra, text = daemon.status(config, pid)
         info = {"running": bool(pid), "pid": pid, **extra}
-        emit(ctx, info, (f"{name} running (pid {pid}){text}" if pid else f"{name} not running") + ("" if pid else text))
+        emit(info, (f"{name} running (pid {pid}){text}" if pid else f"{name} not running") + ("" if pid else text))
         if not pid:
             raise SystemExit(STOPPED_EXIT)  # click 8.2 swallows ctx.exit() codes under standalone_mode=False
 
