@@ -14,8 +14,30 @@ from pathlib import Path
 
 import pytest
 
+from tests import timeouts
+
 ROOT = Path(__file__).resolve().parent.parent
 DXFLOW = str(Path(sys.executable).parent / "dxflow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fix the timeout scale for the whole run: xdist workers and started daemons inherit it from the env."""
+    os.environ.setdefault(timeouts.ENV, f"{timeouts.SCALE:.2f}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"timeouts scaled x{timeouts.SCALE:.2f} ({timeouts.ENV})"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scale each test's pytest-timeout limit (its ``timeout`` mark, else the ini/command-line value)."""
+    default = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
+    for item in items:
+        mark = item.get_closest_marker("timeout")
+        seconds = (mark.args[0] if mark and mark.args else (mark.kwargs.get("timeout") if mark else None)) or default
+        if seconds:
+            kwargs = {k: v for k, v in (mark.kwargs.items() if mark else ()) if k != "timeout"}
+            item.add_marker(pytest.mark.timeout(timeouts.scaled(float(seconds)), **kwargs), append=False)
 
 
 @dataclass
@@ -40,10 +62,10 @@ class EngineProc:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeouts.scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(timeouts.scaled(5))
 
 
 def start_engine(data_dir: Path, *args: str) -> EngineProc:
@@ -57,7 +79,7 @@ def start_engine(data_dir: Path, *args: str) -> EngineProc:
             stderr=subprocess.STDOUT,
         )
     state = data_dir / "engine.json"
-    deadline = time.monotonic() + 20
+    deadline = timeouts.deadline(20)
     while not state.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
@@ -91,4 +113,6 @@ def run_cli(
         base["DXFLOW_HOME"] = str(home)
     base["DXFLOW_SYSTEM_DIR"] = str((home or Path("/nonexistent")) / "system")
     base.update(env or {})
-    return subprocess.run([DXFLOW, *args], env=base, text=True, capture_output=True, input=input, timeout=60)
+    return subprocess.run(
+        [DXFLOW, *args], env=base, text=True, capture_output=True, input=input, timeout=timeouts.scaled(60)
+    )

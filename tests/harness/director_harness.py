@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dxflow.common.ca import csr_to_b64, make_csr
 from dxflow.common.crypto import private_pem
 from dxflow.director.passwords import hash_password
+from tests import timeouts
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 DXFLOW = [sys.executable, "-c", "from dxflow.cli.main import main; main()"]
@@ -58,14 +59,16 @@ def dxflow(
     *args: str, home: Path | None = None, input: str | None = None, check: bool = False
 ) -> subprocess.CompletedProcess:
     """Run the real CLI."""
-    proc = subprocess.run([*DXFLOW, *args], env=env(home), input=input, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [*DXFLOW, *args], env=env(home), input=input, capture_output=True, text=True, timeout=timeouts.scaled(60)
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"dxflow {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = timeouts.deadline(timeout)
     last: Any = None
     while time.monotonic() < deadline:
         try:
@@ -110,10 +113,10 @@ class Daemon:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeouts.scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(5)
+                self.proc.wait(timeouts.scaled(5))
         self.proc = None
 
     def log(self) -> str:
@@ -242,7 +245,7 @@ class Engine:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(timeouts.scaled(10))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc = None
@@ -266,7 +269,9 @@ class FakeAgentIdentity:
 
     def register(self, director: Director, **extra: Any) -> requests.Response:
         body = {"guid": self.guid, "hostname": self.hostname, "csr": self.csr(), **extra}
-        r = requests.post(f"{director.url}/v1/agent/register", json=body, verify=str(director.ca), timeout=10)
+        r = requests.post(
+            f"{director.url}/v1/agent/register", json=body, verify=str(director.ca), timeout=timeouts.scaled(10)
+        )
         if r.status_code == 200:
             self.cert_path.write_text(r.json()["certificate"])
         return r
@@ -309,7 +314,7 @@ def start_postgres() -> tuple[str, Callable[[], None]] | None:
         [*run_as, str(bindir / "initdb"), "-D", str(pgdata), "-A", "trust", "-U", "postgres"],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=timeouts.scaled(120),
     )
     opts = f"-p {port} -k {pgdata} -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off"
     subprocess.run(
@@ -327,14 +332,14 @@ def start_postgres() -> tuple[str, Callable[[], None]] | None:
         ],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=timeouts.scaled(120),
     )
 
     def stop() -> None:
         subprocess.run(
             [*run_as, str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
             capture_output=True,
-            timeout=60,
+            timeout=timeouts.scaled(60),
         )
 
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
@@ -342,7 +347,9 @@ def start_postgres() -> tuple[str, Callable[[], None]] | None:
 
 def curl(*args: str) -> tuple[int, str]:
     """Run real curl; return (HTTP status or 0 on a TLS/connection failure, body)."""
-    proc = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        ["curl", "-s", "-w", "\n%{http_code}", *args], capture_output=True, text=True, timeout=timeouts.scaled(30)
+    )
     body, _, code = proc.stdout.rpartition("\n")
     return int(code or 0), body
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem
 from dxflow.common.files import write_private
+from tests import timeouts
 
 __all__ = ["ADMIN_PASSWORD", "free_port", "host_vars", "operator_key", "write_inventory"]
 
@@ -38,7 +39,7 @@ def common_vars(wheels: Path) -> dict[str, Any]:
         "dxflow_venv_extra_paths": [sysconfig.get_path("purelib")],
         "dxflow_pip_no_index": True,
         "dxflow_build_dir": str(wheels),
-        "dxflow_health_timeout": 40,
+        "dxflow_health_timeout": round(timeouts.scaled(40)),
     }
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from tests import timeouts
 from tests.harness.director_harness import (
     ADMIN_PASSWORD,
     USER_PASSWORD,
@@ -47,7 +48,7 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = timeouts.deadline(timeout)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
@@ -61,10 +62,10 @@ def _stop(proc: subprocess.Popen | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(timeouts.scaled(10))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            proc.wait(timeouts.scaled(5))
 
 
 class Slapd:
@@ -171,7 +172,7 @@ class FreeRadius:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 20
+        deadline = timeouts.deadline(20)
         while "Ready to process requests" not in log.read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"freeradius did not start: {log.read_text(errors='replace')[-4000:]}")
@@ -209,7 +210,9 @@ def login(
     if otp is not None:
         body["otp"] = otp
     kind = "admin" if admin else "user"
-    return requests.post(f"{director.url}/v1/{kind}/login", json=body, verify=str(director.ca), timeout=15)
+    return requests.post(
+        f"{director.url}/v1/{kind}/login", json=body, verify=str(director.ca), timeout=timeouts.scaled(15)
+    )
 
 
 def assert_refused(r: requests.Response) -> None:

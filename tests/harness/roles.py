@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import timeouts
+
 DXFLOW = str(Path(sys.executable).parent / "dxflow")
 
 
@@ -34,7 +36,7 @@ def stop_all(inventory: Path) -> None:
                 ["director", "down", "--config", str(etc / "dxflow-director.yaml")],
             ):
                 if cmd[0] == "boot" or Path(cmd[-1]).exists():
-                    subprocess.run([DXFLOW, *cmd], env=env, capture_output=True, timeout=30)
+                    subprocess.run([DXFLOW, *cmd], env=env, capture_output=True, timeout=timeouts.scaled(30))
 
 
 @pytest.fixture

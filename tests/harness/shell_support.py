@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+
+import psutil
 
 from dxflow.client.engine import EngineClient
 from dxflow.client.profiles import ProfileStore
@@ -25,6 +28,15 @@ def session_for(engine: EngineProc, home: Path, key: Path | None = None) -> Sess
         },
     )
     return Session(resolve_settings(profile="t", store=store, env={}), store)
+
+
+def runs(engine: EngineProc, *argv: str) -> bool:
+    """Whether a process started by ``engine`` (a shell's job, say) runs exactly ``argv``."""
+    for proc in psutil.Process(engine.proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if proc.cmdline() == list(argv):
+                return True
+    return False
 
 
 def key_with(master: EngineClient, directory: Path, name: str, permissions: list[str]) -> Path:

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests import timeouts
 from tests.conftest import DXFLOW, EngineProc, run_cli
+from tests.harness.shell_support import runs
 
 pytestmark = pytest.mark.xdist_group("cli-shell")
 
@@ -113,17 +115,22 @@ class Pty:
     def type(self, data: bytes) -> None:
         os.write(self.master, data)
 
-    def expect(self, pattern: bytes, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
+    def saw(self, pattern: bytes, timeout: float) -> bool:
+        """Read until ``pattern`` shows (True), ``timeout`` seconds pass or the terminal closes (False)."""
+        end = time.monotonic() + timeout
         while not re.search(pattern, self.seen):
-            left = deadline - time.monotonic()
-            assert left > 0, f"{pattern!r} not seen in {self.seen[-2000:]!r}"
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
             if select.select([self.master], [], [], left)[0]:
                 try:
                     self.seen += os.read(self.master, 65536)
                 except OSError:  # EIO: the process closed the terminal
-                    assert re.search(pattern, self.seen), f"{pattern!r} not seen in {self.seen[-2000:]!r}"
-                    return
+                    return bool(re.search(pattern, self.seen))
+        return True
+
+    def expect(self, pattern: bytes, timeout: float = 15) -> None:
+        assert self.saw(pattern, timeouts.scaled(timeout)), f"{pattern!r} not seen in {self.seen[-2000:]!r}"
 
     def wait(self) -> int:
         rc = self.proc.wait(15)
@@ -137,7 +144,7 @@ class Pty:
         return rc
 
 
-def test_attach_is_an_interactive_terminal(profile: Path) -> None:
+def test_attach_is_an_interactive_terminal(engine: EngineProc, profile: Path) -> None:
     result = run_cli("shell", "create", "cli-tty", home=profile)
     assert result.returncode == 0 and "dxflow shell attach cli-tty" in result.stdout
     term = Pty(profile, "shell", "attach", "cli-tty", cols=120, rows=40)
@@ -147,12 +154,11 @@ def test_attach_is_an_interactive_terminal(profile: Path) -> None:
         term.expect(rb"40 120")
         term.resize(140, 50)
         term.proc.send_signal(signal.SIGWINCH)  # what the kernel does for the foreground job of a real terminal
-        time.sleep(0.3)
-        term.type(b"stty size\n")
-        term.expect(rb"50 140")
+        # The CLI forwards the new size on its own time: ask again until the remote terminal has it.
+        timeouts.wait_until(lambda: term.type(b"stty size\n") or term.saw(rb"50 140", 0.5), 15, what="the resize")
         # Raw mode: Ctrl-C reaches the remote job and does not stop the CLI.
-        term.type(b"sleep 30\n")
-        time.sleep(0.3)
+        term.type(b"sleep 37\n")
+        timeouts.wait_until(lambda: runs(engine, "sleep", "37"), 15, what="the remote foreground job")
         term.type(b"\x03")
         term.type(b"echo after-$((6*7))\n")
         term.expect(rb"after-42")

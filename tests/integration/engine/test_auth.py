@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem, sign_nonce
 from dxflow.protocol.chunks import parse_body
+from tests import timeouts
 from tests.conftest import EngineProc, start_engine
 
 
@@ -117,7 +118,7 @@ def test_expired_nonce(tmp_path: Path) -> None:
         key = serialization.load_pem_private_key(eng.key.read_bytes(), None)
         _, challenge = api(eng, "GET", "/api/auth/challenge/")
         entity = challenge.entities[0]
-        time.sleep(1.3)
+        timeouts.let_time_pass(1.3)  # the nonce's 1 s lifetime runs out
         sig = base64.b64encode(sign_nonce(key, entity["nonce"])).decode()
         status, body = api(eng, "POST", "/api/auth/verify/", json={"identity": entity["identity"], "signature": sig})
         assert status == 401 and not body.entities

@@ -19,6 +19,7 @@ from dxflow.client.engine import EngineClient
 from dxflow.client.shell import ShellClient
 from dxflow.common.crypto import generate_rsa_key, private_pem
 from dxflow.protocol.errors import ApiError, NotFound
+from tests import timeouts
 from tests.conftest import EngineProc, start_engine
 from tests.harness.shell_support import session_for
 
@@ -158,12 +159,12 @@ def test_interrupted_upload_leaves_nothing(engine: EngineProc, master: EngineCli
     )
     sock.sendall(head.encode())
     sock.sendall(os.urandom(1024 * 1024))
-    deadline = time.monotonic() + 5
+    deadline = timeouts.deadline(5)
     while not _leftovers(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert _leftovers(tmp_path), "the engine should be writing a temporary file by now"
     sock.close()
-    deadline = time.monotonic() + 10
+    deadline = timeouts.deadline(10)
     while _leftovers(tmp_path) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _leftovers(tmp_path) == [] and not target.exists()

@@ -12,11 +12,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from dxflow.client.aio import attach_shell
 from dxflow.client.engine import EngineClient
 from dxflow.client.shell import ShellClient
 from dxflow.protocol.errors import ApiError, NotFound, PermissionDenied
+from tests import timeouts
 from tests.conftest import EngineProc, start_engine
-from tests.harness.shell_support import key_with, session_for
+from tests.harness.shell_support import key_with, runs, session_for
 
 pytestmark = pytest.mark.xdist_group("engine-shells")
 
@@ -100,12 +102,12 @@ def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClie
         await term.read_until(b"50 132")
         # Ctrl-C interrupts the foreground job, not the shell.
         started = time.monotonic()
-        await ws.send_bytes(b"sleep 30\n")
-        await asyncio.sleep(0.3)
+        await ws.send_bytes(b"sleep 38\n")
+        await timeouts.wait_until_async(lambda: runs(engine, "sleep", "38"), 15, what="the foreground job")
         await ws.send_bytes(b"\x03")
         await ws.send_bytes(b"echo after-$((6*7))\n")
         await term.read_until(b"after-42")
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < timeouts.scaled(5)
         # A second client sees the scrollback and the same live output (header auth this time).
         ws2 = await _connect(engine, "ws-bash", token, in_query=False)
         second = Terminal(ws2)
@@ -127,12 +129,13 @@ def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClie
     assert "ws-bash" not in [s["name"] for s in shell.shells()]
 
 
-def test_sdk_attach_command_shell_and_scrollback(shell: ShellClient) -> None:
-    shell.create_shell("echoer", ["sh", "-c", "echo ready; read line; echo got-$line; exit 4"])
-    time.sleep(0.3)
+def test_sdk_attach_command_shell_and_scrollback(shell: ShellClient, tmp_path: Path) -> None:
+    marker = tmp_path / "printed"
+    shell.create_shell("echoer", ["sh", "-c", f"echo ready; touch {marker}; read line; echo got-$line; exit 4"])
+    timeouts.wait_until(marker.exists, 15, what="'ready' printed before the attach (scrollback)")
 
     async def drive() -> int | None:
-        async with await shell.attach("echoer") as term:
+        async with await attach_shell(shell.session, "echoer") as term:
             seen = b""
             output = term.output()
             async for chunk in output:
@@ -155,12 +158,12 @@ def test_kill_remove_and_errors(shell: ShellClient, tmp_path: Path) -> None:
     with pytest.raises(ApiError, match="already exists") as info:
         shell.create_shell("sleeper", ["true"])
     assert info.value.status_code == 409
-    deadline = time.monotonic() + 5
+    deadline = timeouts.deadline(5)
     while not pids.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(pids.read_text())
     assert shell.kill_shell("sleeper", "TERM")["name"] == "sleeper"
-    deadline = time.monotonic() + 5
+    deadline = timeouts.deadline(5)
     while next(s for s in shell.shells() if s["name"] == "sleeper")["status"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
@@ -188,7 +191,7 @@ def test_kill_remove_and_errors(shell: ShellClient, tmp_path: Path) -> None:
 
 
 def _wait_dead(pid: int) -> bool:
-    deadline = time.monotonic() + 5
+    deadline = timeouts.deadline(5)
     while _alive(pid):
         if time.monotonic() > deadline:
             return False
@@ -199,7 +202,7 @@ def _wait_dead(pid: int) -> bool:
 def test_remove_kills_the_process_group(shell: ShellClient, tmp_path: Path) -> None:
     pids = tmp_path / "pids"
     info = shell.create_shell("group", ["sh", "-c", f"sleep 300 & echo $! > {pids}; sleep 300"])
-    deadline = time.monotonic() + 5
+    deadline = timeouts.deadline(5)
     while not pids.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     shell.remove_shell("group")
@@ -227,7 +230,7 @@ def test_permissions_and_attach_auth(engine: EngineProc, master: EngineClient, t
     assert asyncio.run(refused("not-a-token")) == 401
     assert asyncio.run(refused(ro.session.tokens.token())) == 403
     with pytest.raises(PermissionDenied, match="SHELL required"):
-        asyncio.run(ro.attach("guarded"))
+        asyncio.run(attach_shell(ro.session, "guarded"))
     master.shell.remove_shell("guarded")
 
 

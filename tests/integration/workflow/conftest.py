@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from dxflow.client import WorkflowClient, open_session
 from dxflow.client.profiles import ProfileStore
+from tests import timeouts
 from tests.conftest import EngineProc, start_engine
 
 
@@ -41,14 +41,8 @@ def wf(engine: EngineProc, tmp_path: Path) -> Iterator[WorkflowClient]:
 
 
 def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
+    """Poll ``check`` until truthy within a scaled ``timeout`` (see tests.timeouts)."""
+    return timeouts.wait_until(check, timeout, what=what)
 
 
 def group_pids(pgid: int) -> list[int]:

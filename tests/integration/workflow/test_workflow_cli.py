@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from dxflow.common.files import write_private
+from tests import timeouts
 from tests.conftest import DXFLOW, EngineProc, run_cli
 
 pytestmark = pytest.mark.xdist_group("workflow-engine")
@@ -44,7 +45,7 @@ def test_compose_deploy_as_in_the_seed(profile: Path, tmp_path: Path) -> None:
     assert "unchanged: nothing to do" in again
     listing = json.loads(ok(run_cli("-o", "json", "workflow", "list", home=home)))
     assert [w["status"] for w in listing if w["name"] == "my-workflow"] in (["running"], ["starting"])
-    deadline = time.monotonic() + 10
+    deadline = timeouts.deadline(10)
     while "serving" not in ok(run_cli("workflow", "logs", "my-workflow", home=home)):
         assert time.monotonic() < deadline
         time.sleep(0.1)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from dxflow.client import WorkflowClient
+from tests import timeouts
 from tests.conftest import EngineProc
 from tests.integration.workflow.conftest import group_pids, pid_alive, services, wait_for
 
@@ -176,7 +177,7 @@ services:
     assert sum(1 for line in wf.logs("policy", service="flaky") if line == "try") == 3
     changed, info = wf.stop("policy")
     assert changed
-    time.sleep(0.5)
+    timeouts.let_time_pass(0.5)  # a window in which a wrong restart of `always` would show
     assert services(wf.get("policy"))["always"]["status"] == "stopped", "no restart after a user stop"
     wf.remove("policy")
 

@@ -11,6 +11,7 @@ from dxflow.engine.workflows.backend import MAX_EVENTS_BYTES, WorkflowContext
 from dxflow.engine.workflows.compose import interpolate, parse_compose
 from dxflow.engine.workflows.logs import LogHub, LogSink, read_history
 from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, read_json_lines
+from tests import timeouts
 
 
 def test_log_sink_rotates_and_history_reads_across_files(tmp_path: Path) -> None:
@@ -23,17 +24,22 @@ def test_log_sink_rotates_and_history_reads_across_files(tmp_path: Path) -> None
         queue = hub.subscribe()
         sink = LogSink("svc", run, logs, hub, max_bytes=2000, keep=2)
         fd = sink.child_fd()
+        got: list[dict] = []
+
+        def published(line: str) -> bool:
+            while not queue.empty():
+                got.append(queue.get_nowait())
+            return bool(got) and got[-1]["line"] == line
+
         for i in range(200):
             os.write(fd, f"line {i:03d}\n".encode())
-            if i % 20 == 0:
-                await asyncio.sleep(0.01)
+            if i % 20 == 0:  # the sink reads in batches of at most 21 lines
+                await timeouts.wait_until_async(lambda i=i: published(f"line {i:03d}"), 10, 0.002, f"line {i}")
         os.write(fd, b"no newline yet")
-        await asyncio.sleep(0.05)
+        await timeouts.wait_until_async(lambda: sink._partial == b"no newline yet", 10, 0.002, "the partial line read")
         os.close(fd)
         sink.close()
-        got = []
-        while not queue.empty():
-            got.append(queue.get_nowait())
+        published("no newline yet")
         return got
 
     live = asyncio.run(main())
