@@ -13,7 +13,7 @@ import pytest
 import requests
 from pyseto import Key
 
-from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash
+from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash, wait_until
 from tests.harness.people_harness import Fleet, pending_agent
 
 COOKIE = "dcvix_session"
@@ -120,11 +120,11 @@ def test_connection_token_authtokenverify_and_resolve_session(fleet: Fleet) -> N
     assert verify(authenticationToken=token["token"][:-3] + "xyz") == no
 
     resolved = fleet.admin()  # the agent reports the session within its update interval
-    for _ in range(50):
-        r = resolved.post(f"{d.url}/resolveSession", json={"sessionId": sid, "clientIpAddress": "127.0.0.1"})
-        if r.status_code == 200:
-            break
-        time.sleep(0.1)
+    r = wait_until(
+        lambda: resolved.post(f"{d.url}/resolveSession", json={"sessionId": sid, "clientIpAddress": "127.0.0.1"}),
+        10,
+        what="the agent to report the session",
+    )
     assert r.status_code == 200, r.text
     assert r.json()["SessionId"] == sid and r.json()["DcvServerEndpoint"] == "127.0.0.1"
     assert resolved.delete(f"{d.url}/v1/sessions/{sid}").ok
