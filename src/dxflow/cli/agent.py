@@ -8,9 +8,8 @@ import click
 
 from dxflow.cli.context import emit_current
 from dxflow.common.agent_config import AgentConfig, load_agent_config
-from dxflow.common.runtime import check_port_free, exec_daemon
 from dxflow.protocol.errors import StartupError
-from dxflow.server.lifecycle import Daemon, Launch, add_lifecycle
+from dxflow.server.lifecycle import Daemon, add_lifecycle, exec_module
 
 __all__ = ["agent_group"]
 
@@ -22,14 +21,6 @@ def _check(config: AgentConfig) -> None:
         AgentIdentity.load(config.data_dir)  # key/GUID problems are reported before detaching
     except IdentityError as exc:
         raise StartupError(str(exc)) from None
-    problem = check_port_free(config.agent_host, config.agent_port)
-    if problem:
-        raise StartupError(problem)
-
-
-def _run(launch: Launch) -> None:
-    # The daemon itself runs as `python -m dxflow.agent` in this same process (same pid), without the CLI.
-    exec_daemon("dxflow.agent", launch.config_path, launch.log_file, launch.pid_file.inherit())
 
 
 def _status(config: AgentConfig, pid: int | None) -> tuple[dict[str, Any], str]:
@@ -51,8 +42,9 @@ def _status(config: AgentConfig, pid: int | None) -> tuple[dict[str, Any], str]:
 AGENT = Daemon(
     name="agent",
     load=load_agent_config,
-    run=_run,
+    run=exec_module("dxflow.agent"),
     check=_check,
+    address=lambda config: (config.agent_host, config.agent_port),
     status=_status,
     up_help="Start the agent: register (until approved), then report and serve the director.",
     config_help="Agent YAML config (keys: director_address, data_dir, tags, update_interval, ...).",

@@ -59,6 +59,7 @@ ENGINE = Daemon(
     load=_load,
     run=_run,
     check=_check,
+    address=lambda config: (config.host, config.port),
     ready=lambda config: config.state_path.exists(),
     status=_status,
     options=[

@@ -11,9 +11,8 @@ import click
 
 from dxflow.cli.context import CliContext, emit, emit_current, pass_ctx, table
 from dxflow.common.director_config import DirectorConfig, load_director_config
-from dxflow.common.runtime import check_port_free, exec_daemon
-from dxflow.protocol.errors import ConfigError, StartupError
-from dxflow.server.lifecycle import Daemon, Launch, add_lifecycle, listening
+from dxflow.protocol.errors import ConfigError
+from dxflow.server.lifecycle import Daemon, add_lifecycle, exec_module, listening
 
 __all__ = ["director_group"]
 
@@ -43,14 +42,6 @@ def _check(config: DirectorConfig) -> None:
     from dxflow.director.app import init_pki
 
     init_pki(config)  # refuse to start (before detaching) when ca.key is open to others
-    problem = check_port_free(config.host, config.port)
-    if problem:
-        raise StartupError(problem)
-
-
-def _run(launch: Launch) -> None:
-    # The daemon itself runs as `python -m dxflow.director` in this same process (same pid), without the CLI.
-    exec_daemon("dxflow.director", launch.config_path, launch.log_file, launch.pid_file.inherit())
 
 
 def _status(config: DirectorConfig, pid: int | None) -> tuple[dict[str, Any], str]:
@@ -68,8 +59,9 @@ def _status(config: DirectorConfig, pid: int | None) -> tuple[dict[str, Any], st
 DIRECTOR = Daemon(
     name="director",
     load=load_director_config,
-    run=_run,
+    run=exec_module("dxflow.director"),
     check=_check,
+    address=lambda config: (config.host, config.port),
     ready=lambda config: config.port == 0 or listening(config.host, config.port),
     status=_status,
     up_help="Start the director (HTTPS + mTLS on port 8445 by default).",

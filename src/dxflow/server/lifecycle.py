@@ -21,9 +21,10 @@ from typing import Any
 import click
 
 from dxflow.common.daemon import PidFile, daemonize
+from dxflow.common.runtime import check_port_free, exec_daemon
 from dxflow.protocol.errors import ConfigError, StartupError
 
-__all__ = ["STOPPED_EXIT", "Daemon", "Launch", "add_lifecycle", "listening"]
+__all__ = ["STOPPED_EXIT", "Daemon", "Launch", "add_lifecycle", "exec_module", "listening"]
 
 STOPPED_EXIT = 3
 """Exit code of ``status`` when the daemon is not running."""
@@ -59,12 +60,24 @@ class Daemon:
     """More options of ``up`` only: overrides of the config."""
     check: Callable[[Any], None] = lambda config: None
     """Before detaching, with the pid file locked: raise StartupError (or ConfigError) to refuse to start."""
+    address: Callable[[Any], tuple[str, int]] | None = None
+    """``(host, port)`` the daemon listens on: checked free before detaching."""
     ready: Callable[[Any], bool] | None = None
     """``up --daemon`` returns once this is true (else once the daemon recorded its pid)."""
     status: Callable[[Any, int | None], tuple[dict[str, Any], str]] = lambda config, pid: ({}, "")
     """Extra ``status`` fields and the text appended to ``<name> running (pid N)``."""
     up_help: str = ""
     config_help: str = ""
+
+
+def exec_module(module: str) -> Callable[[Launch], None]:
+    """A ``Daemon.run`` that replaces this process (same pid, pid file still locked) with ``python -m <module>``, so
+    the long-running daemon does not carry the CLI and the SDK in memory."""
+
+    def run(launch: Launch) -> None:
+        exec_daemon(module, launch.config_path, launch.log_file, launch.pid_file.inherit())
+
+    return run
 
 
 def listening(host: str, port: int) -> bool:
@@ -116,6 +129,9 @@ def add_lifecycle(group: click.Group, daemon: Daemon, emit: Callable[[Any, str],
         except StartupError as exc:
             raise click.ClickException(f"{name} {exc}") from None
         try:
+            problem = check_port_free(*daemon.address(config)) if daemon.address else None
+            if problem:
+                raise StartupError(problem)
             daemon.check(config)
         except (StartupError, ConfigError) as exc:
             pid_file.release()
