@@ -115,8 +115,12 @@ class DirectorClient:
         return self._request("GET", "/v1/servers")
 
     def user_servers(self) -> list[dict[str, Any]]:
-        """The servers the caller's policy allows."""
-        return self._request("GET", "/v1/user/servers")
+        """The live servers the caller's policy allows, with sessions and engine endpoints."""
+        return self._request("GET", "/v1/user/servers", detail=1)
+
+    def user_workstations(self) -> list[str]:
+        """The hostnames a dcvix launcher lists for the caller (policy; ``ALLOW_CUSTOM`` last when allowed)."""
+        return self._request("GET", "/v1/user/servers")["servers"]
 
     def pools(self) -> list[dict[str, Any]]:
         """The policy's pools: ``[{"id": "gpu", "workstations": ["srv2"]}]`` (admin)."""

@@ -84,7 +84,7 @@ async def revoke(request: web.Request) -> web.Response:
 @routes.get("/v1/servers")
 async def list_servers(request: web.Request) -> web.Response:
     state, _ = await _admin(request)
-    return json_text(await asyncio.to_thread(state.db.list_servers_json))
+    return json_text(await state.updates.read(state.db.list_servers_json))
 
 
 @routes.get("/v1/admin/pools")
@@ -98,14 +98,14 @@ async def list_pools(request: web.Request) -> web.Response:
 @routes.get("/v1/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
     state, _ = await _admin(request)
-    return json_response(await asyncio.to_thread(state.db.list_sessions))
+    return json_response(await state.updates.read(state.db.list_sessions))
 
 
 async def create_session(
     state: DirectorState, server_ref: str, user: str, session_type: str, session_id: str | None
 ) -> dict[str, Any]:
     """Ask the server's agent for a session (dcvix wire format) and record it."""
-    server = await asyncio.to_thread(state.db.get_server, server_ref)
+    server = await state.updates.read(state.db.get_server, server_ref)
     if server is None:
         raise ApiError(404, f"no server {server_ref}")
     agent = await asyncio.to_thread(state.db.get_agent, server["id"])
@@ -131,15 +131,15 @@ async def post_session(request: web.Request) -> web.Response:
         field(body, "sessionType", required=False, max_len=32) or "console",
         field(body, "sessionId", required=False, max_len=64),
     )
-    return json_response(result, status=201)
+    return json_response(result)  # 200 like dcvix
 
 
 async def close_session(state: DirectorState, session_id: str, server_ref: str | None) -> dict[str, Any]:
     """Close a session through its agent and forget it."""
-    found = await asyncio.to_thread(state.db.find_session, session_id, server_ref)
+    found = await state.updates.read(state.db.find_session, session_id, server_ref)
     if found is None:
         raise ApiError(404, f"no session {session_id}")
-    server = await asyncio.to_thread(state.db.get_server, found["serverId"])
+    server = await state.updates.read(state.db.get_server, found["serverId"])
     agent = await asyncio.to_thread(state.db.get_agent, found["serverId"])
     if server is None or agent is None:
         raise ApiError(404, f"no server for session {session_id}")

@@ -63,8 +63,8 @@ async def resolve_session(request: web.Request) -> web.Response:
     session_id = body.get("sessionId")
     if not isinstance(session_id, str) or not session_id:
         raise ApiError(400, "sessionId is required")
-    found = await asyncio.to_thread(state.db.find_session, session_id)
-    server = found and await asyncio.to_thread(state.db.get_server, found["serverId"])
+    found = await state.updates.read(state.db.find_session, session_id)
+    server = found and await state.updates.read(state.db.get_server, found["serverId"])
     if not server:
         raise ApiError(404, f"no session {session_id}")
     return json_response(

@@ -397,6 +397,11 @@ class Database:
             row = conn.execute(query.order_by(servers.c.updated_at.desc())).first()
         return self._server_public(row, []) if row else None
 
+    def server_hostnames(self) -> list[str]:
+        """Hostnames of the live servers."""
+        with self.engine.connect() as conn:
+            return [r.hostname for r in conn.execute(select(servers.c.hostname).distinct())]
+
     def list_servers_json(self, hostnames: set[str] | None = None) -> str:
         """Servers with their sessions as a JSON array; ``hostnames`` limits the list (policy).
 

@@ -56,6 +56,16 @@ class Policy:
             names |= self.pools.get(pool, frozenset())
         return names
 
+    def workstations(self, user: str) -> list[str]:
+        """What a dcvix launcher lists: the user's workstations and pool members, sorted, then ``ALLOW_CUSTOM``."""
+        entry = self.users.get(user)
+        if entry is None:
+            return []
+        names = set(entry.workstations) - {ALLOW_CUSTOM}
+        for pool in entry.pools:
+            names |= self.pools.get(pool, frozenset())
+        return sorted(names) + ([ALLOW_CUSTOM] if ALLOW_CUSTOM in entry.workstations else [])
+
     def allows(self, user: str, hostname: str) -> bool:
         names = self.hostnames(user)
         return names is None or hostname in names

@@ -1,19 +1,24 @@
 """Agent updates are queued in memory and written in batches (one transaction per flush).
 
 Several updates from one agent between flushes collapse into the latest. The agent gets its answer when
-the update is queued; the server list shows it after the next flush (``flush_interval``, 0.1 s default).
+the update is queued; every read of servers or sessions goes through ``read()``, which first writes what is
+queued: an update answered with 200 is seen by the next read on this replica (other replicas see it after the
+next flush, ``flush_interval``, 0.1 s default).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dxflow.director.db import Database, ServerUpdate
 
 __all__ = ["UpdateBatcher"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class UpdateBatcher:
@@ -44,6 +49,12 @@ class UpdateBatcher:
                 for guid, update in batch.items():
                     self._pending.setdefault(guid, update)
                 return 0
+
+    async def read(self, query: Callable[..., T], *args: Any) -> T:
+        """Run a database read in a worker thread after writing the queued updates (read your writes)."""
+        if self._pending or self._lock.locked():
+            await self.flush()
+        return await asyncio.to_thread(query, *args)
 
     async def run(self) -> None:
         """Flush forever (cancel to stop; the caller flushes once more on shutdown)."""

@@ -10,6 +10,7 @@ from aiohttp import web
 from dxflow.director.admin_api import create_session
 from dxflow.director.identity import Principal, require_user
 from dxflow.director.login import login, logout
+from dxflow.director.policy import ALLOW_CUSTOM
 from dxflow.director.state import STATE, DirectorState
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import field, read_json
@@ -43,12 +44,24 @@ async def user_logout(request: web.Request) -> web.Response:
 
 @routes.get("/v1/user/servers")
 async def user_servers(request: web.Request) -> web.Response:
+    """dcvix launchers: ``{"servers": [hostname, ..., "ALLOW_CUSTOM"]}`` from the policy (servers need not be up).
+
+    ``?detail=1``: the live servers the policy allows, each with its sessions, stats and engine endpoint.
+    Administrators get every live server and ``ALLOW_CUSTOM``.
+    """
     state, who = await _user(request)
-    return json_text(await asyncio.to_thread(state.db.list_servers_json, _allowed(state, who)))
+    allowed = _allowed(state, who)
+    if request.query.get("detail", "").lower() in ("1", "true", "yes"):
+        return json_text(await state.updates.read(state.db.list_servers_json, allowed))
+    names = state.policy.current.workstations(who.name)
+    if who.admin:
+        live = await state.updates.read(state.db.server_hostnames)
+        names = [*sorted((set(names) | set(live)) - {ALLOW_CUSTOM}), ALLOW_CUSTOM]
+    return json_response({"servers": names})
 
 
 async def _server_for(state: DirectorState, who: Principal, server_ref: str) -> dict:
-    server = await asyncio.to_thread(state.db.get_server, server_ref)
+    server = await state.updates.read(state.db.get_server, server_ref)
     allowed = _allowed(state, who)
     if server is None or (allowed is not None and server["hostname"] not in allowed):
         # Same answer whether the server exists or not: a user learns nothing outside the policy.
@@ -63,7 +76,7 @@ async def user_create_session(request: web.Request) -> web.Response:
     server = await _server_for(state, who, field(body, "serverId"))  # type: ignore[arg-type]
     session_type = field(body, "sessionType", required=False, max_len=32) or "console"
     result = await create_session(state, server["id"], who.name, session_type, None)
-    return json_response(result, status=201)
+    return json_response(result)  # dcvix launchers accept only 200
 
 
 @routes.post("/v1/user/servers/{server}/config")

@@ -67,7 +67,7 @@ def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
 
         # Session created through replica b reaches the agent; closed through replica a.
         r = b.post(f"{second.url}/v1/sessions", json={"serverId": "pg-srv", "userId": "dora", "sessionId": "pg1"})
-        assert r.status_code == 201, r.text
+        assert r.status_code == 200, r.text
         wait_until(lambda: [s["id"] for s in a.get(f"{first.url}/v1/sessions").json()] == ["pg1"], 10)
         assert a.delete(f"{first.url}/v1/sessions/pg1").json()["closed"] is True
         wait_until(lambda: b.get(f"{second.url}/v1/sessions").json() == [], 10, what="session gone on b")

@@ -296,7 +296,7 @@ def test_user_policy_limits_servers_and_sessions(tmp_path: Path) -> None:
             ).status_code
             == 403
         )
-        names = sorted(s["hostname"] for s in alice.get(f"{director.url}/v1/user/servers").json())
+        names = alice.get(f"{director.url}/v1/user/servers").json()["servers"]
         assert names == ["srv-a", "srv-b"]
         denied = alice.post(f"{director.url}/v1/user/sessions", json={"serverId": "srv-c"})
         assert denied.status_code == 403 and "not in your policy" in denied.json()["error"]
@@ -324,10 +324,14 @@ def test_user_policy_limits_servers_and_sessions(tmp_path: Path) -> None:
         (policy / "users.json").write_text("[{broken")
         director.proc.send_signal(1)
         wait_until(lambda: "keeping the last good one" in director.log(), 5, what="reload error logged")
-        assert len(alice.get(f"{director.url}/v1/user/servers").json()) == 2
+        assert alice.get(f"{director.url}/v1/user/servers").json()["servers"] == ["srv-a", "srv-b"]
         (policy / "users.json").write_text(json.dumps([{"id": "alice", "workstations": ["ALLOW_CUSTOM"]}]))
         director.proc.send_signal(1)
-        wait_until(lambda: len(alice.get(f"{director.url}/v1/user/servers").json()) == 3, 5, what="reloaded policy")
+        wait_until(
+            lambda: len(alice.get(f"{director.url}/v1/user/servers", params={"detail": "1"}).json()) == 3,
+            5,
+            what="reloaded policy",
+        )
         # The agent's engine backend refuses (engine down), proving the call went through the policy.
         r = alice.post(f"{director.url}/v1/user/sessions", json={"serverId": "srv-c"})
         assert r.status_code == 502 and "engine" in r.json()["error"]

@@ -105,7 +105,7 @@ def test_seed_curl_examples(tmp_path: Path) -> None:
             "-d",
             '{"serverId": "ws1", "userId": "alice", "sessionId": "autosession"}',
         )
-        assert status == 201 and json.loads(body)["sessionID"] == "autosession"
+        assert status == 200 and json.loads(body)["sessionID"] == "autosession"
 
         # List Sessions
         status, body = curl("--cacert", ca, "--cookie", jar, f"{base}/v1/sessions")
