@@ -9,6 +9,7 @@ from aiohttp import web
 
 from dxflow.agent.sessions import SessionBackend, SessionError
 from dxflow.common.ca import peer_identity
+from dxflow.protocol import director_wire as wire
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
 from dxflow.server.responses import json_response
@@ -32,14 +33,6 @@ async def director_only(request: web.Request, handler: Any) -> web.StreamRespons
     return await handler(request)
 
 
-def _text(body: dict[str, Any], *names: str) -> str:
-    for name in names:
-        value = body.get(name)
-        if isinstance(value, str) and value:
-            return value
-    raise ApiError(400, f"{names[0]} is required")
-
-
 async def _backend_call(coro: Any) -> Any:
     try:
         return await coro
@@ -59,12 +52,10 @@ async def list_sessions_body(backend: SessionBackend) -> Any:
 
 
 async def create_session_body(backend: SessionBackend, body: dict[str, Any]) -> dict[str, Any]:
-    user = _text(body, "userId", "userID")
-    session_type = body.get("sessionType") or "console"
-    session_id = _text(body, "sessionId", "sessionID")
-    session = await _backend_call(backend.create(user, str(session_type), session_id))
-    log.info("session %s created for %s", session["id"], user)
-    return {"sessionID": session["id"]}
+    wanted = wire.SessionRequest.parse(body)
+    session = await _backend_call(backend.create(wanted.user_id, wanted.session_type, wanted.session_id))
+    log.info("session %s created for %s", session["id"], wanted.user_id)
+    return wire.SessionCreated(session["id"]).body()
 
 
 async def close_session_body(backend: SessionBackend, session_id: str) -> dict[str, Any]:
@@ -75,15 +66,10 @@ async def close_session_body(backend: SessionBackend, session_id: str) -> dict[s
 
 def set_config_body(remote: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     """Store configuration parameters sent by the director (``{"tags": [...], "parameters": {...}}``)."""
-    tags = body.get("tags")
-    if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
-        raise ApiError(400, "tags must be a list of strings")
-    params = body.get("parameters", {})
-    if not isinstance(params, dict):
-        raise ApiError(400, "parameters must be an object")
-    if tags is not None:
-        remote["tags"] = tags
-    remote.setdefault("parameters", {}).update(params)
+    wanted = wire.AgentConfigRequest.parse(body)
+    if wanted.tags is not None:
+        remote["tags"] = wanted.tags
+    remote.setdefault("parameters", {}).update(wanted.parameters)
     return remote
 
 
@@ -108,28 +94,28 @@ async def dispatch(
     return 404, {"error": f"no agent API {method} {path}"}
 
 
-@routes.get("/v1/health")
+@routes.get(wire.HEALTH)
 async def health(request: web.Request) -> web.Response:
     return json_response(await health_body(request.app[BACKEND]))
 
 
-@routes.get("/v1/sessions")
+@routes.get(wire.AGENT_SESSIONS)
 async def list_sessions(request: web.Request) -> web.Response:
     return json_response(await list_sessions_body(request.app[BACKEND]))
 
 
-@routes.post("/v1/sessions")
+@routes.post(wire.AGENT_SESSIONS)
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request, 16 * 1024)
     return json_response(await create_session_body(request.app[BACKEND], body), status=201)
 
 
-@routes.delete("/v1/sessions/{id}")
+@routes.delete(wire.AGENT_SESSIONS + "/{id}")
 async def close_session(request: web.Request) -> web.Response:
     return json_response(await close_session_body(request.app[BACKEND], request.match_info["id"]))
 
 
-@routes.post("/v1/config")
+@routes.post(wire.AGENT_CONFIG)
 async def set_config(request: web.Request) -> web.Response:
     body = await read_json(request, 64 * 1024)
     return json_response(set_config_body(request.app[REMOTE_CONFIG], body))

@@ -10,12 +10,12 @@ import signal
 import socket
 import ssl
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from dxflow.agent import api
-from dxflow.agent.director_link import DirectorLink, LinkError, PendingApproval
+from dxflow.agent.director_link import DirectorLink
 from dxflow.agent.engine_probe import EngineProbe
 from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
@@ -23,11 +23,10 @@ from dxflow.agent.stats import host_stats
 from dxflow.agent.tunnel import AgentTunnel
 from dxflow.common.agent_config import AgentConfig
 from dxflow.common.runtime import tune_process
+from dxflow.protocol import director_wire as wire
+from dxflow.protocol.errors import ApiError, DxflowError, PendingApproval
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import json_error
-
-if TYPE_CHECKING:
-    from dxflow.client.shell import ShellClient
 
 __all__ = ["Agent", "create_app", "run"]
 
@@ -52,14 +51,13 @@ class Agent:
             ca_override=str(config.director_ca) if config.director_ca else None,
             registration_token=config.registration_token,
         )
-        self.engine = EngineProbe(config.engine_address, config.engine_port, config.engine_cert)
+        self.engine = EngineProbe(config.engine_address, config.engine_port, config.engine_cert, config.engine_key)
         self.backend: SessionBackend = make_backend(
             config.session_backend,
             state_file=config.data_dir / "sessions.json",
             engine_healthy=self._engine_healthy,
-            engine_shells=self._engine_shells if config.engine_key else None,
+            engine_shells=self.engine.client if config.engine_key else None,
         )
-        self._shell_client: ShellClient | None = None
         self.remote_config: dict[str, Any] = {}
         self.server_ssl: ssl.SSLContext | None = None
         self.port = config.agent_port
@@ -67,32 +65,7 @@ class Agent:
     async def _engine_healthy(self) -> bool:
         return bool((await self.engine.describe())["healthy"])
 
-    async def _engine_shells(self) -> ShellClient:
-        """One keep-alive client for the host engine, authenticated with ``engine_key``, pinned to its cert."""
-        # The SDK (requests) is imported only when engine sessions are used: it adds ~7 MB to the agent's RSS.
-        from dxflow.client.session import Session
-        from dxflow.client.settings import ConnectionSettings
-        from dxflow.client.shell import ShellClient
-
-        fingerprint = (await self.engine.describe())["fingerprint"]
-        client = self._shell_client
-        if client is None or client.session.settings.fingerprint != fingerprint:
-            if client is not None:
-                client.session.close()
-            settings = ConnectionSettings(
-                profile="agent-engine",
-                profile_exists=False,
-                address=f"https://{self.engine.address}:{self.engine.port}",
-                key=str(self.config.engine_key),
-                mode="key",
-                fingerprint=fingerprint,
-            )
-            client = self._shell_client = ShellClient(Session(settings))
-        return client
-
     async def close(self) -> None:
-        if self._shell_client is not None:
-            self._shell_client.session.close()
         await self.link.close()
         await self.engine.close()
 
@@ -103,13 +76,13 @@ class Agent:
         attempt = 0
         while True:
             try:
-                data = await self.link.register(self.hostname)
+                issued = await self.link.register(self.hostname)
             except PendingApproval:
                 log.info("waiting for approval of agent %s (%s)", self.identity.guid, self.hostname)
-            except LinkError as exc:
+            except DxflowError as exc:
                 log.warning("registration failed: %s", exc)
             else:
-                log.info("registered as agent %s", data.get("agentId"))
+                log.info("registered as agent %s", issued.agent_id)
                 self._reload_server_cert()
                 return
             attempt += 1
@@ -146,7 +119,7 @@ class Agent:
                 await self.renew_once()
                 attempt = 0
                 await asyncio.sleep(self._renew_check_interval())
-            except LinkError as exc:
+            except DxflowError as exc:
                 attempt += 1
                 log.warning("certificate renewal failed (attempt %d): %s", attempt, exc)
                 if self.identity.expired():
@@ -166,13 +139,13 @@ class Agent:
         except Exception as exc:  # a broken backend must not stop the host report
             log.warning("listing sessions failed: %s", exc)
             sessions = []
-        return {
-            "sessions": sessions,
-            "stats": host_stats(self.hostname),
-            "tags": list(self.remote_config.get("tags", self.config.tags)),
-            "engine": await self._engine_report(),
-            "agentPort": self.port,
-        }
+        return wire.update_body(
+            sessions,
+            host_stats(self.hostname),
+            list(self.remote_config.get("tags", self.config.tags)),
+            await self._engine_report(),
+            self.port,
+        )
 
     async def _engine_report(self) -> dict[str, Any]:
         report = await self.engine.describe()
@@ -185,9 +158,9 @@ class Agent:
         while True:
             try:
                 await self.link.update(await self.update_body())
-            except LinkError as exc:
+            except DxflowError as exc:
                 log.warning("update failed: %s", exc)
-                if exc.status == 403:
+                if isinstance(exc, ApiError) and exc.status_code == 403:
                     # The director no longer knows this certificate (database lost, registration removed
                     # or revoked): register again with the same GUID and key, and wait for approval.
                     await self.register(force=True)

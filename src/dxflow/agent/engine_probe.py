@@ -1,32 +1,39 @@
-"""The host engine's endpoint as the director should publish it: address, port, TLS fingerprint, health."""
+"""The host engine as the agent sees it: its endpoint for the director (address, port, TLS fingerprint, health)
+and one ``AsyncEngineClient`` pinned to its current certificate."""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from cryptography import x509
 
+from dxflow.client.aio.engine import AsyncEngineClient
+from dxflow.client.settings import ConnectionSettings
+from dxflow.client.tls import server_fingerprint
 from dxflow.common.crypto import cert_fingerprint
+from dxflow.protocol.errors import TransportError
 
 __all__ = ["EngineProbe"]
 
-HEALTH_PATH = "/api/engine/healthcheck/"
+ENGINE_TIMEOUT = 10.0
+"""Seconds for one call to the host's engine (health checks run on every update)."""
 
 
 class EngineProbe:
-    """Measures the engine's certificate fingerprint and health."""
+    """Measures the engine's certificate fingerprint and health; logs in with ``key`` for shell sessions."""
 
-    def __init__(self, address: str, port: int, cert_path: Path | None = None) -> None:
-        self.address, self.port, self.cert_path = address, port, cert_path
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, address: str, port: int, cert_path: Path | None = None, key: Path | None = None) -> None:
+        self.address, self.port, self.cert_path, self.key = address, port, cert_path, key
+        host = f"[{address}]" if ":" in address else address
+        self.url = f"https://{host}:{port}"
+        self._client: AsyncEngineClient | None = None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _fingerprint_sync(self) -> str | None:
         if self.cert_path is not None:
@@ -34,32 +41,35 @@ class EngineProbe:
                 return cert_fingerprint(x509.load_pem_x509_certificate(self.cert_path.read_bytes()))
             except (OSError, ValueError):
                 return None
-        try:
-            pem = ssl.get_server_certificate((self.address, self.port), timeout=3)
-        except (OSError, ssl.SSLError):
-            return None
-        return cert_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
+        return server_fingerprint(self.url, timeout=3)
 
-    async def healthy(self, fingerprint: str | None) -> bool:
-        """GET the health check over TLS pinned to ``fingerprint``."""
-        if fingerprint is None:
-            return False
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
-        url = f"https://{self.address}:{self.port}{HEALTH_PATH}"
-        try:
-            pin = aiohttp.Fingerprint(bytes.fromhex(fingerprint))
-            async with self._session.get(url, ssl=pin) as resp:
-                return resp.status < 400
-        except (aiohttp.ClientError, OSError, TimeoutError, ValueError):
-            return False
+    async def _pinned(self, fingerprint: str) -> AsyncEngineClient:
+        """The client pinned to ``fingerprint`` (a new one when the engine's certificate changed)."""
+        client = self._client
+        if client is None or client.settings.fingerprint != fingerprint:
+            if client is not None:
+                await client.close()
+            settings = ConnectionSettings(
+                profile="agent-engine",
+                profile_exists=False,
+                address=self.url,
+                key=str(self.key) if self.key else None,
+                mode="key",
+                fingerprint=fingerprint,
+                timeout=ENGINE_TIMEOUT,
+            )
+            client = self._client = AsyncEngineClient(settings)
+        return client
 
     async def describe(self) -> dict[str, Any]:
         """``{address, port, fingerprint, healthy}`` for the update."""
         fingerprint = await asyncio.to_thread(self._fingerprint_sync)
-        return {
-            "address": self.address,
-            "port": self.port,
-            "fingerprint": fingerprint,
-            "healthy": await self.healthy(fingerprint),
-        }
+        healthy = fingerprint is not None and await (await self._pinned(fingerprint)).healthy()
+        return {"address": self.address, "port": self.port, "fingerprint": fingerprint, "healthy": healthy}
+
+    async def client(self) -> AsyncEngineClient:
+        """The engine's client, pinned to the certificate it presents now; TransportError when there is none."""
+        fingerprint = await asyncio.to_thread(self._fingerprint_sync)
+        if fingerprint is None:
+            raise TransportError(f"cannot read the certificate of the engine at {self.url}")
+        return await self._pinned(fingerprint)

@@ -16,8 +16,8 @@ import sys
 import termios
 import tty
 
+from dxflow.client.aio.terminal import AttachedShell, attach_shell
 from dxflow.client.session import Session
-from dxflow.client.terminal import AttachedShell, attach_with_retry
 
 __all__ = ["DETACH_KEY", "attach"]
 
@@ -44,7 +44,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 async def _attach(session: Session, name: str) -> int:
-    term = await attach_with_retry(session, name)
+    term = await attach_shell(session, name)
     fd_in, fd_out = sys.stdin.fileno(), sys.stdout.fileno()
     interactive = os.isatty(fd_in)
     saved = termios.tcgetattr(fd_in) if interactive else None

@@ -5,21 +5,35 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings
-from dxflow.client.transport import Transport
 from dxflow.common.crypto import KeyFileError, load_private_key, sign_nonce
-from dxflow.protocol.errors import AuthenticationError, ConfigError
+from dxflow.protocol.errors import AuthenticationError, ConfigError, ProtocolError
 
-__all__ = ["CLOCK_SKEW", "TokenManager", "quick_inspect"]
+if TYPE_CHECKING:
+    from dxflow.client.transport import Transport
+
+__all__ = [
+    "CHALLENGE_PATH",
+    "CLOCK_SKEW",
+    "VERIFY_PATH",
+    "TokenManager",
+    "answer_challenge",
+    "load_key",
+    "quick_inspect",
+    "token_of",
+]
 
 log = logging.getLogger(__name__)
 CLOCK_SKEW = 30.0
 """A token that expires within this many seconds is treated as expired."""
+CHALLENGE_PATH = "/api/auth/challenge/"
+VERIFY_PATH = "/api/auth/verify/"
 
 
 def quick_inspect(token: str, now: float | None = None) -> bool | None:
@@ -31,6 +45,32 @@ def quick_inspect(token: str, now: float | None = None) -> bool | None:
     if not claims.get("sub") or not isinstance(claims.get("exp"), int | float):
         return None
     return claims["exp"] - CLOCK_SKEW > (now or time.time())
+
+
+def load_key(path: str) -> rsa.RSAPrivateKey:
+    """The RSA private key at ``path``; ConfigError when it is missing, unreadable or open to others."""
+    try:
+        return load_private_key(path)
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def answer_challenge(key: rsa.RSAPrivateKey, challenge: Any, lifetime: str | None = None) -> dict[str, str]:
+    """The ``POST /api/auth/verify/`` body answering the challenge entity ``{identity, nonce}`` with ``key``."""
+    if not isinstance(challenge, dict) or "nonce" not in challenge or "identity" not in challenge:
+        raise ProtocolError("the engine's challenge has no nonce or identity")
+    signature = base64.b64encode(sign_nonce(key, challenge["nonce"])).decode()
+    body = {"identity": challenge["identity"], "signature": signature}
+    if lifetime:
+        body["lifetime"] = lifetime
+    return body
+
+
+def token_of(result: Any) -> str:
+    """The token in the verify reply's entity ``{token, expires_at}``."""
+    if not isinstance(result, dict) or not isinstance(result.get("token"), str):
+        raise ProtocolError("the engine's verify reply holds no token")
+    return result["token"]
 
 
 class TokenManager:
@@ -95,23 +135,18 @@ class TokenManager:
 
     def _private_key(self) -> rsa.RSAPrivateKey:
         if self._key is None:
-            try:
-                self._key = load_private_key(self.settings.key or "")
-            except KeyFileError as exc:
-                raise ConfigError(str(exc)) from None
+            self._key = load_key(self.settings.key or "")
         return self._key
 
     def login(self, lifetime: str | None = None) -> str:
         """Challenge-response with the configured key; the new token is persisted to the profile."""
         key = self._private_key()
-        challenge = self.transport.call("GET", "/api/auth/challenge/").entities[0]
-        signature = base64.b64encode(sign_nonce(key, challenge["nonce"])).decode()
-        body: dict[str, str] = {"identity": challenge["identity"], "signature": signature}
-        if lifetime:
-            body["lifetime"] = lifetime
-        result = self.transport.call("POST", "/api/auth/verify/", json=body).entities[0]
+        challenge = self.transport.call("GET", CHALLENGE_PATH).entities
+        body = answer_challenge(key, challenge[0] if challenge else None, lifetime)
+        entities = self.transport.call("POST", VERIFY_PATH, json=body).entities
+        result = entities[0] if entities else None
         self.handshakes += 1
-        self._token = result["token"]
+        self._token = token_of(result)
         self._checked = True
         log.debug("logged in to %s (token expires %s)", self.settings.address, result.get("expires_at"))
         self._persist(self._token)

@@ -6,26 +6,28 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from requests.adapters import BaseAdapter
 
 from dxflow.client.mtls import check_bundle
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.transport import Transport
-from dxflow.protocol.errors import AuthenticationError, TransportError, api_error
+from dxflow.protocol.director_wire import decode_reply
+from dxflow.protocol.errors import AuthenticationError
+from dxflow.protocol.names import SESSION_COOKIE
 
 __all__ = ["DirectorClient"]
-
-SESSION_COOKIE = "dcvix_session"
 
 
 class DirectorClient:
     """Calls to one director. Authentication: the mTLS bundle, a bearer token, or ``login()``'s cookie."""
 
-    def __init__(self, settings: ConnectionSettings) -> None:
-        if settings.auth_mode == "mtls" and settings.bundle is not None:
+    def __init__(self, settings: ConnectionSettings, adapter: BaseAdapter | None = None) -> None:
+        """``adapter``: a requests adapter carrying every call (``MockTransport`` in tests)."""
+        if settings.auth_mode == "mtls" and settings.bundle is not None and adapter is None:
             check_bundle(*settings.bundle)
         self.settings = settings
-        self.transport = Transport(settings)
+        self.transport = Transport(settings, adapter)
 
     @classmethod
     def open(cls, profile: str | None = None, store: ProfileStore | None = None, **overrides: Any) -> DirectorClient:
@@ -57,16 +59,7 @@ class DirectorClient:
             params={k: v for k, v in params.items() if v is not None},
             verify=self.transport.session.verify,
         )
-        try:
-            data = resp.json() if resp.content else None
-        except ValueError:
-            data = None
-        if resp.status_code >= 400:
-            message = data.get("error") if isinstance(data, dict) else None
-            raise api_error(resp.status_code, message or resp.reason or "error", method, path)
-        if data is None and resp.content:
-            raise TransportError(f"{method} {path}: the director did not answer JSON")
-        return data
+        return decode_reply(resp.status_code, resp.content, resp.reason or "", method, path, resp.headers)
 
     # --- people -------------------------------------------------------------------------------------
 

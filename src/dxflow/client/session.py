@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import requests
+from requests.adapters import BaseAdapter
 
 from dxflow.client.auth import TokenManager
 from dxflow.client.profiles import ProfileStore
@@ -20,9 +21,12 @@ __all__ = ["Session", "open_session"]
 class Session:
     """Authenticated requests to one server over one keep-alive connection pool."""
 
-    def __init__(self, settings: ConnectionSettings, store: ProfileStore | None = None) -> None:
+    def __init__(
+        self, settings: ConnectionSettings, store: ProfileStore | None = None, adapter: BaseAdapter | None = None
+    ) -> None:
+        """``adapter``: a requests adapter carrying every request (``MockTransport`` in tests)."""
         self.settings = settings
-        self.transport = Transport(settings)
+        self.transport = Transport(settings, adapter)
         self.tokens = TokenManager(settings, self.transport, store)
 
     def __enter__(self) -> Session:
@@ -87,10 +91,16 @@ class Session:
             yield from self.transport.stream(method, path, token=self.tokens.login(), **kwargs)
 
 
-def open_session(profile: str | None = None, store: ProfileStore | None = None, **overrides: Any) -> Session:
+def open_session(
+    profile: str | None = None,
+    store: ProfileStore | None = None,
+    *,
+    adapter: BaseAdapter | None = None,
+    **overrides: Any,
+) -> Session:
     """Resolve settings (``connection_address=...`` style keyword overrides) and open a session."""
     store = store or ProfileStore()
     settings = resolve_settings(
         profile=profile, overrides={k.replace("_", "-"): v for k, v in overrides.items()}, store=store
     )
-    return Session(settings, store)
+    return Session(settings, store, adapter)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+from dxflow.client.engine_wire import SHELL_CREATE_PATH, SHELL_LIST_PATH, create_shell_body, shell_remove_path
 from dxflow.client.session import Session
-from dxflow.client.terminal import AttachedShell, attach_with_retry
 from dxflow.protocol.errors import TransportError
 
 __all__ = ["ExecResult", "ShellClient"]
@@ -239,7 +239,7 @@ class ShellClient:
 
     def shells(self) -> list[dict[str, Any]]:
         """Every shell on the engine: ``{name, command, cwd, pid, status, rc, cols, rows, clients, created_at}``."""
-        return self.session.call("GET", "/api/shell/list/").entities
+        return self.session.call("GET", SHELL_LIST_PATH).entities
 
     def create_shell(
         self,
@@ -253,16 +253,8 @@ class ShellClient:
         term: str = "xterm-256color",
     ) -> dict[str, Any]:
         """Start a shell on a pty: the engine user's login shell, or ``command`` (argv, or a string for sh -c)."""
-        body: dict[str, Any] = {"cols": cols, "rows": rows, "term": term}
-        if name:
-            body["name"] = name
-        if command:
-            body["command"] = command if isinstance(command, str) else list(command)
-        if cwd:
-            body["cwd"] = cwd
-        if env:
-            body["env"] = dict(env)
-        return self.session.call("POST", "/api/shell/create/", json=body).entities[0]
+        body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows, term=term)
+        return self.session.call("POST", SHELL_CREATE_PATH, json=body).entities[0]
 
     def resize_shell(self, name: str, cols: int, rows: int) -> dict[str, Any]:
         return self.session.call(
@@ -277,9 +269,4 @@ class ShellClient:
 
     def remove_shell(self, name: str) -> dict[str, Any]:
         """Kill the shell if it runs (SIGHUP, then SIGKILL) and forget it."""
-        return self.session.call("DELETE", f"/api/shell/remove/{quote(name, safe='')}/").entities[0]
-
-    async def attach(self, name: str) -> AttachedShell:
-        """Open the shell's WebSocket: ``send()`` keystrokes, ``resize()``, iterate ``output()``; ``rc`` at exit.
-        Use as ``async with await client.attach(name) as term: ...``. Needs aiohttp."""
-        return await attach_with_retry(self.session, name)
+        return self.session.call("DELETE", shell_remove_path(name)).entities[0]

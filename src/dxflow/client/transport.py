@@ -1,27 +1,36 @@
-"""One keep-alive HTTPS session per target, with CA verification, fingerprint pinning or mTLS."""
+"""One keep-alive HTTPS session per target, with CA verification, fingerprint pinning or mTLS.
+
+The seam for tests: ``Transport(settings, adapter=...)`` mounts a requests adapter for every URL, and
+``MockTransport(handler)`` is one that answers from ``handler(request)`` with no socket (like httpx's).
+"""
 
 from __future__ import annotations
 
-import ipaddress
+import http
+import http.client
+import io
+import json
 import logging
-import socket
 import ssl
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 
+from dxflow.client.engine_wire import chunked_reply, stream_error
 from dxflow.client.settings import ConnectionSettings
-from dxflow.common.crypto import cert_fingerprint, normalize_fingerprint
-from dxflow.protocol.chunks import STREAM_MEDIA_TYPE, Chunked, iter_stream, parse_body
-from dxflow.protocol.errors import ConfigError, TLSVerifyError, TransportError, api_error
+from dxflow.client.tls import is_loopback, server_fingerprint
+from dxflow.common.crypto import normalize_fingerprint
+from dxflow.protocol.chunks import STREAM_MEDIA_TYPE, Chunked, iter_stream
+from dxflow.protocol.errors import ConfigError, TLSVerifyError, TransportError
 from dxflow.protocol.names import EDGE_COOKIE, EDGE_HEADER
 
-__all__ = ["Transport", "server_fingerprint"]
+__all__ = ["MockTransport", "Reply", "Transport", "server_fingerprint"]
 
 log = logging.getLogger(__name__)
 
@@ -43,32 +52,11 @@ class _PinnedAdapter(HTTPAdapter):
         conn.assert_fingerprint = self._fingerprint
 
 
-def server_fingerprint(address: str, timeout: float = 5.0) -> str | None:
-    """SHA-256 fingerprint of the certificate a server presents (unverified), or None."""
-    parts = urlsplit(address)
-    try:
-        pem = ssl.get_server_certificate((parts.hostname or "", parts.port or 443), timeout=timeout)
-    except (OSError, ssl.SSLError):
-        return None
-    return cert_fingerprint(ssl.PEM_cert_to_DER_cert(pem))
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        try:
-            return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-        except OSError:
-            return False
-
-
 class Transport:
     """HTTP to one server: verification per settings, error mapping, chunked bodies."""
 
-    def __init__(self, settings: ConnectionSettings) -> None:
+    def __init__(self, settings: ConnectionSettings, adapter: BaseAdapter | None = None) -> None:
+        """``adapter`` (a requests adapter such as ``MockTransport``) carries every request instead of sockets."""
         self.settings = settings
         parts = urlsplit(settings.address)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -115,6 +103,10 @@ class Transport:
             self.session.cookies.set(EDGE_COOKIE, token)
         # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session-level verify.
         self._verify = self.session.verify
+        if adapter is not None:
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
+            self.session.adapters.pop(f"{self.base}/", None)
 
     def close(self) -> None:
         self.session.close()
@@ -159,16 +151,8 @@ class Transport:
         return self.parse(resp, method, path)
 
     def parse(self, resp: requests.Response, method: str, path: str) -> Chunked:
-        try:
-            body = parse_body(resp.content)
-        except (ValueError, UnicodeDecodeError):
-            message = resp.headers.get("x-error-message") or resp.reason or "unexpected response"
-            if resp.status_code >= 400:
-                raise api_error(resp.status_code, message, method, path) from None
-            raise TransportError(f"{method} {path}: response is not the dxflow chunked format") from None
-        if resp.status_code >= 400 or body.code >= 400:
-            raise api_error(resp.status_code if resp.status_code >= 400 else body.code, body.message, method, path)
-        return body
+        """The chunked body of ``resp``, or the error it carries."""
+        return chunked_reply(resp.status_code, resp.content, resp.reason or "", resp.headers, method, path)
 
     def stream(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Iterator[Any]:
         """Entity payloads of a streamed response, as they arrive."""
@@ -179,8 +163,9 @@ class Transport:
                 self.parse(resp, method, path)
             try:
                 for chunk in iter_stream(resp.iter_lines()):
-                    if chunk.get("kind") == "status" and int(chunk["payload"].get("code", 200)) >= 400:
-                        raise api_error(chunk["payload"]["code"], chunk["payload"].get("message", ""), method, path)
+                    error = stream_error(chunk, method, path)
+                    if error is not None:
+                        raise error
                     if chunk.get("kind") == "entity":
                         yield chunk["payload"]
             except requests.exceptions.RequestException as exc:
@@ -202,3 +187,59 @@ def _ssl_reason(exc: Exception) -> str:
     if "Hostname mismatch" in text or "doesn't match" in text:
         return "hostname mismatch"
     return "certificate verify failed"
+
+
+@dataclass
+class _Message:
+    """What requests' cookie handling reads from an http.client response: its headers."""
+
+    msg: http.client.HTTPMessage
+
+
+@dataclass
+class Reply:
+    """A canned answer of ``MockTransport``: a status, a body (``content`` bytes/str, or ``json``) and headers."""
+
+    status: int = 200
+    content: bytes | str = b""
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    reason: str = ""
+
+
+class MockTransport(BaseAdapter):
+    """A requests adapter that answers every request with ``handler(request)`` (a ``Reply`` or a
+    ``requests.Response``): no sockets, for tests. Each request handled is kept in ``requests``."""
+
+    def __init__(self, handler: Callable[[requests.PreparedRequest], Reply | requests.Response]) -> None:
+        super().__init__()
+        self.handler = handler
+        self.requests: list[requests.PreparedRequest] = []
+        self._build = HTTPAdapter()
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any) -> requests.Response:
+        self.requests.append(request)
+        answer = self.handler(request)
+        if isinstance(answer, requests.Response):
+            return answer
+        content = answer.content.encode() if isinstance(answer.content, str) else answer.content
+        headers = dict(answer.headers)
+        if answer.json is not None:
+            content = json.dumps(answer.json).encode()
+            headers.setdefault("Content-Type", "application/json")
+        message = http.client.HTTPMessage()
+        for name, value in headers.items():
+            message[name] = value
+        raw = urllib3.HTTPResponse(
+            body=io.BytesIO(content),
+            headers=headers,
+            status=answer.status,
+            reason=answer.reason or http.HTTPStatus(answer.status).phrase,
+            preload_content=False,
+            decode_content=False,
+            original_response=_Message(message),  # type: ignore[arg-type]
+        )
+        return self._build.build_response(request, raw)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,74 +1,64 @@
-"""Director → agent calls over mTLS with the director's certificate (dcvix agent API).
-
-The agent's certificate must chain to the director CA and carry the agent's name (``dxflow-agent-<guid>``),
-checked as the TLS host name, so a call meant for one agent cannot be answered by another.
-"""
+"""The director's calls to agents (dcvix agent API): ``AsyncAgentClient`` over the agent's tunnel when it has one
+(``tunnels``, the hub), else over mTLS to the agent's port, with the errors reworded for the director's callers:
+an agent that cannot be reached or fails is a 502, a refusal keeps its status, both name the agent."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import ssl
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from dxflow.protocol.errors import ApiError
+from dxflow.client.aio.agent import AgentEndpoint, AsyncAgentClient
+from dxflow.protocol import director_wire as wire
+from dxflow.protocol.errors import ApiError, TransportError
 
 __all__ = ["AgentClient"]
 
 log = logging.getLogger(__name__)
-TIMEOUT = aiohttp.ClientTimeout(total=30, connect=5)
-
-
-def client_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
-    ctx.load_cert_chain(str(cert), str(key))
-    ctx.check_hostname = True
-    return ctx
 
 
 class AgentClient:
-    """A keep-alive session for talking to agents."""
+    """A keep-alive client for talking to agents."""
 
     def __init__(self, ca: Path, cert: Path, key: Path) -> None:
-        self._ssl = client_context(ca, cert, key)
-        self._session: aiohttp.ClientSession | None = None
+        self.client = AsyncAgentClient(str(ca), str(cert), str(key))
         self.tunnels: Any = None  # the hub (dxflow.director.hub.Hub): agents with a tunnel are called through it
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
 
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=TIMEOUT)
-        return self._session
-
-    async def call(
-        self, server: dict[str, Any], common_name: str, method: str, path: str, body: Any = None
-    ) -> tuple[int, Any]:
-        """Call the agent of ``server``; 502 when it cannot be reached or answers with an error."""
+    def _endpoint(self, server: Mapping[str, Any], common_name: str) -> AgentEndpoint:
         tunnel = self.tunnels.find(server["id"]) if self.tunnels is not None else None
-        if tunnel is not None:
-            return _checked(server, *await tunnel.call(method, path, body))
-        host = server["ip"]
-        url = f"https://{'[' + host + ']' if ':' in host else host}:{server['agentPort']}{path}"
+        return AgentEndpoint(server["ip"], int(server["agentPort"]), common_name, tunnel)
+
+    @contextlib.contextmanager
+    def _errors(self, server: Mapping[str, Any]) -> Iterator[None]:
         try:
-            async with self._http().request(method, url, json=body, ssl=self._ssl, server_hostname=common_name) as resp:
-                try:
-                    data = await resp.json(content_type=None)
-                except ValueError:
-                    data = None
-                status = resp.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("agent %s at %s unreachable: %s", server["id"], url, exc)
-            raise ApiError(502, f"agent {server['hostname']} unreachable: {exc.__class__.__name__}") from None
-        return _checked(server, status, data)
+            yield
+        except TransportError as exc:
+            log.warning("agent %s (%s) unreachable: %s", server["id"], server["hostname"], exc)
+            raise ApiError(502, f"agent {server['hostname']} unreachable: {exc}") from None
+        except ApiError as exc:
+            if not exc.method:  # raised by the channel itself, already phrased for the director's callers
+                raise
+            status = 502 if exc.status_code >= 500 else exc.status_code
+            raise ApiError(status, f"agent {server['hostname']}: {exc.message}") from None
 
+    async def create_session(
+        self, server: Mapping[str, Any], common_name: str, request: wire.SessionRequest
+    ) -> wire.SessionCreated:
+        """``POST /v1/sessions`` on the server's agent."""
+        with self._errors(server):
+            return await self.client.create_session(self._endpoint(server, common_name), request)
 
-def _checked(server: dict[str, Any], status: int, data: Any) -> tuple[int, Any]:
-    if status >= 400:
-        message = data.get("error") if isinstance(data, dict) else None
-        raise ApiError(502 if status >= 500 else status, f"agent {server['hostname']}: {message or status}")
-    return status, data
+    async def close_session(self, server: Mapping[str, Any], common_name: str, session_id: str) -> None:
+        """``DELETE /v1/sessions/{id}`` on the server's agent."""
+        with self._errors(server):
+            await self.client.close_session(self._endpoint(server, common_name), session_id)
+
+    async def set_config(self, server: Mapping[str, Any], common_name: str, body: Mapping[str, Any]) -> Any:
+        """``POST /v1/config`` on the server's agent: its remote configuration after the change."""
+        with self._errors(server):
+            return await self.client.set_config(self._endpoint(server, common_name), body)

@@ -88,8 +88,7 @@ async def user_server_config(request: web.Request) -> web.Response:
     agent = await asyncio.to_thread(state.db.get_agent, server["id"])
     if agent is None or agent.state != "registered":
         raise ApiError(409, f"server {server['hostname']} has no registered agent")
-    _, data = await state.agents.call(server, agent.common_name, "POST", "/v1/config", body)
-    return json_response(data)
+    return json_response(await state.agents.set_config(server, agent.common_name, body))
 
 
 @routes.get("/v1/user/connectiontoken")

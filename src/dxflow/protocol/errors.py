@@ -14,6 +14,7 @@ DxflowError
     ├── BadRequest              400
     ├── AuthenticationError     401
     ├── PermissionDenied        403
+    │   └── PendingApproval     403 "pending approval": an agent registered, waiting for an administrator
     ├── NotFound                404
     ├── Conflict                409
     ├── PayloadTooLarge         413
@@ -34,6 +35,7 @@ __all__ = [
     "DxflowError",
     "NotFound",
     "PayloadTooLarge",
+    "PendingApproval",
     "PermissionDenied",
     "ProfileNotFound",
     "ProtocolError",
@@ -126,6 +128,10 @@ class AuthenticationError(ApiError):
 
 class PermissionDenied(ApiError):
     """403: the credentials lack a permission."""
+
+
+class PendingApproval(PermissionDenied):
+    """403 "pending approval": the director knows the agent but no administrator approved it yet."""
 
 
 class NotFound(ApiError):

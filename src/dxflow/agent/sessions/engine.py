@@ -9,7 +9,6 @@ Records persist in ``data_dir/sessions.json`` either way.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -19,16 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from dxflow.agent.sessions.base import BackendDown, SessionExists, SessionNotFound, check_request
 from dxflow.common.files import write_private
+from dxflow.protocol.errors import Conflict, DxflowError, NotFound
 
 if TYPE_CHECKING:
-    from dxflow.client.shell import ShellClient
+    from dxflow.client.aio.engine import AsyncEngineClient
 
 __all__ = ["EngineBackend", "ShellFactory"]
 
 log = logging.getLogger(__name__)
 
-# Returns a ShellClient for the host's engine (built lazily: the engine's fingerprint is known only at run time).
-ShellFactory = Callable[[], Awaitable["ShellClient"]]
+# Returns the client of the host's engine (built lazily: the engine's fingerprint is known only at run time).
+ShellFactory = Callable[[], Awaitable["AsyncEngineClient"]]
 
 
 class EngineBackend:
@@ -56,9 +56,7 @@ class EngineBackend:
         if self._file is not None:
             write_private(self._file, json.dumps(list(self._sessions.values())))
 
-    async def _client(self) -> ShellClient:
-        from dxflow.protocol.errors import DxflowError
-
+    async def _client(self) -> AsyncEngineClient:
         assert self._shells is not None
         try:
             return await self._shells()
@@ -80,15 +78,13 @@ class EngineBackend:
             "createdAt": time.time(),
         }
         if self._shells is not None:
-            from dxflow.protocol.errors import DxflowError
-
             client = await self._client()
             env = {"DXFLOW_SESSION_ID": session_id, "DXFLOW_SESSION_OWNER": user_id}
             try:
-                shell = await asyncio.to_thread(client.create_shell, session_id, env=env)
+                shell = await client.create_shell(session_id, env=env)
+            except Conflict:
+                raise SessionExists(f"session {session_id} already exists on the engine") from None
             except DxflowError as exc:
-                if getattr(exc, "status_code", None) == 409:
-                    raise SessionExists(f"session {session_id} already exists on the engine") from None
                 raise BackendDown(f"the engine refused the shell: {exc}") from None
             session["shell"] = shell.get("name", session_id)
             session["pid"] = shell.get("pid")
@@ -99,11 +95,9 @@ class EngineBackend:
     async def list(self) -> list[dict[str, Any]]:
         if self._shells is None or not self._sessions:
             return list(self._sessions.values())
-        from dxflow.protocol.errors import DxflowError
-
         try:
             client = await self._client()
-            live = {s["name"]: s for s in await asyncio.to_thread(client.shells)}
+            live = {s["name"]: s for s in await client.shells()}
         except (BackendDown, DxflowError) as exc:
             log.warning("cannot list engine shells: %s", exc)
             return list(self._sessions.values())
@@ -119,11 +113,9 @@ class EngineBackend:
         if session is None:
             raise SessionNotFound(f"no session {session_id}")
         if self._shells is not None and "shell" in session:
-            from dxflow.protocol.errors import DxflowError, NotFound
-
             client = await self._client()
             try:
-                await asyncio.to_thread(client.remove_shell, session["shell"])
+                await client.remove_shell(session["shell"])
             except NotFound:
                 pass  # the shell already ended and was forgotten (engine restart): the session is gone either way
             except DxflowError as exc:

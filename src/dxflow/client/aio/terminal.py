@@ -1,47 +1,27 @@
 """Attach to an engine shell over its WebSocket (``/api/shell/attach/{name}/``), with the same TLS rules as the
-HTTP transport (CA, pinned fingerprint, insecure, mTLS bundle). Needs aiohttp (``pip install dxflow[engine]``)."""
+HTTP transport (CA, pinned fingerprint, insecure, mTLS bundle)."""
 
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
+import aiohttp
+
+from dxflow.client.aio._http import SslArg, fingerprint_pin
+from dxflow.client.engine_wire import shell_attach_path
 from dxflow.client.settings import ConnectionSettings
-from dxflow.common.crypto import normalize_fingerprint
-from dxflow.protocol.errors import AuthenticationError, ConfigError, TransportError, api_error
+from dxflow.client.tls import pinned_fingerprint, settings_context
+from dxflow.protocol.errors import AuthenticationError, TransportError, api_error
+from dxflow.protocol.names import ERROR_HEADER
 
-if TYPE_CHECKING:
-    import aiohttp
-
-__all__ = ["AttachedShell", "open_attach"]
+__all__ = ["AttachedShell", "attach_shell", "open_attach"]
 
 
-def _aiohttp() -> Any:
-    try:
-        import aiohttp
-    except ImportError:
-        raise ConfigError("attaching to a shell needs aiohttp: pip install 'dxflow[engine]'") from None
-    return aiohttp
-
-
-def _ssl_for(settings: ConnectionSettings) -> Any:
-    """aiohttp's ``ssl=``: a pinned Fingerprint, a context (CA, insecure, mTLS bundle), True or None (http)."""
-    aiohttp = _aiohttp()
-    if settings.address.startswith("http://"):
-        return None
-    if settings.fingerprint and not settings.insecure:
-        return aiohttp.Fingerprint(bytes.fromhex(normalize_fingerprint(settings.fingerprint)))
-    bundle = settings.bundle if settings.auth_mode == "mtls" else None
-    cafile = settings.ca or (bundle[2] if bundle else None)
-    ctx = ssl.create_default_context(cafile=cafile) if cafile else ssl.create_default_context()
-    if settings.insecure:
-        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    if bundle is not None:
-        ctx.load_cert_chain(bundle[0], bundle[1])
-    return ctx
+def _ssl_for(settings: ConnectionSettings) -> SslArg:
+    pin = pinned_fingerprint(settings)
+    return fingerprint_pin(pin) if pin else (settings_context(settings) or True)
 
 
 class AttachedShell:
@@ -60,7 +40,6 @@ class AttachedShell:
     async def output(self) -> AsyncIterator[bytes]:
         """Terminal output as it comes (the scrollback first); ends when the shell exits (``rc`` set) or the
         connection closes."""
-        aiohttp = _aiohttp()
         async for msg in self._ws:
             if msg.type == aiohttp.WSMsgType.BINARY:
                 yield msg.data
@@ -85,15 +64,14 @@ class AttachedShell:
 
 async def open_attach(settings: ConnectionSettings, token: str | None, name: str) -> AttachedShell:
     """Open the attach WebSocket of shell ``name``; ApiError for HTTP refusals, TransportError otherwise."""
-    aiohttp = _aiohttp()
-    url = settings.address.replace("http", "ws", 1) + f"/api/shell/attach/{quote(name, safe='')}/"
+    url = settings.address.replace("http", "ws", 1) + shell_attach_path(name)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = aiohttp.ClientSession()
     try:
         ws = await http.ws_connect(url, headers=headers, ssl=_ssl_for(settings), heartbeat=30, max_msg_size=0)
     except aiohttp.WSServerHandshakeError as exc:
         await http.close()
-        message = (exc.headers or {}).get("x-error-message") or exc.message or "refused"
+        message = (exc.headers or {}).get(ERROR_HEADER) or exc.message or "refused"
         raise api_error(exc.status, message, "GET", url.split("?")[0]) from None
     except (aiohttp.ClientError, OSError) as exc:
         await http.close()
@@ -101,8 +79,9 @@ async def open_attach(settings: ConnectionSettings, token: str | None, name: str
     return AttachedShell(http, ws)
 
 
-async def attach_with_retry(session: Any, name: str) -> AttachedShell:
-    """``open_attach`` with the session's token, logging in again once after a 401."""
+async def attach_shell(session: Any, name: str) -> AttachedShell:
+    """Attach to shell ``name`` with a sync ``Session``'s token, logging in again once after a 401:
+    ``async with await attach_shell(shell_client.session, name) as term: ...``."""
     try:
         return await open_attach(session.settings, session.tokens.token(), name)
     except AuthenticationError:

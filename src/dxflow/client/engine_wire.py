@@ -1,0 +1,90 @@
+"""Engine API paths, request bodies and replies (chunked bodies or errors), shared by the sync SDK and its async
+twin (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from dxflow.protocol.chunks import Chunked, parse_body
+from dxflow.protocol.errors import ApiError, ProtocolError, api_error
+from dxflow.protocol.names import ERROR_HEADER
+
+__all__ = [
+    "HEALTH_PATH",
+    "SHELL_CREATE_PATH",
+    "SHELL_LIST_PATH",
+    "chunked_reply",
+    "create_shell_body",
+    "shell_attach_path",
+    "shell_remove_path",
+    "stream_error",
+]
+
+HEALTH_PATH = "/api/engine/healthcheck/"
+SHELL_LIST_PATH = "/api/shell/list/"
+SHELL_CREATE_PATH = "/api/shell/create/"
+
+
+def shell_remove_path(name: str) -> str:
+    return f"/api/shell/remove/{quote(name, safe='')}/"
+
+
+def shell_attach_path(name: str) -> str:
+    return f"/api/shell/attach/{quote(name, safe='')}/"
+
+
+def create_shell_body(
+    name: str | None = None,
+    command: Sequence[str] | str | None = None,
+    *,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cols: int = 80,
+    rows: int = 24,
+    term: str = "xterm-256color",
+) -> dict[str, Any]:
+    """The ``POST /api/shell/create/`` body: the engine user's login shell, or ``command`` (argv, or a string for
+    sh -c), on a ``cols`` x ``rows`` pty."""
+    body: dict[str, Any] = {"cols": cols, "rows": rows, "term": term}
+    if name:
+        body["name"] = name
+    if command:
+        body["command"] = command if isinstance(command, str) else list(command)
+    if cwd:
+        body["cwd"] = cwd
+    if env:
+        body["env"] = dict(env)
+    return body
+
+
+def chunked_reply(
+    status: int,
+    content: bytes,
+    reason: str = "",
+    headers: Mapping[str, str] | None = None,
+    method: str = "",
+    path: str = "",
+) -> Chunked:
+    """The parsed body of a reply; the ApiError of an error status (HTTP or the status chunk's), ProtocolError for
+    a success that is not the chunked format."""
+    try:
+        body = parse_body(content)
+    except (ValueError, UnicodeDecodeError):
+        if status >= 400:
+            message = (headers or {}).get(ERROR_HEADER) or reason or "unexpected response"
+            raise api_error(status, message, method, path) from None
+        raise ProtocolError(f"{method} {path}: response is not the dxflow chunked format") from None
+    if status >= 400 or body.code >= 400:
+        raise api_error(status if status >= 400 else body.code, body.message, method, path)
+    return body
+
+
+def stream_error(chunk: Mapping[str, Any], method: str = "", path: str = "") -> ApiError | None:
+    """The error carried by a streamed ``status`` chunk, or None."""
+    if chunk.get("kind") != "status":
+        return None
+    payload = chunk.get("payload") or {}
+    code = int(payload.get("code", 200))
+    return api_error(code, str(payload.get("message", "")), method, path) if code >= 400 else None
