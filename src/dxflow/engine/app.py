@@ -11,7 +11,7 @@ from dxflow.common.files import ensure_private_dir
 from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, workflows
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.tokens import TokenIssuer
-from dxflow.server.bodies import MAX_BODY_KEY
+from dxflow.server.bodies import JSON_ONLY_KEY, MAX_BODY_KEY
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import chunked_error
 
@@ -32,6 +32,7 @@ def create_app(config: EngineConfig) -> web.Application:
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body)
     app[CONFIG_KEY] = config
     app[MAX_BODY_KEY] = config.max_body
+    app[JSON_ONLY_KEY] = True  # JSON endpoints take JSON only: no cross-site form or text/plain posts
     app[auth.AUTH_KEY] = auth.AuthService(
         KeyStore(engine_key, config.keys_dir),
         TokenIssuer(engine_key),

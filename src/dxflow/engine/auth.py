@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -148,16 +149,44 @@ def requires(permission: Permission, *, write: bool | None = None) -> Callable[[
     return mark
 
 
-def _token_of(request: web.Request) -> str | None:
+def _token_of(request: web.Request) -> tuple[str | None, bool]:
+    """The request's token and whether it came from the ``authorization`` cookie (which a browser attaches by
+    itself, so it needs the same-origin check)."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
-        return header[7:].strip() or None
+        return header[7:].strip() or None, False
     cookie = request.cookies.get("authorization")
     if cookie:
-        return cookie.removeprefix("Bearer ").strip()
+        return cookie.removeprefix("Bearer ").strip(), True
     if request.headers.get("Upgrade", "").lower() == "websocket":
-        return request.query.get("authorization")
-    return None
+        return request.query.get("authorization"), False
+    return None, False
+
+
+def _origin_netloc(origin: str) -> str | None:
+    """``host[:port]`` of an ``Origin`` header, None for ``null`` or garbage."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return host if port is None else f"{host}:{port}"
+
+
+def check_same_origin(request: web.Request) -> None:
+    """Refuse (403) a cookie-authenticated request a browser sent on behalf of another site: ``Sec-Fetch-Site:
+    cross-site``, an ``Origin`` of ``null`` or one whose host and port are not this request's ``Host``."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise ApiError(403, "cross-site request refused: cookie authentication is for the engine's own pages")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    netloc = _origin_netloc(origin)
+    if netloc is None or netloc.lower() != request.host.lower():
+        raise ApiError(403, f"cross-origin request refused (Origin {origin[:100]!r}): send Authorization: Bearer")
 
 
 def claims_of(request: web.Request) -> Claims:
@@ -173,7 +202,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     if not request.path.startswith("/api/"):
         return await handler(request)
-    token = _token_of(request)
+    token, from_cookie = _token_of(request)
+    if from_cookie:
+        check_same_origin(request)
     if not token:
         raise ApiError(
             401, "authentication required: send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}

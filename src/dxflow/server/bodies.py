@@ -12,10 +12,13 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.protocol.errors import ApiError
 
-__all__ = ["MAX_BODY_KEY", "field", "loads_json", "read_body", "read_json"]
+__all__ = ["JSON_ONLY_KEY", "MAX_BODY_KEY", "field", "loads_json", "read_body", "read_json"]
 
 MAX_BODY_KEY = web.AppKey("max_body", int)
 """The app-wide body limit (bytes), used in 413 messages."""
+JSON_ONLY_KEY = web.AppKey("json_only", bool)
+"""When True, ``read_json`` refuses (415) a non-empty body not labelled JSON: an HTML form or ``text/plain``
+``fetch`` from another site can then never reach a JSON endpoint (those need a CORS preflight)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -36,6 +39,12 @@ def loads_json(data: bytes | str) -> Any:
         raise ApiError(400, f"malformed JSON body: {exc}") from None
     except RecursionError:
         raise ApiError(400, "JSON body is nested too deeply") from None
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -67,6 +76,8 @@ async def read_json(
     raw = await read_body(request, limit)
     if allow_empty and not raw.strip():
         return {}
+    if request.app.get(JSON_ONLY_KEY) and not _is_json(request.content_type):
+        raise ApiError(415, f"send the body as JSON (Content-Type: application/json), not {request.content_type}")
     body = loads_json(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")

@@ -17,7 +17,7 @@ JSON_ENDPOINTS = [
     "/api/key/register/",
     "/api/shell/exec/",
     "/api/workflow/",
-    "/api/shell/",
+    "/api/shell/create/",
 ]
 
 
