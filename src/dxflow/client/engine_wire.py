@@ -69,15 +69,15 @@ def chunked_reply(
 ) -> Chunked:
     """The parsed body of a reply; the ApiError of an error status (HTTP or the status chunk's), ProtocolError for
     a success that is not the chunked format."""
+    fallback = (headers or {}).get(ERROR_HEADER) or reason or "unexpected response"
     try:
         body = parse_body(content)
     except (ValueError, UnicodeDecodeError):
         if status >= 400:
-            message = (headers or {}).get(ERROR_HEADER) or reason or "unexpected response"
-            raise api_error(status, message, method, path) from None
+            raise api_error(status, fallback, method, path) from None
         raise ProtocolError(f"{method} {path}: response is not the dxflow chunked format") from None
     if status >= 400 or body.code >= 400:
-        raise api_error(status if status >= 400 else body.code, body.message, method, path)
+        raise api_error(status if status >= 400 else body.code, body.message or fallback, method, path)
     return body
 
 

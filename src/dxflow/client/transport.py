@@ -195,6 +195,12 @@ class _Message:
 
     msg: http.client.HTTPMessage
 
+    def isclosed(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Nothing to release."""
+
 
 @dataclass
 class Reply:
