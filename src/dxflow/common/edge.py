@@ -8,6 +8,8 @@ the caller's edge token to the CLI's localhost callback after the person compare
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import html
 import logging
 import re
@@ -40,38 +42,95 @@ def edge_token(request: web.Request) -> str | None:
 
 
 class EdgeVerifier:
-    """Checks edge JWTs against a JWKS from a file (re-read when it changes) or an ``https://`` URL."""
+    """Checks edge JWTs against a JWKS from a file or an ``https://`` URL, kept fresh by a background task.
 
-    def __init__(self, jwks: str, audience: str, issuer: str | None = None) -> None:
+    The keys are (re)loaded in a worker thread, never on the event loop: every ``refresh_every`` seconds, and
+    sooner when a token names an unknown ``kid`` (a rotation), but never twice within ``min_interval``. A token
+    whose ``kid`` is not (yet) known is refused at once, without a fetch in the request path.
+    """
+
+    def __init__(
+        self,
+        jwks: str,
+        audience: str,
+        issuer: str | None = None,
+        *,
+        refresh_every: float | None = None,
+        min_interval: float | None = None,
+    ) -> None:
         if not audience:
             raise ValueError("edge_audience is required with edge_jwks")
         self.audience, self.issuer = audience, issuer
         self._source = jwks
-        self._client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300) if jwks.startswith("https://") else None
-        self._keys: jwt.PyJWKSet | None = None
+        self._remote = jwks.startswith("https://")
+        self.refresh_every = refresh_every if refresh_every is not None else (300.0 if self._remote else 5.0)
+        self.min_interval = min_interval if min_interval is not None else (30.0 if self._remote else 1.0)
+        self._keys: dict[str, Any] = {}
         self._mtime = 0.0
-        if self._client is None:
-            self._load_file()
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._loaded = asyncio.Event()
+        if not self._remote:
+            self._fetch()  # at construction (startup), so a bad file fails the start
 
-    def _load_file(self) -> jwt.PyJWKSet:
-        path = Path(self._source)
-        mtime = path.stat().st_mtime
-        if self._keys is None or mtime != self._mtime:
-            self._keys = jwt.PyJWKSet.from_json(path.read_text())
-            self._mtime = mtime
-        return self._keys
+    def _fetch(self) -> None:
+        """Load the key set (blocking: call in a worker thread once running)."""
+        if self._remote:
+            keys = jwt.PyJWKClient(self._source, cache_jwk_set=False, cache_keys=False, timeout=10).get_jwk_set()
+        else:
+            path = Path(self._source)
+            mtime = path.stat().st_mtime
+            if self._keys and mtime == self._mtime:
+                return
+            keys, self._mtime = jwt.PyJWKSet.from_json(path.read_text()), mtime
+        self._keys = {str(k.key_id): k.key for k in keys.keys}
+
+    async def _refresher(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                await asyncio.to_thread(self._fetch)
+            except Exception as exc:  # keep the keys we have; try again later
+                log.warning("edge JWKS %s could not be loaded: %s", self._source, exc)
+            self._loaded.set()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.refresh_every)
+            await asyncio.sleep(max(0.0, started + self.min_interval - loop.time()))  # rate limit, not a sync
+
+    def start(self) -> None:
+        """Start the background refresher (on the running loop) if it is not running."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._refresher(), name="edge-jwks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def ready(self, timeout: float = 10.0) -> bool:
+        """Start the refresher and wait (up to ``timeout``) for the first key set."""
+        self.start()
+        if not self._loaded.is_set() and not self._keys:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loaded.wait(), timeout)
+        return bool(self._keys)
 
     def _key(self, token: str) -> Any:
-        if self._client is not None:
-            return self._client.get_signing_key_from_jwt(token).key
         kid = jwt.get_unverified_header(token).get("kid")
-        keys = self._load_file()
-        if kid is None and len(keys.keys) == 1:
-            return keys.keys[0].key
-        return keys[str(kid)].key
+        keys = self._keys
+        if kid is None and len(keys) == 1:
+            return next(iter(keys.values()))
+        key = keys.get(str(kid))
+        if key is None:
+            self._wake.set()  # perhaps a rotation: the refresher looks again (within its minimum interval)
+            raise KeyError(f"unknown key id {kid!r}")
+        return key
 
     def verify(self, token: str) -> dict[str, Any]:
-        """The verified claims; ``jwt.PyJWTError`` (or KeyError for an unknown ``kid``) otherwise."""
+        """The verified claims from the keys at hand (no I/O); ``jwt.PyJWTError`` or KeyError (unknown ``kid``)."""
         return jwt.decode(
             token,
             self._key(token),
@@ -91,6 +150,8 @@ def edge_middleware(verifier: EdgeVerifier) -> Callable[[web.Request, Handler], 
         token = edge_token(request)
         if not token:
             return _refuse("edge authentication required")
+        if not await verifier.ready():
+            return _refuse("edge keys are not available yet; retry shortly")
         try:
             request["edge"] = verifier.verify(token)
         except (jwt.PyJWTError, KeyError, ValueError) as exc:
