@@ -1,10 +1,18 @@
-"""Token permissions and what each one allows."""
+"""Token permissions and what each one allows (the model is in docs/security.md)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["Permission", "allows", "parse_permissions"]
+import yaml
+
+from dxflow.protocol.errors import ApiError
+
+__all__ = ["Permission", "allows", "check_workflow_definition", "parse_permissions", "workflow_shell_reason"]
+
+_HOST_MODES = ("pid", "ipc", "network_mode", "userns_mode", "uts", "cgroup")
+_HOST_POWERS = ("privileged", "cap_add", "devices", "security_opt", "device_cgroup_rules")
 
 
 class Permission(StrEnum):
@@ -43,3 +51,48 @@ def allows(granted: list[str], needed: Permission, *, write: bool) -> bool:
     if write and Permission.READ_ONLY in granted:
         return False
     return needed is Permission.READ_ONLY or needed in granted
+
+
+def _bind_mount(volume: Any) -> bool:
+    if isinstance(volume, dict):
+        return volume.get("type") == "bind"
+    return isinstance(volume, str) and volume.split(":", 1)[0].startswith(("/", ".", "~", "$"))
+
+
+def workflow_shell_reason(text: str, backend: str | None) -> str | None:
+    """Why creating this compose definition needs SHELL as well as WORKFLOW (None when it does not).
+
+    The ``process`` backend (the default) runs every service's command on the engine host as the engine user:
+    that is exec, so SHELL. Container services run inside their containers, except those given host powers
+    (privileged, capabilities, devices, host namespaces, bind mounts of host paths), which need SHELL too.
+    A definition that does not parse is left to the workflow manager's own error.
+    """
+    from dxflow.engine.workflows.compose import declared_backend  # the workflows package imports this module
+
+    if (backend or declared_backend(text) or "process") == "process":
+        return "the process backend runs each service's command on the engine host as the engine user"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+    services = raw.get("services") if isinstance(raw, dict) else None
+    for name, service in services.items() if isinstance(services, dict) else ():
+        if not isinstance(service, dict):
+            continue
+        powers = [key for key in _HOST_POWERS if service.get(key)]
+        powers += [key for key in _HOST_MODES if str(service.get(key, "")).startswith("host")]
+        volumes = service.get("volumes")
+        if isinstance(volumes, list) and any(_bind_mount(v) for v in volumes):
+            powers.append("a bind mount of a host path")
+        if powers:
+            return f"service {name!r} gets host powers ({', '.join(powers)})"
+    return None
+
+
+def check_workflow_definition(granted: list[str], text: str, backend: str | None) -> None:
+    """ApiError(403) when a token with ``granted`` may not create this definition (see ``workflow_shell_reason``)."""
+    if allows(granted, Permission.SHELL, write=True):
+        return
+    reason = workflow_shell_reason(text, backend)
+    if reason is not None:
+        raise ApiError(403, f"permission denied: SHELL required as well as WORKFLOW: {reason}")

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from dxflow.common.config import EngineConfig
 from dxflow.engine.auth import claims_of, requires
-from dxflow.engine.permissions import Permission, allows
+from dxflow.engine.permissions import Permission, allows, check_workflow_definition
 from dxflow.engine.workflows.backend import BackendError, BackendUnavailable, LogQuery
 from dxflow.engine.workflows.compose import ComposeError
 from dxflow.engine.workflows.manager import NotFoundError, WorkflowManager
@@ -100,6 +100,7 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
 
 async def _create(request: web.Request, start: bool) -> web.Response:
     text, name, backend, start_flag, filename = await _definition(request)
+    check_workflow_definition(claims_of(request).permissions, text, backend)
     with _errors(name):
         created, changed, info = await _manager(request).create(
             text, name, backend, start=start or start_flag, filename=filename
