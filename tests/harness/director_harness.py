@@ -254,10 +254,10 @@ class Engine:
 class FakeAgentIdentity:
     """A key + GUID registered by the test itself (for calls made with curl/requests)."""
 
-    def __init__(self, workdir: Path, hostname: str = "manual") -> None:
+    def __init__(self, workdir: Path, hostname: str | None = None) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.guid = str(uuid.uuid4())
-        self.hostname = hostname
+        self.hostname = hostname or f"manual-{self.guid[:8]}"  # hostnames are unique among registered agents
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.key_path = workdir / f"{self.guid}.key"
         self.cert_path = workdir / f"{self.guid}.crt"

@@ -6,13 +6,14 @@ import asyncio
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
+from dxflow.director.db import HostnameTaken
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState
-from dxflow.protocol.director_wire import SessionRequest
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import field, read_json
 from dxflow.server.responses import json_response, json_text
@@ -52,7 +53,10 @@ async def _transition(request: web.Request, action: str) -> web.Response:
     if agent is None:
         raise ApiError(404, f"no agent {guid}")
     if action == "approve":
-        done = await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
+        try:
+            done = await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
+        except HostnameTaken as exc:
+            raise ApiError(409, f"cannot approve agent {guid}: {exc}") from None
     elif action == "deny":
         done = await asyncio.to_thread(db.delete_agent, guid, expect=["pending", "revoked"])
     else:
@@ -111,8 +115,9 @@ async def create_session(
     agent = await asyncio.to_thread(state.db.get_agent, server["id"])
     if agent is None or agent.state != "registered":
         raise ApiError(409, f"server {server_ref} has no registered agent")
-    wanted = SessionRequest(user, session_type, session_id or uuid.uuid4().hex[:12])
-    sid = (await state.agents.create_session(server, agent.common_name, wanted)).session_id
+    body = {"userId": user, "sessionType": session_type, "sessionId": session_id or uuid.uuid4().hex[:12]}
+    _, data = await state.agents.call(server, agent.common_name, "POST", "/v1/sessions", body)
+    sid = (data or {}).get("sessionID") or body["sessionId"]
     await asyncio.to_thread(
         state.db.add_session, server["id"], {"id": sid, "owner": user, "type": session_type, "state": "CREATING"}
     )
@@ -142,7 +147,7 @@ async def close_session(state: DirectorState, session_id: str, server_ref: str |
     agent = await asyncio.to_thread(state.db.get_agent, found["serverId"])
     if server is None or agent is None:
         raise ApiError(404, f"no server for session {session_id}")
-    await state.agents.close_session(server, agent.common_name, session_id)
+    await state.agents.call(server, agent.common_name, "DELETE", f"/v1/sessions/{quote(session_id, safe='')}")
     await asyncio.to_thread(state.db.remove_session, server["id"], session_id)
     return {"sessionId": session_id, "serverId": server["id"], "closed": True}
 

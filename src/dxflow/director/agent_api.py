@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from dxflow.common.ca import CsrError, CsrMismatchError, check_csr, csr_from_b64, serial_hex, valid_guid
-from dxflow.director.db import ServerUpdate
+from dxflow.director.db import HostnameTaken, ServerUpdate
 from dxflow.director.identity import require_agent
 from dxflow.director.state import STATE, DirectorState
 from dxflow.protocol.errors import ApiError
@@ -103,14 +103,20 @@ async def register(request: web.Request) -> web.Response:
     if agent.key_fingerprint != key_fp:
         raise ApiError(401, "this guid is registered with another key")
     if agent.state == "revoked":
-        raise ApiError(403, "revoked")
+        raise ApiError(401, "this agent is revoked")  # as dcvix
     await asyncio.to_thread(db.touch_agent, guid, hostname, ip)
     if agent.state == "pending":
         token = body.get("registrationToken", body.get("token"))
         if not _token_ok(state, token if isinstance(token, str) else None):
             return json_response({"error": "pending approval"}, status=403)
-        await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
-        log.info("agent %s approved by registration token", guid)
+        try:
+            await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])
+        except HostnameTaken as exc:
+            log.warning("agent %s not approved by registration token: %s", guid, exc)
+            raise ApiError(409, str(exc)) from None
+        log.info("agent %s (%s) approved by registration token", guid, agent.hostname)
+    elif hostname and hostname.lower() != agent.hostname.lower():
+        log.warning("agent %s registered as %r asks again as %r; the hostname stays", guid, agent.hostname, hostname)
     return json_response(await _issue(state, guid, csr))
 
 
@@ -125,7 +131,7 @@ async def renew(request: web.Request) -> web.Response:
     return json_response(await _issue(state, guid, csr))
 
 
-def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState) -> ServerUpdate:
+def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState, hostname: str) -> ServerUpdate:
     sessions = body.get("sessions") or []
     stats = body.get("stats") or {}
     tags = body.get("tags") or []
@@ -143,9 +149,6 @@ def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState)
     port = body.get("agentPort", state.config.agent_port)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise ApiError(400, "agentPort must be a TCP port")
-    hostname = stats.get("hostname") or body.get("hostname") or guid
-    if not isinstance(hostname, str) or len(hostname) > 255:
-        raise ApiError(400, "stats.hostname must be a string")
     if engine and _local_only(engine.get("address")):
         # The agent probes its engine on loopback; others reach the host at the address it connected from.
         engine = {**engine, "address": ip}
@@ -166,7 +169,30 @@ def _update_from(body: dict[str, Any], guid: str, ip: str, state: DirectorState)
 async def agent_update(request: web.Request) -> web.Response:
     """Queue the calling agent's sessions, stats, tags and engine endpoint."""
     state = request.app[STATE]
-    guid, _ = await require_agent(request, state.certs)
+    guid, ident = await require_agent(request, state.certs)
     body = await read_json(request, MAX_UPDATE_BODY)
-    state.updates.submit(_update_from(body, guid, request.remote or "", state))
+    hostname = await _bound_hostname(state, body, guid, ident.serial)
+    state.updates.submit(_update_from(body, guid, request.remote or "", state, hostname))
     return json_response({"status": "ok"})
+
+
+async def _bound_hostname(state: DirectorState, body: dict[str, Any], guid: str, serial: str) -> str:
+    """The hostname bound at approval; 403 when the update claims another (an agent cannot impersonate a host)."""
+    stats = body.get("stats")
+    claimed = (stats.get("hostname") if isinstance(stats, dict) else None) or body.get("hostname")
+    if claimed is not None and (not isinstance(claimed, str) or len(claimed) > 255):
+        raise ApiError(400, "stats.hostname must be a string of at most 255 characters")
+    bound = state.certs.bound_hostname(serial)
+    if not bound:
+        if not claimed:
+            return guid
+        # Registered without a hostname: the first update binds one (unique among registered agents).
+        try:
+            bound = await asyncio.to_thread(state.db.bind_hostname, guid, claimed)
+        except HostnameTaken as exc:
+            raise ApiError(409, str(exc)) from None
+        state.certs.remember_hostname(serial, bound)
+    if claimed and claimed.lower() != bound.lower():
+        log.warning("agent %s (bound to %s) claimed hostname %r: update refused", guid, bound, claimed)
+        raise ApiError(403, f"this agent is registered as {bound!r}, not {claimed!r}; re-register to rename it")
+    return bound

@@ -27,14 +27,16 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-__all__ = ["AgentRow", "Database", "ServerUpdate"]
+__all__ = ["AgentRow", "Database", "HostnameTaken", "ServerUpdate"]
 
 metadata = MetaData()
 
@@ -53,6 +55,14 @@ agents = Table(
     Column("cert_serial", String(40)),
     Column("cert_not_after", Float),
     Index("ix_agents_state", "state"),
+    # A hostname names one registered agent (DESIGN §4 host identity); checked in set_agent_state too.
+    Index(
+        "ux_agents_registered_hostname",
+        "hostname",
+        unique=True,
+        sqlite_where=text("state = 'registered' AND hostname != ''"),
+        postgresql_where=text("state = 'registered' AND hostname != ''"),
+    ),
 )
 
 certs = Table(
@@ -95,6 +105,15 @@ sessions = Table(
     Column("updated_at", Float, nullable=False),
     Index("ix_sessions_id", "id"),
 )
+
+
+class HostnameTaken(ValueError):
+    """Another registered agent already has this hostname."""
+
+    def __init__(self, hostname: str, guid: str) -> None:
+        super().__init__(f"hostname {hostname!r} is already registered to agent {guid}")
+        self.hostname = hostname
+        self.guid = guid
 
 
 UPSERT_COLUMNS = ("hostname", "ip", "agent_port", "tags", "stats", "engine", "updated_at")
@@ -220,17 +239,47 @@ class Database:
         return row
 
     def touch_agent(self, guid: str, hostname: str, ip: str) -> None:
+        """Record a registration attempt; the hostname changes only while the agent is pending."""
         with self.engine.begin() as conn:
+            conn.execute(update(agents).where(agents.c.guid == guid).values(ip=ip, last_seen=time.time()))
             conn.execute(
-                update(agents).where(agents.c.guid == guid).values(hostname=hostname, ip=ip, last_seen=time.time())
+                update(agents).where(agents.c.guid == guid, agents.c.state == "pending").values(hostname=hostname)
             )
 
+    @staticmethod
+    def _check_hostname_free(conn: Connection, guid: str, hostname: str) -> None:
+        if not hostname:
+            return
+        other = conn.execute(
+            select(agents.c.guid).where(
+                func.lower(agents.c.hostname) == hostname.lower(),
+                agents.c.state == "registered",
+                agents.c.guid != guid,
+            )
+        ).first()
+        if other is not None:
+            raise HostnameTaken(hostname, other.guid)
+
+    def bind_hostname(self, guid: str, hostname: str) -> str:
+        """Bind ``hostname`` to a registered agent that registered without one; return the bound hostname."""
+        with self.engine.begin() as conn:
+            self._check_hostname_free(conn, guid, hostname)
+            conn.execute(update(agents).where(agents.c.guid == guid, agents.c.hostname == "").values(hostname=hostname))
+            row = conn.execute(select(agents.c.hostname).where(agents.c.guid == guid)).first()
+        return row.hostname if row else hostname
+
     def set_agent_state(self, guid: str, state: str, *, expect: Sequence[str]) -> bool:
-        """Move an agent to ``state`` if its state is one of ``expect``; revoking also revokes its certs."""
+        """Move an agent to ``state`` if its state is one of ``expect``; revoking also revokes its certs.
+
+        Approving binds the agent's hostname: ``HostnameTaken`` when another registered agent has it.
+        """
         values: dict[str, Any] = {"state": state}
         if state == "registered":
             values["approved_at"] = time.time()
         with self.engine.begin() as conn:
+            if state == "registered":
+                row = conn.execute(select(agents.c.hostname).where(agents.c.guid == guid)).first()
+                self._check_hostname_free(conn, guid, row.hostname if row else "")
             done = conn.execute(
                 update(agents).where(agents.c.guid == guid, agents.c.state.in_(expect)).values(**values)
             ).rowcount
@@ -275,18 +324,21 @@ class Database:
                     update(agents).where(agents.c.guid == subject).values(cert_serial=serial, cert_not_after=not_after)
                 )
 
-    def cert_valid(self, serial: str) -> bool:
-        """True when ``serial`` was issued here, is not revoked and (for agents) its agent is registered."""
+    def cert_valid(self, serial: str) -> str | None:
+        """When ``serial`` was issued here, is not revoked and (for agents) its agent is registered: the agent's
+        bound hostname ("" for other certificates or an agent that registered without one); else None."""
         query = (
-            select(certs.c.kind, certs.c.revoked, agents.c.state)
+            select(certs.c.kind, certs.c.revoked, agents.c.state, agents.c.hostname)
             .select_from(certs.outerjoin(agents, agents.c.guid == certs.c.subject))
             .where(certs.c.serial == serial)
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None or row.revoked:
-            return False
-        return row.kind != "agent" or row.state == "registered"
+            return None
+        if row.kind != "agent":
+            return ""
+        return (row.hostname or "") if row.state == "registered" else None
 
     def revoke_client_cert(self, serial: str) -> bool:
         with self.engine.begin() as conn:

@@ -37,7 +37,7 @@ class CertChecker:
     def __init__(self, db: Database, ttl: float) -> None:
         self._db = db
         self.ttl = ttl
-        self._valid: set[str] = set()
+        self._valid: dict[str, str] = {}  # serial -> the agent's bound hostname ("" if none)
         self._revoked: set[str] = set()
         self._identities: dict[bytes, PeerIdentity | None] = {}
         self._synced = time.time()
@@ -47,11 +47,22 @@ class CertChecker:
             return False
         if serial in self._valid:
             return True
-        ok = await asyncio.to_thread(self._db.cert_valid, serial)
+        hostname = await asyncio.to_thread(self._db.cert_valid, serial)
         if len(self._valid) > MAX_CACHE:
             self._valid.clear()
-        (self._valid if ok else self._revoked).add(serial)
-        return ok
+        if hostname is None:
+            self._revoked.add(serial)
+            return False
+        self._valid[serial] = hostname
+        return True
+
+    def bound_hostname(self, serial: str) -> str:
+        """The hostname bound to a valid agent certificate's agent ("" when none yet); call after ``valid``."""
+        return self._valid.get(serial, "")
+
+    def remember_hostname(self, serial: str, hostname: str) -> None:
+        if serial in self._valid:
+            self._valid[serial] = hostname
 
     async def sync(self) -> None:
         """Learn revocations made anywhere since the last poll (with slack for clock skew between hosts)."""
@@ -61,7 +72,8 @@ class CertChecker:
         self._synced = now
         if revoked:
             self._revoked.update(revoked)
-            self._valid.difference_update(revoked)
+            for serial in revoked:
+                self._valid.pop(serial, None)
 
     async def run(self) -> None:
         while True:

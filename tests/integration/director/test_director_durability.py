@@ -14,7 +14,7 @@ def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
     director = Director(tmp_path / "d", gateway_ips=["192.0.2.1"]).start()
     try:
         ca_before = director.ca.read_bytes()
-        ident = FakeAgentIdentity(tmp_path / "ids")
+        ident = FakeAgentIdentity(tmp_path / "ids", hostname="after-crash")
         ident.enroll(director, director.admin())
         assert director.proc is not None
         director.proc.send_signal(signal.SIGKILL)  # no clean shutdown

@@ -64,7 +64,7 @@ def test_seed_curl_examples(tmp_path: Path) -> None:
         assert "dcvix_session" in Path(jar).read_text()
 
         # Agent Update with the seed's exact body, from an agent certificate.
-        ident = FakeAgentIdentity(work)
+        ident = FakeAgentIdentity(work, hostname="server.domain.com")
         assert ident.register(director, registrationToken="tok").status_code == 200
         status, body = curl(
             "--cert",
