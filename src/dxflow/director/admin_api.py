@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
@@ -14,6 +13,7 @@ from dxflow.director.db import HostnameTaken
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState
+from dxflow.protocol.director_wire import SessionRequest
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import field, read_json
 from dxflow.server.responses import json_response, json_text
@@ -115,9 +115,8 @@ async def create_session(
     agent = await asyncio.to_thread(state.db.get_agent, server["id"])
     if agent is None or agent.state != "registered":
         raise ApiError(409, f"server {server_ref} has no registered agent")
-    body = {"userId": user, "sessionType": session_type, "sessionId": session_id or uuid.uuid4().hex[:12]}
-    _, data = await state.agents.call(server, agent.common_name, "POST", "/v1/sessions", body)
-    sid = (data or {}).get("sessionID") or body["sessionId"]
+    wanted = SessionRequest(user, session_type, session_id or uuid.uuid4().hex[:12])
+    sid = (await state.agents.create_session(server, agent.common_name, wanted)).session_id
     await asyncio.to_thread(
         state.db.add_session, server["id"], {"id": sid, "owner": user, "type": session_type, "state": "CREATING"}
     )
@@ -147,7 +146,7 @@ async def close_session(state: DirectorState, session_id: str, server_ref: str |
     agent = await asyncio.to_thread(state.db.get_agent, found["serverId"])
     if server is None or agent is None:
         raise ApiError(404, f"no server for session {session_id}")
-    await state.agents.call(server, agent.common_name, "DELETE", f"/v1/sessions/{quote(session_id, safe='')}")
+    await state.agents.close_session(server, agent.common_name, session_id)
     await asyncio.to_thread(state.db.remove_session, server["id"], session_id)
     return {"sessionId": session_id, "serverId": server["id"], "closed": True}
 
