@@ -39,3 +39,13 @@ attributes:
   idempotent:
     support: full
 """
+
+    STATEFUL = r"""
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+"""

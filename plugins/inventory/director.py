@@ -91,6 +91,15 @@ options:
       - The engine's credentials (C(ansible_dxflow_connection_key) or a token) come from group or host variables.
     type: bool
     default: false
+  engine_route:
+    description:
+      - With O(use_engine_connection), how the engine connection reaches each host. V(director) goes through this
+        director's hub (hosts behind firewalls that only allow outbound connections): it sets
+        C(ansible_dxflow_connection_route), C(ansible_dxflow_connection_director) (the O(profile) of this inventory)
+        and C(ansible_dxflow_connection_server) (the server's id) per host.
+    type: str
+    choices: [direct, director]
+    default: direct
 extends_documentation_fragment:
   - dxflow.remote.connection
   - ansible.builtin.constructed
@@ -128,12 +137,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.plugins.loader import connection_loader
 from ansible.utils.display import Display
 
-from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import (
-    make_unsafe,
-    plugin_settings,
-    require_sdk,
-    sdk_error,
-)
+from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import director_client, make_unsafe
 
 display = Display()
 
@@ -197,22 +201,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fetch(self):
         """(servers, pools) from the director."""
-        require_sdk()
-        from dxflow.client.director import DirectorClient
-        from dxflow.protocol.errors import DxflowError, NotFound
+        with director_client(self, "Listing the director's servers") as client:
+            from dxflow.protocol.errors import NotFound
 
-        settings = plugin_settings(self)
-        try:
-            with DirectorClient(settings) as client:
-                if self.get_option("director_user"):
-                    client.login(self.get_option("director_user"), self.get_option("director_password") or "")
-                servers = client.servers()
-                try:
-                    pools = client.pools()
-                except NotFound:
-                    pools = []  # a director without the pools endpoint
-        except DxflowError as exc:
-            raise sdk_error("Listing the director's servers", exc, settings) from None
+            servers = client.servers()
+            try:
+                pools = client.pools()
+            except NotFound:
+                pools = []  # a director without the pools endpoint
         return dict(servers=servers, pools=pools)
 
     def parse(self, inventory, loader, path, cache=True):
@@ -296,6 +292,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             seen[name] = server.get("id")
             host = self.inventory.add_host(make_unsafe(name))
             hostvars = self._hostvars(server, pools, state, use_engine)
+            if use_engine and self.get_option("engine_route") == "director":
+                hostvars.update(self._route_vars(server))
             for key, value in hostvars.items():
                 self.inventory.set_variable(host, key, value)
             for tag in server.get("tags") or []:
@@ -305,6 +303,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, host, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict=strict)
+
+    def _route_vars(self, server):
+        """Host variables that send the engine connection through this director's hub."""
+        if not self.get_option("profile"):
+            raise AnsibleError("dxflow director: engine_route: director needs the director's profile in 'profile'")
+        return make_unsafe(dict(
+            ansible_dxflow_connection_route="director",
+            ansible_dxflow_connection_director=self.get_option("profile"),
+            ansible_dxflow_connection_server=server.get("id"),
+        ))
 
     @staticmethod
     def _hostvars(server, pools, state, use_engine):

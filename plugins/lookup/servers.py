@@ -65,12 +65,7 @@ _raw:
 
 from ansible.plugins.lookup import LookupBase
 
-from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import (
-    make_unsafe,
-    plugin_settings,
-    require_sdk,
-    sdk_error,
-)
+from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import director_client, make_unsafe
 
 
 def filter_servers(servers, hostnames=(), tags=(), exclude_tags=()):
@@ -89,16 +84,6 @@ def filter_servers(servers, hostnames=(), tags=(), exclude_tags=()):
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        require_sdk()
-        from dxflow.client.director import DirectorClient
-        from dxflow.protocol.errors import DxflowError
-
-        settings = plugin_settings(self)
-        try:
-            with DirectorClient(settings) as client:
-                if self.get_option("director_user"):
-                    client.login(self.get_option("director_user"), self.get_option("director_password") or "")
-                servers = client.servers()
-        except DxflowError as exc:
-            raise sdk_error("Listing the director's servers", exc, settings) from None
+        with director_client(self, "Listing the director's servers") as client:
+            servers = client.servers()
         return make_unsafe(filter_servers(servers, terms, self.get_option("tags"), self.get_option("exclude_tags")))

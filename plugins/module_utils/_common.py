@@ -11,12 +11,13 @@ connection plugin (through ``plugin_utils/_plugin.py``). No protocol code lives 
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
-    from dxflow.client import ProfileStore, Session, resolve_settings
+    from dxflow.client import EngineClient, ProfileStore, Session, resolve_settings
     from dxflow.client.director import DirectorClient
     from dxflow.protocol.errors import ApiError, DxflowError
 except ImportError:
@@ -47,6 +48,9 @@ OPTION_KEYS = {
     "client_cert": "connection-cert",
     "client_key": "connection-cert-key",
     "timeout": "connection-timeout",
+    "connection_route": "connection-route",
+    "connection_director": "connection-director",
+    "connection_server": "connection-server",
 }
 CONNECTION_OPTIONS = ("profile",) + tuple(OPTION_KEYS) + ("validate_certs",)
 MODES = ["auto", "key", "token", "mtls", "edge", "plaintext"]
@@ -66,6 +70,9 @@ def connection_argspec():
         client_key=dict(type="path", no_log=False),
         validate_certs=dict(type="bool"),
         timeout=dict(type="float"),
+        connection_route=dict(type="str", choices=["direct", "director"]),
+        connection_director=dict(type="str"),
+        connection_server=dict(type="str"),
     )
 
 
@@ -104,10 +111,18 @@ def error_message(action, exc, settings=None):
 
 
 class DxflowModule(AnsibleModule):
-    """AnsibleModule with the connection options merged in and SDK helpers that fail cleanly."""
+    """AnsibleModule with the connection options merged in and SDK helpers that fail cleanly.
 
-    def __init__(self, argument_spec, **kwargs):
+    ``director=True`` adds the director login options (``director_argspec()``). A module only declares its own
+    options and its logic: ``with module.director_client(action) as client`` / ``module.engine_client(action)``
+    open the client, close it after the block and turn an SDK error into ``fail_json`` naming ``module.action``
+    (set it before each call that may fail), and ``exit_with_diff`` adds the diff in diff mode.
+    """
+
+    def __init__(self, argument_spec, director=False, **kwargs):
         spec = connection_argspec()
+        if director:
+            spec.update(director_argspec())
         spec.update(argument_spec)
         kwargs.setdefault("supports_check_mode", True)
         super().__init__(argument_spec=spec, **kwargs)
@@ -115,6 +130,7 @@ class DxflowModule(AnsibleModule):
             self.fail_json(msg="%s %s" % (missing_required_lib("dxflow"), INSTALL_HINT), exception=DXFLOW_IMPORT_ERROR)
         self.store = ProfileStore()
         self._settings = None
+        self.action = None
 
     @property
     def settings(self):
@@ -140,9 +156,36 @@ class DxflowModule(AnsibleModule):
         except DxflowError as exc:
             self.fail_sdk("Connecting to the director", exc)
 
+    @contextlib.contextmanager
+    def sdk_errors(self, action, closing):
+        """Run the block with ``closing`` closed after it; an SDK error fails the task naming ``self.action``."""
+        self.action = action
+        try:
+            yield closing
+        except DxflowError as exc:
+            self.fail_sdk(self.action, exc)
+        finally:
+            closing.close()
+
+    def director_client(self, action):
+        """``with``: a ``DirectorClient`` (logged in with ``director_user`` when given), see ``sdk_errors``."""
+        return self.sdk_errors(action, open_director(self))
+
+    @contextlib.contextmanager
+    def engine_client(self, action, client_class=None):
+        """``with``: an ``EngineClient`` (or ``client_class``) on an engine session, see ``sdk_errors``."""
+        with self.sdk_errors(action, self.engine_session()) as session:
+            yield (client_class or EngineClient)(session)
+
     def fail_sdk(self, action, exc, **result):
         """fail_json for an SDK error: action, target and reason in ``msg``."""
         self.fail_json(msg=error_message(action, exc, self._settings), **result)
+
+    def exit_with_diff(self, result, before, after, **headers):
+        """exit_json with ``diff`` (before, after and optional headers) added in diff mode."""
+        if self._diff:
+            result["diff"] = dict(before=before, after=after, **headers)
+        self.exit_json(**result)
 
 
 def director_argspec():
@@ -161,5 +204,6 @@ def open_director(module):
         try:
             client.login(user, module.params.get("director_password") or "")
         except DxflowError as exc:
+            client.close()
             module.fail_sdk("Logging in as '%s'" % user, exc)
     return client

@@ -30,13 +30,7 @@ extends_documentation_fragment:
   - dxflow.remote.director
   - dxflow.remote.attributes
   - dxflow.remote.attributes.ACTIONGROUP
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - dxflow.remote.attributes.STATEFUL
 """
 
 EXAMPLES = r"""
@@ -61,12 +55,7 @@ agent:
   sample: {"guid": "6f1c...", "hostname": "web1", "state": "registered"}
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import (
-    DxflowError,
-    DxflowModule,
-    director_argspec,
-    open_director,
-)
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 # wanted state -> (director state it ends in, states it can come from, call)
 TRANSITIONS = {
@@ -89,19 +78,20 @@ def find_agent(module, agents):
 
 
 def main():
-    spec = director_argspec()
-    spec.update(
-        guid=dict(type="str"),
-        hostname=dict(type="str"),
-        state=dict(type="str", required=True, choices=sorted(TRANSITIONS)),
+    module = DxflowModule(
+        argument_spec=dict(
+            guid=dict(type="str"),
+            hostname=dict(type="str"),
+            state=dict(type="str", required=True, choices=sorted(TRANSITIONS)),
+        ),
+        director=True,
+        required_one_of=[("guid", "hostname")],
+        mutually_exclusive=[("guid", "hostname")],
     )
-    module = DxflowModule(argument_spec=spec, required_one_of=[("guid", "hostname")],
-                          mutually_exclusive=[("guid", "hostname")])
     wanted = module.params["state"]
     target, sources, call = TRANSITIONS[wanted]
     label = module.params["guid"] or module.params["hostname"]
-    client = open_director(module)
-    try:
+    with module.director_client("Setting agent %s to %s" % (label, wanted)) as client:
         agent = find_agent(module, client.agents())
         if agent is None:
             if wanted == "denied":
@@ -117,14 +107,8 @@ def main():
         after = dict(agent, state=target or "deleted")
         if changed and not module.check_mode:
             after = getattr(client, call)(agent["guid"])
-    except DxflowError as exc:
-        module.fail_sdk("Setting agent %s to %s" % (label, wanted), exc)
-    finally:
-        client.close()
     result = dict(changed=changed, agent=after)
-    if module._diff:
-        result["diff"] = dict(before=dict(state=before["state"]), after=dict(state=after.get("state")))
-    module.exit_json(**result)
+    module.exit_with_diff(result, dict(state=before["state"]), dict(state=after.get("state")))
 
 
 if __name__ == "__main__":

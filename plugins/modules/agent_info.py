@@ -55,30 +55,21 @@ agents:
   sample: [{"guid": "6f1c...", "hostname": "web1", "state": "pending", "ip": "10.0.0.5"}]
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import (
-    DxflowError,
-    DxflowModule,
-    director_argspec,
-    open_director,
-)
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 
 def main():
-    spec = director_argspec()
-    spec.update(
-        state=dict(type="str", choices=["pending", "registered", "revoked"]),
-        guid=dict(type="str"),
-        hostname=dict(type="str"),
+    module = DxflowModule(
+        argument_spec=dict(
+            state=dict(type="str", choices=["pending", "registered", "revoked"]),
+            guid=dict(type="str"),
+            hostname=dict(type="str"),
+        ),
+        director=True,
     )
-    module = DxflowModule(argument_spec=spec)
     p = module.params
-    client = open_director(module)
-    try:
+    with module.director_client("Listing agents") as client:
         agents = client.agents(p["state"])
-    except DxflowError as exc:
-        module.fail_sdk("Listing agents", exc)
-    finally:
-        client.close()
     if p["guid"]:
         agents = [a for a in agents if a["guid"].lower() == p["guid"].lower()]
     if p["hostname"]:

@@ -75,12 +75,7 @@ profile:
   sample: host1
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
-
-try:
-    from dxflow.client import EngineClient
-except ImportError:
-    pass  # DxflowModule fails with the install hint
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 
 def main():
@@ -91,16 +86,11 @@ def main():
         ),
     )
     result = dict(changed=False)
-    session = module.engine_session()
-    engine = EngineClient(session)
-    readers = dict(health=engine.healthcheck, stats=engine.stat, claims=engine.inspect, keys=engine.keys)
-    try:
+    with module.engine_client("Reading") as engine:
+        readers = dict(health=engine.healthcheck, stats=engine.stat, claims=engine.inspect, keys=engine.keys)
         for what in module.params["gather"]:
+            module.action = "Reading %s" % what
             result[what] = readers[what]()
-    except DxflowError as exc:
-        module.fail_sdk("Reading %s" % what, exc)
-    finally:
-        session.close()
     result.update(address=module.settings.address, profile=module.settings.profile)
     module.exit_json(**result)
 

@@ -46,13 +46,7 @@ extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.attributes
   - dxflow.remote.attributes.ACTIONGROUP
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - dxflow.remote.attributes.STATEFUL
 """
 
 EXAMPLES = r"""
@@ -78,10 +72,9 @@ key:
   sample: {"name": "ci", "permissions": ["SHELL"], "disabled": false, "public_key": "-----BEGIN PUBLIC KEY-----..."}
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 try:
-    from dxflow.client import EngineClient
     from dxflow.common.crypto import KeyFileError, load_public_key, public_pem
 except ImportError:
     pass  # DxflowModule fails with the install hint
@@ -126,10 +119,7 @@ def main():
         wanted = dict(name=p["name"], public_key=pem.strip(), permissions=sorted(set(p["permissions"])),
                       disabled=p["disabled"])
 
-    session = module.engine_session()
-    engine = EngineClient(session)
-    action = "Reading the keys"
-    try:
+    with module.engine_client("Reading the keys") as engine:
         current = next((k for k in engine.keys() if k["name"] == p["name"]), None)
         before = _view(current)
         after = wanted or {}
@@ -137,22 +127,16 @@ def main():
         result = dict(changed=changed, key=current or {})
         if changed and not module.check_mode:
             if wanted:
-                action = "Registering key '%s'" % p["name"]
+                module.action = "Registering key '%s'" % p["name"]
                 result["key"] = engine.register_key(p["name"], wanted["public_key"], wanted["permissions"],
                                                     wanted["disabled"])
             else:
-                action = "Unregistering key '%s'" % p["name"]
+                module.action = "Unregistering key '%s'" % p["name"]
                 engine.unregister_key(p["name"])
                 result["key"] = {}
         elif changed:
             result["key"] = after
-    except DxflowError as exc:
-        module.fail_sdk(action, exc)
-    finally:
-        session.close()
-    if module._diff:
-        result["diff"] = dict(before=before, after=after)
-    module.exit_json(**result)
+    module.exit_with_diff(result, before, after)
 
 
 if __name__ == "__main__":

@@ -148,10 +148,7 @@ def main():
         except (DxflowError, OSError) as exc:
             module.fail_json(msg="Writing profile '%s' to %s failed: %s" % (name, path, exc))
     result = dict(changed=changed, profile=masked(after), path=path, active=now_active)
-    if module._diff:
-        result["diff"] = dict(before=masked(before), after=masked(after),
-                              before_header=path, after_header=path)
-    module.exit_json(**result)
+    module.exit_with_diff(result, masked(before), masked(after), before_header=path, after_header=path)
 
 
 if __name__ == "__main__":

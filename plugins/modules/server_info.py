@@ -53,26 +53,17 @@ servers:
       sessions: []
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import (
-    DxflowError,
-    DxflowModule,
-    director_argspec,
-    open_director,
-)
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 
 def main():
-    spec = director_argspec()
-    spec.update(hostname=dict(type="list", elements="str"), tags=dict(type="list", elements="str"))
-    module = DxflowModule(argument_spec=spec)
+    module = DxflowModule(
+        argument_spec=dict(hostname=dict(type="list", elements="str"), tags=dict(type="list", elements="str")),
+        director=True,
+    )
     p = module.params
-    client = open_director(module)
-    try:
+    with module.director_client("Listing servers") as client:
         servers = client.servers()
-    except DxflowError as exc:
-        module.fail_sdk("Listing servers", exc)
-    finally:
-        client.close()
     if p["hostname"]:
         servers = [s for s in servers if s.get("hostname") in p["hostname"]]
     if p["tags"]:

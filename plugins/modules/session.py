@@ -38,13 +38,7 @@ extends_documentation_fragment:
   - dxflow.remote.director
   - dxflow.remote.attributes
   - dxflow.remote.attributes.ACTIONGROUP
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - dxflow.remote.attributes.STATEFUL
 """
 
 EXAMPLES = r"""
@@ -76,12 +70,7 @@ closed:
   sample: ["a1b2c3"]
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import (
-    DxflowError,
-    DxflowModule,
-    director_argspec,
-    open_director,
-)
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 
 def select(sessions, p):
@@ -103,22 +92,19 @@ def select(sessions, p):
 
 
 def main():
-    spec = director_argspec()
-    spec.update(
-        server=dict(type="str"),
-        user=dict(type="str"),
-        session_type=dict(type="str", default="console"),
-        session_id=dict(type="str"),
-        state=dict(type="str", choices=["present", "absent"], default="present"),
-    )
     module = DxflowModule(
-        argument_spec=spec,
+        argument_spec=dict(
+            server=dict(type="str"),
+            user=dict(type="str"),
+            session_type=dict(type="str", default="console"),
+            session_id=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+        ),
+        director=True,
         required_if=[("state", "present", ("server",)), ("state", "absent", ("session_id", "server"), True)],
     )
     p = module.params
-    client = open_director(module)
-    action = "Listing sessions"
-    try:
+    with module.director_client("Listing sessions") as client:
         found = select(client.sessions(), p)
         result = dict(changed=False)
         if p["state"] == "present":
@@ -126,7 +112,7 @@ def main():
             result["session"] = found[0] if found else dict(serverId=p["server"], owner=p["user"],
                                                             type=p["session_type"], id=p["session_id"])
             if not found and not module.check_mode:
-                action = "Opening a %s session on server '%s'" % (p["session_type"], p["server"])
+                module.action = "Opening a %s session on server '%s'" % (p["session_type"], p["server"])
                 made = client.create_session(p["server"], p["user"], p["session_type"], p["session_id"])
                 sid = made.get("sessionId") or made.get("sessionID")
                 result["session"] = next((s for s in client.sessions() if s.get("id") == sid),
@@ -137,16 +123,10 @@ def main():
             result["closed"] = [s["id"] for s in found]
             for s in found:
                 if not module.check_mode:
-                    action = "Closing session '%s'" % s["id"]
+                    module.action = "Closing session '%s'" % s["id"]
                     client.close_session(s["id"], s.get("serverId"))
             before, after = result["closed"], []
-    except DxflowError as exc:
-        module.fail_sdk(action, exc)
-    finally:
-        client.close()
-    if module._diff:
-        result["diff"] = dict(before=dict(sessions=before), after=dict(sessions=after if result["changed"] else before))
-    module.exit_json(**result)
+    module.exit_with_diff(result, dict(sessions=before), dict(sessions=after if result["changed"] else before))
 
 
 if __name__ == "__main__":

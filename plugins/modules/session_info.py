@@ -47,12 +47,7 @@ sessions:
   sample: [{"id": "a1b2c3", "serverId": "6f1c...", "hostname": "web1", "owner": "alice", "type": "console"}]
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import (
-    DxflowError,
-    DxflowModule,
-    director_argspec,
-    open_director,
-)
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
 
 def matches(session, server=None, user=None, session_id=None):
@@ -65,17 +60,12 @@ def matches(session, server=None, user=None, session_id=None):
 
 
 def main():
-    spec = director_argspec()
-    spec.update(server=dict(type="str"), user=dict(type="str"), session_id=dict(type="str"))
-    module = DxflowModule(argument_spec=spec)
+    module = DxflowModule(
+        argument_spec=dict(server=dict(type="str"), user=dict(type="str"), session_id=dict(type="str")), director=True
+    )
     p = module.params
-    client = open_director(module)
-    try:
+    with module.director_client("Listing sessions") as client:
         sessions = client.sessions()
-    except DxflowError as exc:
-        module.fail_sdk("Listing sessions", exc)
-    finally:
-        client.close()
     sessions = [s for s in sessions if matches(s, p["server"], p["user"], p["session_id"])]
     module.exit_json(changed=False, sessions=sessions)
 

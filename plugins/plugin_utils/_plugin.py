@@ -12,6 +12,8 @@ resolves exactly like the ``dxflow`` CLI.
 
 from __future__ import annotations
 
+import contextlib
+
 from ansible.errors import AnsibleError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.utils.unsafe_proxy import wrap_var
@@ -70,6 +72,24 @@ def plugin_settings(plugin, hostvars=None, store=None):
 def sdk_error(action, exc, settings=None):
     """AnsibleError for an SDK error (what, where, why; no secret)."""
     return AnsibleError(error_message(action, exc, settings))
+
+
+@contextlib.contextmanager
+def director_client(plugin, action):
+    """``with``: a ``DirectorClient`` for a plugin with the director options, logged in when ``director_user`` is
+    set and closed after the block; an SDK error in the block becomes an AnsibleError naming ``action``."""
+    settings = plugin_settings(plugin)
+    from dxflow.client.director import DirectorClient
+    from dxflow.protocol.errors import DxflowError
+
+    try:
+        with DirectorClient(settings) as client:
+            user = plugin.get_option("director_user")
+            if user:
+                client.login(user, plugin.get_option("director_password") or "")
+            yield client
+    except DxflowError as exc:
+        raise sdk_error(action, exc, settings) from None
 
 
 def make_unsafe(value):
