@@ -1,7 +1,7 @@
 """Roles and demo timings: playbooks/site.yml on N local "hosts" (first run, then the idempotent second run) and,
 with --demo, the wall time of ``tools/demo.py up`` (``make demo`` after setup). Run: ``python bench/bench_roles.py``.
 
-Every host is 127.0.0.1 with its own folders and ports under a temp dir (tests/roles/fleet.py); the venvs reuse this
+Every host is 127.0.0.1 with its own folders and ports under a temp dir (tests/harness/fleet.py); the venvs reuse this
 venv's packages, as in the tests. Everything started is stopped by pid file at the end.
 """
 
