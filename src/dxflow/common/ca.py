@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import ipaddress
 import logging
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +33,17 @@ __all__ = [
     "CertificateAuthority",
     "CsrError",
     "agent_guid_from_cn",
+    "cert_names",
     "cert_role",
     "csr_from_b64",
     "csr_to_b64",
+    "describe_server_cert",
+    "ensure_server_cert",
     "generate_agent_key",
     "load_ca",
     "make_csr",
     "peer_identity",
+    "server_names",
 ]
 
 log = logging.getLogger(__name__)
@@ -140,10 +146,8 @@ class CertificateAuthority:
         return self._issue(_name(str(cn), "agent"), csr.public_key(), days, [str(cn)])
 
     def issue_server_cert(self, key: ec.EllipticCurvePrivateKey, hosts: list[str] | None = None) -> x509.Certificate:
-        """The director's server (and outbound client) certificate with SANs for this host."""
-        fqdn = socket.getfqdn()
-        names = [socket.gethostname(), fqdn, "localhost", "127.0.0.1", "::1", *(hosts or [])]
-        return self._issue(_name(fqdn, "director"), key.public_key(), SERVER_CERT_DAYS, names)
+        """The director's server (and outbound client) certificate with SANs for this host plus ``hosts``."""
+        return self._issue(_name(socket.getfqdn(), "director"), key.public_key(), SERVER_CERT_DAYS, server_names(hosts))
 
     def issue_client_cert(
         self, key: ec.EllipticCurvePrivateKey, name: str, role: str, days: float = CLIENT_CERT_DAYS
@@ -214,18 +218,58 @@ def load_ca(data_dir: Path, *, create: bool = True) -> CertificateAuthority:
     return CertificateAuthority(key, cert)
 
 
-def ensure_server_cert(ca: CertificateAuthority, data_dir: Path) -> tuple[Path, Path]:
-    """``server.crt``/``server.key`` signed by ``ca``; re-issued when missing, foreign or near expiry."""
+def server_names(extra: Iterable[str] | None = None) -> list[str]:
+    """The server certificate's SANs: this host's name and FQDN, loopback, then ``extra`` (config)."""
+    names = [socket.gethostname(), socket.getfqdn(), "localhost", "127.0.0.1", "::1", *(extra or [])]
+    return [_san_text(n) for n in dict.fromkeys(n for n in names if n)]
+
+
+def _san_text(name: str) -> str:
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        return name.lower()
+
+
+def cert_names(cert: x509.Certificate) -> set[str]:
+    """A certificate's DNS and IP SANs as text."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    dns = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
+    return {*dns, *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))}
+
+
+def describe_server_cert(path: Path) -> str:
+    """One log line: the server certificate's names, serial and issue time (a re-issue shows as a new serial)."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    issued = cert.not_valid_before_utc.isoformat(timespec="seconds")
+    return f"server certificate for {', '.join(sorted(cert_names(cert)))} (serial {serial_hex(cert)}, issued {issued})"
+
+
+def ensure_server_cert(ca: CertificateAuthority, data_dir: Path, extra_names: Iterable[str] = ()) -> tuple[Path, Path]:
+    """``server.crt``/``server.key`` signed by ``ca``; re-issued when missing, foreign, near expiry or when its
+    names differ from this host's plus ``extra_names`` (the ``server_cert_names`` config key)."""
     cert_path, key_path = data_dir / "server.crt", data_dir / "server.key"
+    wanted = server_names(extra_names)
+    reason = "none yet"
     if cert_path.exists() and key_path.exists():
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        fresh = cert.not_valid_after_utc - _now() > dt.timedelta(days=30)
-        if fresh and cert.issuer == ca.cert.subject and _signed_by(cert, ca.cert):
+        have = cert_names(cert)
+        if cert.not_valid_after_utc - _now() <= dt.timedelta(days=30):
+            reason = "near expiry"
+        elif cert.issuer != ca.cert.subject or not _signed_by(cert, ca.cert):
+            reason = "not signed by this CA"
+        elif have != set(wanted):
+            reason = f"names changed (added {sorted(set(wanted) - have)}, removed {sorted(have - set(wanted))})"
+        else:
             return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = ca.issue_server_cert(key)
+    cert = ca.issue_server_cert(key, list(extra_names))
     write_private(key_path, private_pem(key))
     write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    log.info("issued the server certificate (%s) for %s", reason, ", ".join(wanted))
     return cert_path, key_path
 
 

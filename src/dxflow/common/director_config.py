@@ -156,6 +156,7 @@ class DirectorConfig:
     flush_interval: float = 0.1
     revocation_cache_seconds: float = 1.0
     gateway_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    server_cert_names: tuple[str, ...] = ()  # extra DNS names and IP addresses in the server certificate
     keepalive_timeout: float = 75.0
     login_rate: float = 5.0
     register_rate: float = 50.0

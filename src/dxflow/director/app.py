@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from dxflow.common.ca import CaError, CertificateAuthority, ensure_server_cert, load_ca
+from dxflow.common.ca import CaError, CertificateAuthority, describe_server_cert, ensure_server_cert, load_ca
 from dxflow.common.director_config import DirectorConfig
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
@@ -85,7 +85,7 @@ def init_pki(config: DirectorConfig) -> tuple[CertificateAuthority, Path, Path]:
         ca = load_ca(config.data_dir)
     except CaError as exc:
         raise StartupError(str(exc)) from None
-    cert, key = ensure_server_cert(ca, config.data_dir)
+    cert, key = ensure_server_cert(ca, config.data_dir, config.server_cert_names)
     return ca, cert, key
 
 
@@ -103,6 +103,7 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     ca, cert, key = init_pki(config)
     log.info("director CA fingerprint (sha256): %s", ca.fingerprint)
+    log.info("%s", describe_server_cert(cert))
     try:
         db = await asyncio.to_thread(Database, config.db_url)
     except Exception as exc:
