@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -59,13 +58,7 @@ class EngineProc:
         return self.log_path.read_text() if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeouts.scaled(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeouts.scaled(5))
+        timeouts.terminate(self.proc)
 
 
 def start_engine(data_dir: Path, *args: str) -> EngineProc:

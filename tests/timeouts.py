@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -43,6 +45,18 @@ def scaled(seconds: float) -> float:
 def deadline(seconds: float) -> float:
     """A ``time.monotonic()`` deadline ``scaled(seconds)`` from now."""
     return time.monotonic() + scaled(seconds)
+
+
+def terminate(proc: subprocess.Popen | None, grace: float = 10.0) -> None:
+    """SIGTERM ``proc`` if it runs and wait ``scaled(grace)`` for it to exit; SIGKILL it after that."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(scaled(grace))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(scaled(5))
 
 
 def let_time_pass(seconds: float) -> None:

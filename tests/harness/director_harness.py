@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -110,13 +109,7 @@ class Daemon:
         log.close()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeouts.scaled(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeouts.scaled(5))
+        timeouts.terminate(self.proc)
         self.proc = None
 
     def log(self) -> str:
@@ -242,12 +235,7 @@ class Engine:
         return cert_fingerprint(x509.load_pem_x509_certificate((self.data_dir / "tls.crt").read_bytes()))
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeouts.scaled(10))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        timeouts.terminate(self.proc)
         self.proc = None
 
 

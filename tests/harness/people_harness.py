@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -59,13 +58,7 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, log: Path, timeout:
 
 
 def _stop(proc: subprocess.Popen | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeouts.scaled(10))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeouts.scaled(5))
+    timeouts.terminate(proc)
 
 
 class Slapd:
