@@ -36,7 +36,7 @@ class HousekeeperConfig:
     max_age: float = 30.0
     agents_period: float = 3600.0
     unseen_max_age: float = 30 * 86400.0
-    pending_max_age: float = 7 * 86400.0
+    pending_max_age: float = 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +160,8 @@ class DirectorConfig:
     keepalive_timeout: float = 75.0
     login_rate: float = 5.0
     register_rate: float = 50.0
+    max_pending: int = 1000  # pending registrations in total; new ones beyond get 429
+    max_pending_per_address: int = 20  # pending registrations from one client address
     log_level: str = "INFO"
     edge_jwks: str | None = None
     edge_audience: str | None = None

@@ -45,6 +45,24 @@ async def list_agents(request: web.Request) -> web.Response:
     return json_response([r.public() for r in rows])
 
 
+@routes.get("/v1/admin/registrations")
+async def registrations(request: web.Request) -> web.Response:
+    """Pending registrations against their caps, and the addresses with the most (the admin UI shows it)."""
+    state, _ = await _admin(request)
+    busiest = await asyncio.to_thread(state.db.pending_by_address)
+    _, total = await asyncio.to_thread(state.db.pending_counts, "")
+    config = state.config
+    return json_response(
+        {
+            "pending": total,
+            "maxPending": config.max_pending,
+            "maxPendingPerAddress": config.max_pending_per_address,
+            "pendingMaxAge": config.housekeeper.pending_max_age,
+            "busiest": [{"ip": ip, "pending": n, "full": n >= config.max_pending_per_address} for ip, n in busiest],
+        }
+    )
+
+
 async def _transition(request: web.Request, action: str) -> web.Response:
     state, who = await _admin(request)
     guid = request.match_info["guid"].lower()

@@ -80,6 +80,26 @@ def _token_ok(state: DirectorState, presented: str | None) -> bool:
     return bool(expected and presented and hmac.compare_digest(expected.encode(), presented.encode()))
 
 
+async def _check_pending_cap(state: DirectorState, ip: str) -> None:
+    """429 when ``ip`` or everyone together has too many pending registrations; log when a cap fills up."""
+    config = state.config
+    mine, total = await asyncio.to_thread(state.db.pending_counts, ip)
+    if mine >= config.max_pending_per_address:
+        raise ApiError(
+            429, f"too many pending registrations from {ip} ({mine}); an administrator must approve or deny them first"
+        )
+    if total >= config.max_pending:
+        raise ApiError(429, f"too many pending registrations ({total}); an administrator must approve or deny them")
+    if mine + 1 == config.max_pending_per_address:
+        log.warning(
+            "%s now has %d pending registrations (max_pending_per_address): its next new ones are refused",
+            ip,
+            mine + 1,
+        )
+    if total + 1 == config.max_pending:
+        log.warning("%d pending registrations (max_pending): new ones are refused until approved or denied", total + 1)
+
+
 @routes.post("/v1/agent/register")
 async def register(request: web.Request) -> web.Response:
     """Trust on first use: pending until approved (or a valid registration token), then the certificate."""
@@ -96,7 +116,11 @@ async def register(request: web.Request) -> web.Response:
     ip = request.remote or ""
     db = state.db
     agent = await asyncio.to_thread(db.get_agent, guid)
+    token = body.get("registrationToken", body.get("token"))
+    token_ok = _token_ok(state, token if isinstance(token, str) else None)
     if agent is None:
+        if not token_ok:
+            await _check_pending_cap(state, ip)
         cn = str(csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
         agent = await asyncio.to_thread(db.add_pending_agent, guid, cn, hostname, ip, key_fp)
         log.info("agent %s (%s) asked to register from %s", guid, hostname, ip)
@@ -106,8 +130,7 @@ async def register(request: web.Request) -> web.Response:
         raise ApiError(401, "this agent is revoked")  # as dcvix
     await asyncio.to_thread(db.touch_agent, guid, hostname, ip)
     if agent.state == "pending":
-        token = body.get("registrationToken", body.get("token"))
-        if not _token_ok(state, token if isinstance(token, str) else None):
+        if not token_ok:
             return json_response({"error": "pending approval"}, status=403)
         try:
             await asyncio.to_thread(db.set_agent_state, guid, "registered", expect=["pending"])

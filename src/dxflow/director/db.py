@@ -238,6 +238,26 @@ class Database:
         assert row is not None
         return row
 
+    def pending_counts(self, ip: str) -> tuple[int, int]:
+        """Pending registrations from ``ip`` and in total."""
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).where(agents.c.state == "pending")).scalar_one()
+            mine = conn.execute(select(func.count()).where(agents.c.state == "pending", agents.c.ip == ip)).scalar_one()
+        return int(mine), int(total)
+
+    def pending_by_address(self, limit: int = 5) -> list[tuple[str, int]]:
+        """The addresses with the most pending registrations, most first."""
+        count = func.count().label("n")
+        query = (
+            select(agents.c.ip, count)
+            .where(agents.c.state == "pending")
+            .group_by(agents.c.ip)
+            .order_by(count.desc(), agents.c.ip)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [(r.ip, int(r.n)) for r in conn.execute(query)]
+
     def touch_agent(self, guid: str, hostname: str, ip: str) -> None:
         """Record a registration attempt; the hostname changes only while the agent is pending."""
         with self.engine.begin() as conn:

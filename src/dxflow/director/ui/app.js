@@ -88,6 +88,13 @@ async function loadAgents(mine) {
       el("td", {}, when(a.lastSeen)), el("td", {}, when(a.certNotAfter)), actions);
   });
   $("#agents tbody").replaceChildren(...rows);
+  const reg = await api("GET", "/v1/admin/registrations");
+  if (mine !== generation) return;
+  const full = reg.busiest.filter((b) => b.full).map((b) => b.ip);
+  let notice = reg.pending ? `${reg.pending} pending registration(s) of at most ${reg.maxPending}.` : "";
+  if (reg.pending >= reg.maxPending) notice += " The cap is reached: new agents are refused until you approve or deny.";
+  if (full.length) notice += ` At the per-address cap (${reg.maxPendingPerAddress}): ${full.join(", ")}.`;
+  $("#registrations").textContent = notice;
 }
 
 async function loadServers(mine) {
