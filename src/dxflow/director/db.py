@@ -79,6 +79,16 @@ certs = Table(
     Index("ix_certs_revoked_at", "revoked_at"),
 )
 
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=False),
+    Index("ix_revoked_tokens_revoked_at", "revoked_at"),
+    Index("ix_revoked_tokens_expires_at", "expires_at"),
+)
+
 servers = Table(
     "servers",
     metadata,
@@ -369,6 +379,26 @@ class Database:
                     .values(revoked=True, revoked_at=time.time())
                 ).rowcount
             )
+
+    # --- session tokens ---------------------------------------------------------------------------
+
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        """Revoke a session token by id (logout); expired entries are dropped on the way."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(delete(revoked_tokens).where(revoked_tokens.c.expires_at < now))
+            conn.execute(
+                _insert(conn)(revoked_tokens).on_conflict_do_nothing(),
+                [{"jti": jti, "expires_at": expires_at, "revoked_at": now}],
+            )
+
+    def tokens_revoked_since(self, since: float) -> dict[str, float]:
+        """Unexpired revoked token ids (with their expiry) revoked at or after ``since``."""
+        query = select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
+            revoked_tokens.c.revoked_at >= since, revoked_tokens.c.expires_at >= time.time()
+        )
+        with self.engine.connect() as conn:
+            return {r.jti: r.expires_at for r in conn.execute(query)}
 
     # --- servers and sessions ---------------------------------------------------------------------
 

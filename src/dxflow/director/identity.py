@@ -1,7 +1,8 @@
 """Who is calling: mTLS peer certificates (agents, admin automation) and PASETO session cookies.
 
-Every mTLS request's certificate serial is checked (see ``CertChecker``): a revoke on this replica is effective
-from the next request, on other replicas within ``revocation_cache_seconds``.
+Every mTLS request's certificate serial is checked (see ``CertChecker``), and every session token's id against the
+tokens revoked by logout: a revoke on this replica is effective from the next request, on other replicas within
+``revocation_cache_seconds``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,16 @@ from dxflow.director.policy import PolicyStore
 from dxflow.director.tokens import TokenService
 from dxflow.protocol.errors import ApiError
 
-__all__ = ["COOKIE", "CertChecker", "Principal", "principal", "require_admin", "require_agent", "require_user"]
+__all__ = [
+    "COOKIE",
+    "CertChecker",
+    "Principal",
+    "bearer",
+    "principal",
+    "require_admin",
+    "require_agent",
+    "require_user",
+]
 
 log = logging.getLogger(__name__)
 COOKIE = "dcvix_session"
@@ -31,7 +41,8 @@ class CertChecker:
 
     A serial is looked up once, then remembered. Revocations reach the memory two ways: this replica's own
     revokes call ``forget()``; ``sync()`` (every ``revocation_cache_seconds``) reads serials revoked since the last
-    poll, which is how other replicas' revokes arrive.
+    poll, which is how other replicas' revokes arrive. Session tokens revoked by logout are kept the same way
+    (every unexpired one in memory: at most one per login within the token lifetime).
     """
 
     def __init__(self, db: Database, ttl: float) -> None:
@@ -41,6 +52,15 @@ class CertChecker:
         self._revoked: set[str] = set()
         self._identities: dict[bytes, PeerIdentity | None] = {}
         self._synced = time.time()
+        self._revoked_tokens: dict[str, float] = db.tokens_revoked_since(0.0)  # jti -> expiry
+
+    def token_revoked(self, jti: str | None) -> bool:
+        return jti is not None and jti in self._revoked_tokens
+
+    async def revoke_token(self, jti: str, expires: float) -> None:
+        """Logout: refuse this token id from now on, here at once and on other replicas after their next sync."""
+        self._revoked_tokens[jti] = expires
+        await asyncio.to_thread(self._db.revoke_token, jti, expires)
 
     async def valid(self, serial: str) -> bool:
         if serial in self._revoked:
@@ -69,7 +89,9 @@ class CertChecker:
         now = time.time()
         since = self._synced - max(5.0, 2 * self.ttl)
         revoked = await asyncio.to_thread(self._db.revoked_since, since)
+        tokens = await asyncio.to_thread(self._db.tokens_revoked_since, since)
         self._synced = now
+        self._revoked_tokens = {j: e for j, e in self._revoked_tokens.items() if e >= now} | tokens
         if revoked:
             self._revoked.update(revoked)
             for serial in revoked:
@@ -127,7 +149,7 @@ async def require_agent(request: web.Request, certs: CertChecker) -> tuple[str, 
     return guid, ident
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip()
@@ -146,10 +168,10 @@ async def principal(
         if not await certs.valid(ident.serial):
             raise ApiError(403, "certificate revoked or unknown")
         return Principal(name=ident.common_name, admin=True, via="mtls")
-    token = _bearer(request)
+    token = bearer(request)
     if token:
         claims = tokens.verify(token)
-        if claims is not None and claims.scope == "session":
+        if claims is not None and claims.scope == "session" and not certs.token_revoked(claims.token_id):
             return Principal(name=claims.sub, admin=policy.is_admin(claims.sub), via="token")
     return None
 

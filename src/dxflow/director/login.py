@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from dxflow.director.identity import COOKIE
+from dxflow.director.identity import COOKIE, bearer
 from dxflow.director.state import STATE
 from dxflow.director.tokens import TOKEN_LIFETIME
 from dxflow.protocol.errors import ApiError
@@ -72,6 +72,13 @@ async def login(request: web.Request, *, admin: bool) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
+    """Revoke the presented session token (cookie or bearer) on every replica and clear the cookie."""
+    state = request.app[STATE]
+    token = bearer(request)
+    claims = state.tokens.verify(token) if token else None
+    if claims is not None and claims.token_id and claims.expires:
+        await state.certs.revoke_token(claims.token_id, claims.expires)
+        log.info("%r logged out from %s", claims.sub, request.remote)
     resp = json_response({"status": "logged out"})
     resp.del_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
     return resp

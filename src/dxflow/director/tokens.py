@@ -44,6 +44,13 @@ class Claims:
     sub: str
     scope: str
     extra: dict[str, Any]
+    expires: float | None = None
+
+    @property
+    def token_id(self) -> str | None:
+        """The token's id (``jti``), by which logout revokes it."""
+        jti = self.extra.get("jti")
+        return jti if isinstance(jti, str) else None
 
 
 class TokenService:
@@ -59,7 +66,7 @@ class TokenService:
         return "TokenService(key=[secure])"
 
     def issue(self, sub: str, scope: str, lifetime: int = TOKEN_LIFETIME, **extra: Any) -> str:
-        payload = {"sub": sub, "scope": scope, "iat": int(time.time()), **extra}
+        payload = {"sub": sub, "scope": scope, "iat": int(time.time()), "jti": secrets.token_hex(16), **extra}
         return pyseto.encode(self._key, payload, exp=lifetime).decode()
 
     def verify(self, token: str) -> Claims | None:
@@ -79,11 +86,12 @@ class TokenService:
         if not isinstance(payload, dict) or not isinstance(payload.get("sub"), str):
             return None
         extra = {k: v for k, v in payload.items() if k not in ("sub", "scope", "exp", "iat")}
-        claims = Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra)
         try:
             expires = datetime.fromisoformat(str(payload["exp"])).timestamp()
         except (KeyError, ValueError):
-            return claims  # valid (pyseto checked it) but not cacheable
+            # valid (pyseto checked it) but not cacheable
+            return Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra)
+        claims = Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra, expires=expires)
         if len(self._seen) >= MAX_SEEN:
             self._seen.clear()
         self._seen[token] = (claims, expires)
