@@ -11,6 +11,7 @@ from typing import Any
 
 from dxflow.agent.identity import AgentIdentity
 from dxflow.client.aio.director import AsyncDirectorClient
+from dxflow.common.ca import registration_proof
 from dxflow.protocol.director_wire import Issued
 from dxflow.protocol.errors import TransportError
 
@@ -54,7 +55,10 @@ class DirectorLink:
         """Register; stores the certificate and pins the CA on success."""
         first = self.ca_file() is None
         self.client.reload(self.ca_file())
-        issued = await self.client.register(self.identity.guid, hostname, self.identity.csr(), self._token)
+        csr = self.identity.csr()
+        # Until the director is verified (no pinned CA, no director_ca) the token never travels: only a proof of it.
+        token = registration_proof(self._token, csr) if first and self._token else self._token
+        issued = await self.client.register(self.identity.guid, hostname, csr, token)
         self.identity.store(issued.certificate, issued.ca or None)
         self.reload()
         if first:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
+import hmac
 import ipaddress
 import logging
 import re
@@ -43,6 +45,8 @@ __all__ = [
     "load_ca",
     "make_csr",
     "peer_identity",
+    "registration_proof",
+    "registration_token_ok",
     "server_names",
 ]
 
@@ -340,6 +344,24 @@ def check_csr(csr: x509.CertificateSigningRequest, guid: str) -> None:
 
 class CsrMismatchError(CsrError):
     """The CSR's CN names another agent than the one asking."""
+
+
+PROOF_PREFIX = "hmac-sha256:"
+
+
+def registration_proof(token: str, csr_b64: str) -> str:
+    """What an agent sends instead of its registration token while the director is not verified yet: an HMAC of
+    the CSR keyed by the token, so an impostor on the unverified connection learns neither the token nor anything
+    it can use (the proof only approves this CSR's key)."""
+    return PROOF_PREFIX + hmac.new(token.encode(), csr_b64.encode(), hashlib.sha256).hexdigest()
+
+
+def registration_token_ok(expected: str | None, presented: str | None, csr_b64: str) -> bool:
+    """True for the registration token itself (dcvix agents) or a proof of it over ``csr_b64`` (dxflow agents)."""
+    if not expected or not presented:
+        return False
+    wanted = registration_proof(expected, csr_b64) if presented.startswith(PROOF_PREFIX) else expected
+    return hmac.compare_digest(wanted.encode(), presented.encode())
 
 
 def agent_guid_from_cn(cn: str) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import hmac
 import ipaddress
 import logging
 import time
@@ -15,7 +14,15 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from dxflow.common.ca import CsrError, CsrMismatchError, check_csr, csr_from_b64, serial_hex, valid_guid
+from dxflow.common.ca import (
+    CsrError,
+    CsrMismatchError,
+    check_csr,
+    csr_from_b64,
+    registration_token_ok,
+    serial_hex,
+    valid_guid,
+)
 from dxflow.director.db import HostnameTaken, ServerUpdate
 from dxflow.director.identity import require_agent
 from dxflow.director.state import STATE, DirectorState
@@ -75,11 +82,6 @@ def _local_only_text(address: str) -> bool:
         return False
 
 
-def _token_ok(state: DirectorState, presented: str | None) -> bool:
-    expected = state.config.registration_token
-    return bool(expected and presented and hmac.compare_digest(expected.encode(), presented.encode()))
-
-
 async def _check_pending_cap(state: DirectorState, ip: str) -> None:
     """429 when ``ip`` or everyone together has too many pending registrations; log when a cap fills up."""
     config = state.config
@@ -117,7 +119,9 @@ async def register(request: web.Request) -> web.Response:
     db = state.db
     agent = await asyncio.to_thread(db.get_agent, guid)
     token = body.get("registrationToken", body.get("token"))
-    token_ok = _token_ok(state, token if isinstance(token, str) else None)
+    token_ok = registration_token_ok(
+        state.config.registration_token, token if isinstance(token, str) else None, str(body.get("csr"))
+    )
     if agent is None:
         if not token_ok:
             await _check_pending_cap(state, ip)
