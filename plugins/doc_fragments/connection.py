@@ -77,6 +77,25 @@ options:
       - Seconds to wait for the server on each request.
       - Falls back to E(CONNECTION_TIMEOUT), then the profile's C(connection-timeout), then C(30).
     type: float
+  connection_route:
+    description:
+      - How the engine is reached. V(direct) connects to its address; V(director) goes through the hub of the
+        director named by O(connection_director), which relays a byte stream to the engine over the tunnel its agent
+        keeps open (hosts behind firewalls). TLS and the engine login run end to end on both routes.
+      - Falls back to E(CONNECTION_ROUTE), then the profile's C(connection-route), then V(direct).
+    type: str
+    choices: [direct, director]
+  connection_director:
+    description:
+      - Profile of the director to go through when O(connection_route=director) (its address and credentials).
+      - Falls back to E(CONNECTION_DIRECTOR), then the profile's C(connection-director).
+    type: str
+  connection_server:
+    description:
+      - The server's id or hostname on the director when O(connection_route=director) (default the host part of
+        O(connection_address)).
+      - Falls back to E(CONNECTION_SERVER), then the profile's C(connection-server).
+    type: str
 requirements:
   - the C(dxflow) Python package (the SDK) on the host that runs the module or plugin
     (C(pip install dxflow), or C(pip install) the collection's root folder, which is the package's source).
@@ -174,4 +193,28 @@ options:
         key: timeout
     vars:
       - name: ansible_dxflow_timeout
+  connection_route:
+    env:
+      - name: CONNECTION_ROUTE
+    ini:
+      - section: dxflow_connection
+        key: connection_route
+    vars:
+      - name: ansible_dxflow_connection_route
+  connection_director:
+    env:
+      - name: CONNECTION_DIRECTOR
+    ini:
+      - section: dxflow_connection
+        key: connection_director
+    vars:
+      - name: ansible_dxflow_connection_director
+  connection_server:
+    env:
+      - name: CONNECTION_SERVER
+    ini:
+      - section: dxflow_connection
+        key: connection_server
+    vars:
+      - name: ansible_dxflow_connection_server
 """

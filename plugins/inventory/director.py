@@ -94,7 +94,7 @@ options:
   engine_route:
     description:
       - With O(use_engine_connection), how the engine connection reaches each host. V(director) goes through this
-        director's hub (hosts behind firewalls that only allow outbound connections): it sets
+        director's hub (for hosts behind firewalls that only allow outbound connections) and sets
         C(ansible_dxflow_connection_route), C(ansible_dxflow_connection_director) (the O(profile) of this inventory)
         and C(ansible_dxflow_connection_server) (the server's id) per host.
     type: str

@@ -192,6 +192,18 @@ _agent_action("deny", "deny_agent", "denied and removed")
 _agent_action("revoke", "revoke_agent", "revoked")
 
 
+@director_group.command("tunnels")
+@pass_ctx
+def tunnels_command(ctx: CliContext) -> None:
+    """Agent tunnels connected to the hub: hosts reachable through the director (docs/hub.md)."""
+    with _client(ctx) as client:
+        rows = client.tunnels()
+    lines = [
+        [t["hostname"], _when(t["since"]), str(t["streamsOpen"]), str(t["bytesIn"]), str(t["bytesOut"])] for t in rows
+    ]
+    emit(ctx, rows, table(lines, ["HOSTNAME", "SINCE", "STREAMS", "BYTES IN", "BYTES OUT"]))
+
+
 @director_group.group("servers")
 def servers_group() -> None:
     """Servers reported by agents."""

@@ -115,6 +115,10 @@ class DirectorClient:
         """The hostnames a dcvix launcher lists for the caller (policy; ``ALLOW_CUSTOM`` last when allowed)."""
         return self._request("GET", "/v1/user/servers")["servers"]
 
+    def tunnels(self) -> list[dict[str, Any]]:
+        """Agent tunnels connected to the director's hub (admin): server, since, streams, bytes."""
+        return self._request("GET", "/v1/admin/tunnels")["tunnels"]
+
     def pools(self) -> list[dict[str, Any]]:
         """The policy's pools: ``[{"id": "gpu", "workstations": ["srv2"]}]`` (admin)."""
         return self._request("GET", "/v1/admin/pools")

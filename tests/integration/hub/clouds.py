@@ -1,10 +1,10 @@
 """Two "clouds" behind a real firewall: network namespaces with veth pairs, each dropping new inbound TCP.
 
 Each cloud is one namespace holding one host (engine + agent). The director and the controller stay in the test's
-own namespace; the director listens on the first veth pair's host-side address (its certificate gets that IP as a
-SAN), which the second cloud reaches through its own host-side address (the kernel accepts packets for any local
-address on any interface). The firewall is an iptables rule in each cloud dropping TCP segments with SYN set and
-ACK clear on its link: new inbound connections die, replies to the host's own outbound connections pass.
+own namespace; the director listens on the first veth pair's host-side address (``server_cert_names`` puts that IP
+in its certificate), which the second cloud reaches through its own host-side address (the kernel accepts packets
+for any local address on any interface). The firewall is an iptables rule in each cloud dropping TCP segments with
+SYN set and ACK clear on its link: new inbound connections die, replies to the host's own outbound connections pass.
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from dxflow.common.ca import load_ca
-from dxflow.common.crypto import private_pem
 from tests.harness.director_harness import DXFLOW, Agent, Director, env
 
 ENGINE_PORT = 8080
@@ -121,19 +116,6 @@ def make_clouds(count: int = 2) -> list[Cloud]:
         )
         for i in range(count)
     ]
-
-
-def director_cert_for(data_dir: Path, address: str) -> None:
-    """Create the director CA and a server certificate with ``address`` as an IP SAN before the director starts
-    (it keeps a fresh certificate signed by its CA)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir.chmod(0o700)
-    ca = load_ca(data_dir)
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = ca.issue_server_cert(key, hosts=[address])
-    (data_dir / "server.key").write_bytes(private_pem(key))
-    (data_dir / "server.key").chmod(0o600)
-    (data_dir / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 class CloudEngine:

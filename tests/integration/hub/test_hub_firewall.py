@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.ansible_env import collection_env, recap, run_inventory, run_playbook
 from tests.conftest import run_cli
 from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash, wait_until
 from tests.integration.hub.clouds import (
@@ -28,7 +29,6 @@ from tests.integration.hub.clouds import (
     Cloud,
     CloudAgent,
     CloudEngine,
-    director_cert_for,
     make_clouds,
 )
 
@@ -74,13 +74,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             cloud.create()
         gateway = clouds[0].gateway
         director_dir = root / "director"
-        director_cert_for(director_dir / "data", gateway)
+        director_dir.mkdir()
         policy = director_dir / "policy"
         policy.mkdir()
         (policy / "users.json").write_text(json.dumps([{"id": "alice", "workstations": ["cloud0"]}]))
         director = Director(
             director_dir,
             host=gateway,
+            server_cert_names=[gateway],
             policy_dir=str(policy),
             auth={
                 "type": "local",
@@ -147,6 +148,9 @@ def test_agents_register_get_approved_and_open_their_tunnels(fleet: Fleet) -> No
         what="two servers reported",
     )
     assert {s["hostname"] for s in servers} == {"cloud0", "cloud1"}
+    listed = fleet.cli("-C", "dir", "director", "tunnels")
+    assert listed.returncode == 0, listed.stderr
+    assert "cloud0" in listed.stdout and "cloud1" in listed.stdout
 
 
 def test_cli_exec_and_cp_both_ways_through_the_hub(fleet: Fleet, tmp_path: Path) -> None:
@@ -178,6 +182,60 @@ def test_a_session_created_through_the_director_reaches_the_agent_without_its_in
     assert resp.status_code in (200, 201), resp.text
     assert resp.json()["hostname"] == "cloud1"
     assert "created for alice" in fleet.agents[1].log()
+
+
+PLAYBOOK = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.setup:
+        gather_subset: [min]
+    - ansible.builtin.command: cat /proc/net/fib_trie
+      register: fib
+      changed_when: false
+    - ansible.builtin.copy:
+        content: "copied to {{ inventory_hostname }}\\n"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.copy"
+    - ansible.builtin.template:
+        src: hello.j2
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.template"
+    - ansible.builtin.copy:
+        content: "{{ ansible_system }} {{ fib.stdout }}"
+        dest: "{{ out_dir }}/{{ inventory_hostname }}.facts"
+"""
+
+
+def test_ansible_runs_setup_command_copy_and_template_through_the_hub(fleet: Fleet, tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory"
+    (inventory / "host_vars").mkdir(parents=True)
+    (inventory / "hub.dxflow_director.yml").write_text(
+        "plugin: dxflow.remote.director\nprofile: dir\nuse_engine_connection: true\nengine_route: director\n"
+    )
+    for cloud, engine in zip(fleet.clouds, fleet.engines, strict=True):
+        (inventory / "host_vars" / f"{cloud.name}.yml").write_text(f"ansible_dxflow_connection_key: {engine.key}\n")
+    (tmp_path / "hello.j2").write_text("hello {{ inventory_hostname }} through the hub\n")
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    out = tmp_path / "out"
+    out.mkdir()
+    env = collection_env(tmp_path / "ansible", dxflow_home=fleet.home)
+    listed = run_inventory(inventory / "hub.dxflow_director.yml", env)
+    assert listed.returncode == 0, listed.stderr
+    hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
+    assert set(hostvars) == {"cloud0", "cloud1"}
+    assert hostvars["cloud0"]["ansible_dxflow_connection_route"] == "director"
+    before = fleet.director.log().count("hub stream user=ansible") + fleet.director.log().count("hub stream user=")
+    result = run_playbook(
+        tmp_path / "site.yml", env, inventory=inventory, extra_vars={"out_dir": str(out)}, timeout=300
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    counts = recap(result.stdout)
+    for cloud in fleet.clouds:
+        assert counts[cloud.name]["failed"] == 0 and counts[cloud.name]["unreachable"] == 0
+        assert (out / f"{cloud.name}.copy").read_text() == f"copied to {cloud.name}\n"
+        assert (out / f"{cloud.name}.template").read_text() == f"hello {cloud.name} through the hub\n"
+        facts = (out / f"{cloud.name}.facts").read_text()
+        assert facts.startswith("Linux ") and cloud.address in facts  # ran inside that cloud's namespace
+    assert fleet.director.log().count("hub stream user=") > before
 
 
 def test_stream_requests_without_rights_get_clear_errors_and_open_nothing(fleet: Fleet) -> None:

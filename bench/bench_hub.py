@@ -1,0 +1,141 @@
+"""The director hub against the direct route (a benchmark, not a test). Run: ``python bench/bench_hub.py``.
+
+One director, one engine and its agent on 127.0.0.1 (the agent's tunnel up); the same SDK calls (``ShellClient``,
+keep-alive session, cached token) once straight to the engine and once with ``connection-route: director``:
+1. exec round trip of ``true``: median of ``--execs`` sequential calls (target: hub <= direct + 3 ms);
+2. upload and download of a ``--size-mb`` MB file (target: >= 100 MB/s through the hub, MB = 10^6 bytes);
+3. the director's peak RSS growth while the upload streams through it (flow control: one window per stream;
+   target: <= 32 MB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
+
+from bench_engine import Engine, row  # noqa: E402
+from bench_exec import exec_round_trips, shell_client, transfer  # noqa: E402
+
+from dxflow.client.profiles import ProfileStore  # noqa: E402
+from dxflow.client.session import Session  # noqa: E402
+from dxflow.client.settings import resolve_settings  # noqa: E402
+from dxflow.client.shell import ShellClient  # noqa: E402
+from tests.harness.director_harness import Agent, Director, wait_until  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class PeakRss(threading.Thread):
+    """Samples a process's RSS every 20 ms until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.base = rss_mb(pid)
+        self.peak = self.base
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb(self.pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self.join()
+        return self.peak - self.base
+
+
+def hub_client(director: Director, engine: Engine, home: Path) -> ShellClient:
+    bundle = director.client_bundle("bench")
+    store = ProfileStore(home=home)
+    store.save(
+        "dir",
+        {
+            "connection-address": director.url,
+            "connection-mode": "mtls",
+            "connection-cert": str(bundle / "tls.crt"),
+            "connection-cert-key": str(bundle / "tls.key"),
+            "connection-ca": str(bundle / "ca.crt"),
+        },
+    )
+    store.save(
+        "hub",
+        {
+            "connection-route": "director",
+            "connection-director": "dir",
+            "connection-server": "bench-host",
+            "connection-key": str(engine.key),
+        },
+    )
+    return ShellClient(Session(resolve_settings(profile="hub", store=store, env={}), store))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--execs", type=int, default=200, help="sequential execs per route")
+    parser.add_argument("--size-mb", type=int, default=200, help="file size for upload/download, MB")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-hub-", dir="/tmp"))
+    engine = Engine()
+    director = Director(work / "director")
+    agent = None
+    try:
+        director.start()
+        port = int(engine.address.rsplit(":", 1)[1])
+        agent = Agent(work / "bench-host", director, engine_port=port, engine_address="127.0.0.1").start()
+        admin = director.admin()
+        guid = agent.guid
+        wait_until(lambda: admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approve")
+        wait_until(lambda: admin.get(f"{director.url}/v1/admin/tunnels").json()["tunnels"], 30, what="tunnel")
+        wait_until(lambda: admin.get(f"{director.url}/v1/servers").json(), 30, what="server")
+        direct = shell_client(engine)
+        hub = hub_client(director, engine, work / "home")
+        d_times = exec_round_trips(direct, args.execs)
+        h_times = exec_round_trips(hub, args.execs)
+        d_med, h_med = statistics.median(d_times) * 1000, statistics.median(h_times) * 1000
+        d_up, d_down = transfer(direct, args.size_mb, sync=False)
+        assert director.proc is not None
+        sampler = PeakRss(director.proc.pid)
+        sampler.start()
+        h_up, h_down = transfer(hub, args.size_mb, sync=False)
+        growth = sampler.stop()
+        mb = args.size_mb
+        rows = [
+            row("exec round trip, direct (median)", "-", f"{d_med:.1f} ms", None),
+            row("exec round trip, hub (median)", f"<= {d_med + 3:.1f} ms", f"{h_med:.1f} ms", h_med <= d_med + 3),
+            row(f"upload {mb} MB, direct", "-", f"{mb / d_up:.0f} MB/s", None),
+            row(f"upload {mb} MB, hub", ">= 100 MB/s", f"{mb / h_up:.0f} MB/s", mb / h_up >= 100),
+            row(f"download {mb} MB, direct", "-", f"{mb / d_down:.0f} MB/s", None),
+            row(f"download {mb} MB, hub", ">= 100 MB/s", f"{mb / h_down:.0f} MB/s", mb / h_down >= 100),
+            row("director RSS growth during the hub transfers", "<= 32 MB", f"{growth:.1f} MB", growth <= 32),
+        ]
+        width = max(len(r[0]) for r in rows)
+        print(f"{'metric':<{width}}  {'target':<14}  {'measured':<22}  result")
+        for metric, target, measured, met in rows:
+            print(f"{metric:<{width}}  {target:<14}  {measured:<22}  {met}")
+    finally:
+        if agent is not None:
+            agent.stop()
+        director.stop()
+        engine.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
