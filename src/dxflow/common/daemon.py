@@ -64,7 +64,7 @@ class PidFile:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise StartupError(f"already running with pid {self.holder() or '?'} (pid file {self.path})") from None
+                raise StartupError(f"already running with pid {self.holder() or '?'}") from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
             except FileNotFoundError:

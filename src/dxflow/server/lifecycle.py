@@ -127,7 +127,7 @@ def add_lifecycle(group: click.Group, daemon: Daemon, emit: Callable[[Any, str],
         try:
             pid_file.acquire()
         except StartupError as exc:
-            raise click.ClickException(f"{name} {exc}") from None
+            raise click.ClickException(f"{name} {exc} (data dir {config.data_dir})") from None
         try:
             problem = check_port_free(*daemon.address(config)) if daemon.address else None
             if problem:
