@@ -158,6 +158,10 @@ class DirectorConfig:
     gateway_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     server_cert_names: tuple[str, ...] = ()  # extra DNS names and IP addresses in the server certificate
     keepalive_timeout: float = 75.0
+    header_timeout: float = 30.0
+    """Seconds a new connection has to finish the TLS handshake and send a request's headers (slowloris)."""
+    handshake_timeout: float = 10.0
+    """Seconds a new connection has to finish the TLS handshake."""
     login_rate: float = 5.0
     register_rate: float = 50.0
     max_pending: int = 1000  # pending registrations in total; new ones beyond get 429

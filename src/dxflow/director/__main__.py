@@ -23,7 +23,13 @@ def run(config: DirectorConfig) -> None:
     ssl_ctx = server_ssl_context(config)
     logging.getLogger("dxflow.director.app").info("director listening on https://%s:%d", config.host, config.port)
     serving = listen.serve(
-        create_app(config), config.host, config.port, ssl_ctx, keepalive_timeout=config.keepalive_timeout
+        create_app(config),
+        config.host,
+        config.port,
+        ssl_ctx,
+        header_timeout=config.header_timeout,
+        handshake_timeout=config.handshake_timeout,
+        keepalive_timeout=config.keepalive_timeout,
     )
     asyncio.run(serving)
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import run_cli, start_engine
+from tests.harness.director_harness import Director
 from tests.timeouts import scaled
 
 
@@ -80,3 +81,19 @@ def test_a_stalled_tls_handshake_is_cut(tmp_path: Path) -> None:
     finally:
         engine.stop()
     assert "engine stopping" in engine.log()
+
+
+def test_the_director_cuts_stalled_headers_and_serves_the_rest(tmp_path: Path) -> None:
+    director = Director(tmp_path, header_timeout=2, handshake_timeout=1).start()
+    tls = ssl.create_default_context(cafile=str(director.ca))
+    tls.check_hostname = False
+    try:
+        with socket.create_connection(("127.0.0.1", director.port)) as silent:
+            assert _closed_after(silent, scaled(40)) < scaled(30)  # no ClientHello: cut after the handshake timeout
+        with tls.wrap_socket(socket.create_connection(("127.0.0.1", director.port))) as slow:
+            slow.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+            waited = _closed_after(slow, scaled(40))
+        assert 1.5 <= waited < scaled(30)
+        assert director.healthy()
+    finally:
+        director.stop()
