@@ -14,6 +14,8 @@ from dxflow.protocol.errors import ApiError
 
 __all__ = ["JSON_ONLY_KEY", "MAX_BODY_KEY", "field", "loads_json", "read_body", "read_json"]
 
+DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
+"""Content-Encodings aiohttp decodes; any other would reach the handler undecoded."""
 MAX_BODY_KEY = web.AppKey("max_body", int)
 """The app-wide body limit (bytes), used in 413 messages."""
 JSON_ONLY_KEY = web.AppKey("json_only", bool)
@@ -50,6 +52,9 @@ def _is_json(content_type: str) -> bool:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole (decoded) body; 413 past ``limit`` bytes, 400 when its encoding cannot be decoded."""
     too_large = ApiError(413, f"request body too large (limit {limit} bytes)")
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in DECODED_ENCODINGS:
+        raise ApiError(400, f"unsupported Content-Encoding {encoding[:40]!r} (use gzip, deflate or none)")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
     data = bytearray()
