@@ -17,7 +17,7 @@ from dxflow.common.director_config import DirectorConfig
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
 from dxflow.common.runtime import tune_process
-from dxflow.director import admin_api, agent_api, hub, ui_routes, user_api
+from dxflow.director import admin_api, agent_api, hub, openapi, ui_routes, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.auth import LoginGuard, build_backend, build_otp
 from dxflow.director.csrf import csrf_middleware
@@ -163,6 +163,7 @@ def create_app(config: DirectorConfig) -> web.Application:
     app.add_routes(admin_api.routes)
     app.add_routes(user_api.routes)
     app.add_routes(ui_routes.routes)
+    app.add_routes(openapi.routes)
     app.add_routes(hub.routes)
     app.router.add_get("/auth/connect", connect_page)
     return app

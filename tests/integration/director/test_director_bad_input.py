@@ -60,3 +60,9 @@ def test_bad_bodies_are_400_with_a_message(
 
 def test_the_director_logged_no_traceback(director: Director, callers: dict[str, dict]) -> None:
     assert "Traceback" not in director.log()
+
+
+def test_openapi_json_is_served(director: Director) -> None:
+    r = requests.get(f"{director.url}/v1/openapi.json", verify=str(director.ca), timeout=10)
+    assert r.status_code == 200 and r.json()["openapi"] == "3.1.0"
+    assert {"/v1/agent/update", "/v1/user/sessions", "/v1/openapi.json"} <= set(r.json()["paths"])
