@@ -130,6 +130,43 @@ def issue_client_cert_command(
     emit(ctx, info, f"client certificate for {name} ({role}) written to {folder}")
 
 
+@director_group.command("migrate")
+@config_option
+@click.option("--check", is_flag=True, help="Only report the database's schema revision; exit 1 when behind.")
+@pass_ctx
+def migrate_command(ctx: CliContext, config_path: Path | None, check: bool) -> None:
+    """Upgrade the director database to this version's schema (run once per upgrade, before starting directors)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dxflow.director import schema
+    from dxflow.director.db import Database
+
+    config = _config(config_path)
+    try:
+        db = Database(config.db_url, check_schema=False)
+        try:
+            if check:
+                with db.engine.connect() as conn:
+                    before = after = schema.current_revision(conn)
+            else:
+                before, after = schema.migrate(db.engine)
+        finally:
+            db.close()
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot migrate the database: {exc.__class__.__name__}: {exc}") from None
+    head = schema.head_revision()
+    info = {"before": before, "revision": after, "head": head, "upToDate": after == head}
+    if check:
+        text = f"database schema {after or 'none'}; this director needs {head}"
+    elif before == after:
+        text = f"database schema {after} is up to date"
+    else:
+        text = f"database schema upgraded from {before or 'none'} to {after}"
+    emit(ctx, info, text)
+    if check and after != head:
+        raise SystemExit(1)
+
+
 # --- API commands ---------------------------------------------------------------------------------
 
 

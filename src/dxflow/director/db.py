@@ -36,6 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from dxflow.director import schema
+
 __all__ = ["AgentRow", "Database", "HostnameTaken", "ServerUpdate"]
 
 metadata = MetaData()
@@ -195,7 +197,8 @@ def _insert(conn: Connection) -> Any:
 class Database:
     """All director state. Safe to share between threads (one pooled engine)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, check_schema: bool = True) -> None:
+        """Open ``url``; the schema must be at this code's revision (an empty database is created at it)."""
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         self.url = url
@@ -207,7 +210,8 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        if check_schema:
+            schema.check_schema(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
