@@ -115,11 +115,25 @@ def load_config(
 ) -> T:
     """Build ``cls`` from YAML at ``path``, then env ``DXFLOW_<SECTION>_<KEY>``, then ``override``.
 
-    Relative paths are taken relative to the config file's folder (else to the current directory).
+    Relative paths are taken relative to the config file's folder when they come from the file, else to the current
+    directory.
     """
     data = _read_yaml(path)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    data.update(_env_overrides(section, names, os.environ if env is None else env))
-    data.update({k: v for k, v in override.items() if v is not None})
+    later = _env_overrides(section, names, os.environ if env is None else env)
+    later.update({k: v for k, v in override.items() if v is not None})
+    data.update(_from_cwd(cls, later))
     base = path.expanduser().resolve().parent if path is not None else Path.cwd()
     return _build(cls, data, base=base)
+
+
+def _from_cwd(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with relative top-level paths made absolute against the current directory."""
+    hints = typing.get_type_hints(cls)
+    out = dict(values)
+    for key, value in values.items():
+        hint = hints.get(key)
+        is_path = hint is Path or Path in typing.get_args(hint)
+        if is_path and isinstance(value, str | Path) and not Path(value).expanduser().is_absolute():
+            out[key] = Path.cwd() / value
+    return out

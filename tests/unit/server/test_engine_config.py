@@ -71,3 +71,15 @@ def test_env_names_of_the_old_flags_still_work(tmp_path: Path) -> None:
     }
     config = load_engine_config(None, env)
     assert (config.host, config.files_root, config.edge_audience) == ("::1", tmp_path.resolve(), "dxflow")
+
+
+def test_relative_paths_from_env_and_flags_are_taken_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "etc" / "engine.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("data_dir: from-file\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_engine_config(cfg, {}).data_dir == cfg.parent / "from-file"
+    assert load_engine_config(cfg, {"DXFLOW_ENGINE_DATA_DIR": "from-env"}).data_dir == tmp_path / "from-env"
+    assert load_engine_config(cfg, {}, data_dir="from-flag").data_dir == tmp_path / "from-flag"
