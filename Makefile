@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration slow lint format bench sanity clean
+.PHONY: all setup demo demo-down test unit integration slow fuzz lint format bench sanity clean
 
 all: test
 
@@ -38,6 +38,10 @@ integration: setup
 ## slow: molecule scenarios, the rollout playbook and ansible-test sanity (minutes).
 slow: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/slow $(PYTEST_ARGS)
+
+## fuzz: the engine fuzzer (part of `make test` with a small budget) with 1,000 generated requests per route.
+fuzz: setup
+	DXFLOW_FUZZ_EXAMPLES=$${DXFLOW_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q --timeout=0 tests/integration/security/test_fuzz_engine.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools

@@ -64,9 +64,12 @@ class FilesRoot:
         """``path`` relative to the root (``"."`` for the root itself), None without a root; 400 outside it."""
         if self.root is None:
             return None
-        for base in (self.root, self.spelled):
-            if base is not None and (path == base or base in path.parents):
-                return str(path.relative_to(base))
+        # A name through a symlink to the root counts by where the symlink points: only to compute the name,
+        # the file is then opened by descriptor beneath the root whatever happens to that symlink.
+        for candidate in (path, Path(os.path.realpath(path.parent)) / path.name):
+            for base in (self.root, self.spelled):
+                if base is not None and (candidate == base or base in candidate.parents):
+                    return str(candidate.relative_to(base))
         raise ApiError(400, f"path {str(path)!r} is outside the engine's files root {self.root}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -11,8 +11,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.protocol.errors import ApiError
+from dxflow.server.responses import ErrorRenderer
 
-__all__ = ["JSON_ONLY_KEY", "MAX_BODY_KEY", "field", "loads_json", "read_body", "read_json"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+__all__ = ["JSON_ONLY_KEY", "MAX_BODY_KEY", "field", "identity_body_middleware", "loads_json", "read_body", "read_json"]
 
 DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 """Content-Encodings aiohttp decodes; any other would reach the handler undecoded."""
@@ -41,6 +44,29 @@ def loads_json(data: bytes | str) -> Any:
         raise ApiError(400, f"malformed JSON body: {exc}") from None
     except RecursionError:
         raise ApiError(400, "JSON body is nested too deeply") from None
+
+
+def identity_body_middleware(render: ErrorRenderer) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Refuse (415) every request with a compressed body, for a daemon whose clients never compress.
+
+    aiohttp decodes ``gzip``/``deflate`` bodies itself, and a body that never decodes (truncated deflate) neither
+    ends nor fails: the handler would wait forever, or aiohttp would linger on it after the answer, stalling the
+    keep-alive connection. So the answer goes out at once and the connection is closed under the body.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding in ("", "identity"):
+            return await handler(request)
+        response = render(415, f"compressed request bodies are not accepted (Content-Encoding {encoding[:40]!r})", {})
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        request.protocol.force_close()  # no lingering on a body that may never decode
+        return response
+
+    return middleware
 
 
 def _is_json(content_type: str) -> bool:
