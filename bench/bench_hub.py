@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 from bench_engine import Engine, row  # noqa: E402
-from bench_exec import exec_round_trips, shell_client, transfer  # noqa: E402
+from bench_exec import shell_client, transfer  # noqa: E402
 
 from dxflow.client.profiles import ProfileStore  # noqa: E402
 from dxflow.client.session import Session  # noqa: E402
@@ -49,16 +50,28 @@ class PeakRss(threading.Thread):
         self.pid = pid
         self.base = rss_mb(pid)
         self.peak = self.base
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(0.02):
+        while not self._done.wait(0.02):
             self.peak = max(self.peak, rss_mb(self.pid))
 
     def stop(self) -> float:
-        self._stop.set()
+        self._done.set()
         self.join()
         return self.peak - self.base
+
+
+def interleaved_round_trips(direct: ShellClient, hub: ShellClient, count: int) -> tuple[list[float], list[float]]:
+    """Exec round trips of ``true``, alternating the routes so machine load hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(count + 5):
+        for shell, out in ((direct, times[0]), (hub, times[1])):
+            t0 = time.perf_counter()
+            assert shell.exec(["true"]).rc == 0
+            if i >= 5:  # the first ones log in and connect
+                out.append(time.perf_counter() - t0)
+    return times
 
 
 def hub_client(director: Director, engine: Engine, home: Path) -> ShellClient:
@@ -106,8 +119,7 @@ def main() -> None:
         wait_until(lambda: admin.get(f"{director.url}/v1/servers").json(), 30, what="server")
         direct = shell_client(engine)
         hub = hub_client(director, engine, work / "home")
-        d_times = exec_round_trips(direct, args.execs)
-        h_times = exec_round_trips(hub, args.execs)
+        d_times, h_times = interleaved_round_trips(direct, hub, args.execs)
         d_med, h_med = statistics.median(d_times) * 1000, statistics.median(h_times) * 1000
         d_up, d_down = transfer(direct, args.size_mb, sync=False)
         assert director.proc is not None

@@ -28,8 +28,9 @@ __all__ = ["AgentTunnel"]
 
 log = logging.getLogger(__name__)
 HEARTBEAT = 10.0
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 STABLE = 30.0  # a tunnel that stayed up this long resets the back-off
+CONNECT_TIMEOUT = 10.0
 
 
 def backoff(attempt: int, cap: float) -> float:
@@ -59,7 +60,7 @@ class AgentTunnel:
     async def run(self) -> None:
         """Connect, serve until the path dies, reconnect; forever (cancel to stop)."""
         attempt = 0
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
         try:
             while True:
                 started = time.monotonic()

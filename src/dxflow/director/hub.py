@@ -17,13 +17,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import WSMsgType, web
+from sqlalchemy import Column, Float, MetaData, String, Table, delete, insert, select
 
 from dxflow.director.identity import Principal, principal, require_admin, require_agent
 from dxflow.director.state import STATE, DirectorState
@@ -42,6 +45,17 @@ MAX_STREAMS_PER_TUNNEL = 256
 MAX_STREAMS_PER_CLIENT = 64
 WATCH_INTERVAL = 0.5
 TUNNEL_MAX_MSG = 1024 * 1024
+FORWARDED_FOR = "X-Dxflow-Hub-Forwarded-For"  # replica → replica: the user the first replica authorized
+FORWARDED_ADMIN = "X-Dxflow-Hub-Forwarded-Admin"
+
+# Where each tunnel is (shared by the replicas through the director database; kept out of db.py's tables).
+locations = Table(
+    "hub_tunnels",
+    MetaData(),
+    Column("server_guid", String(36), primary_key=True),
+    Column("replica", String(255), nullable=False),
+    Column("since", Float, nullable=False),
+)
 
 
 @dataclass
@@ -84,6 +98,45 @@ class Hub:
         self.state = state
         self.tunnels: dict[str, Tunnel] = {}
         self.per_client: Counter[str] = Counter()
+        self.local_names: set[str] = set()  # the base URLs agents reached this replica under
+        self._http: aiohttp.ClientSession | None = None
+        data = state.config.data_dir
+        self._replica_ssl = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(data / "ca.crt"))
+        self._replica_ssl.load_cert_chain(str(data / "server.crt"), str(data / "server.key"))
+
+    # --- where the tunnels are, for the other replicas (blocking: call through asyncio.to_thread) ---
+
+    def record(self, guid: str, replica: str) -> None:
+        with self.state.db.engine.begin() as conn:
+            conn.execute(delete(locations).where(locations.c.server_guid == guid))
+            conn.execute(insert(locations).values(server_guid=guid, replica=replica, since=time.time()))
+
+    def unrecord(self, guid: str, replica: str) -> None:
+        with self.state.db.engine.begin() as conn:
+            conn.execute(delete(locations).where(locations.c.server_guid == guid, locations.c.replica == replica))
+
+    def locate(self, guid: str) -> str | None:
+        """The base URL of the other replica holding ``guid``'s tunnel, else None."""
+        with self.state.db.engine.connect() as conn:
+            replica = conn.execute(select(locations.c.replica).where(locations.c.server_guid == guid)).scalar()
+        return None if replica is None or replica in self.local_names else str(replica)
+
+    async def forward(self, replica: str, server: dict[str, Any], who: Principal) -> _Upstream:
+        """The stream through the replica that holds the tunnel, as ``who`` (authorized here)."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=10))
+        url = replica.replace("https://", "wss://", 1) + f"/v1/hub/servers/{server['id']}/engine"
+        headers = {FORWARDED_FOR: who.name, FORWARDED_ADMIN: "1" if who.admin else "0"}
+        try:
+            ws = await self._http.ws_connect(
+                url, ssl=self._replica_ssl, headers=headers, max_msg_size=TUNNEL_MAX_MSG, compress=0
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            status = exc.status if exc.status in (403, 404, 429, 502, 503) else 502
+            raise ApiError(status, f"{server['hostname']} through replica {replica}: {exc.message}") from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ApiError(503, f"the replica holding {server['hostname']}'s tunnel is unreachable: {exc}") from None
+        return _Upstream(ws)
 
     def find(self, ref: str) -> Tunnel | None:
         """The tunnel of a server given by id or hostname."""
@@ -125,6 +178,8 @@ class Hub:
     async def close(self) -> None:
         for tunnel in list(self.tunnels.values()):
             await self.drop(tunnel, "director shutting down")
+        if self._http is not None:
+            await self._http.close()
 
 
 HUB = web.AppKey("hub", Hub)
@@ -133,6 +188,7 @@ HUB = web.AppKey("hub", Hub)
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context: runs after the director state exists."""
     hub = app[HUB] = Hub(app[STATE])
+    await asyncio.to_thread(locations.metadata.create_all, app[STATE].db.engine)
     app[STATE].agents.tunnels = hub  # director → agent calls take the tunnel when there is one
     watcher = asyncio.create_task(hub.watch())
     try:
@@ -164,6 +220,9 @@ async def agent_tunnel(request: web.Request) -> web.StreamResponse:
     if old is not None:
         old.mux.close("replaced by a new tunnel")
         await old.ws.close()
+    replica = f"{request.scheme}://{request.host}"
+    hub.local_names.add(replica)
+    await asyncio.to_thread(hub.record, guid, replica)
     log.info("tunnel up: %s (%s) from %s", agent.hostname, guid, request.remote)
     reason = "agent disconnected"
     try:
@@ -180,6 +239,9 @@ async def agent_tunnel(request: web.Request) -> web.StreamResponse:
         hub.remove(tunnel)
         mux.close(reason)
         await ws.close()
+        if hub.find(guid) is None:
+            with contextlib.suppress(Exception):  # a stale row only costs a 503 later
+                await asyncio.to_thread(hub.unrecord, guid, replica)
         log.info("tunnel down: %s (%s): %s", agent.hostname, guid, mux.closed)
     return ws
 
@@ -191,6 +253,9 @@ async def _authorize(request: web.Request) -> tuple[DirectorState, Principal, di
     """The caller and the server they may reach: 401 / 404 / 403 before anything is opened."""
     state = request.app[STATE]
     who = await principal(request, state.certs, state.tokens, state.policy)
+    if who is None and _forwarded(request):
+        forwarded_for = request.headers[FORWARDED_FOR]
+        who = Principal(name=forwarded_for, admin=request.headers.get(FORWARDED_ADMIN) == "1", via="replica")
     if who is None:
         raise ApiError(401, "authentication required (admin client certificate or login)")
     ref = request.match_info["server"]
@@ -203,6 +268,14 @@ async def _authorize(request: web.Request) -> tuple[DirectorState, Principal, di
         raise ApiError(403, f"{who.name} may not reach {hostname}")
     server = server or {"id": tunnel.guid, "hostname": hostname, "engine": {}}  # type: ignore[union-attr]
     return state, who, server
+
+
+def _forwarded(request: web.Request) -> bool:
+    """A stream another replica authorized and forwards here (its director certificate, same CA)."""
+    if FORWARDED_FOR not in request.headers:
+        return False
+    ident = request.app[STATE].certs.identify(request)
+    return ident is not None and ident.role == "director"
 
 
 async def _usable_tunnel(request: web.Request, state: DirectorState, server: dict[str, Any]) -> Tunnel:
@@ -220,56 +293,71 @@ async def _usable_tunnel(request: web.Request, state: DirectorState, server: dic
 async def server_info(request: web.Request) -> web.Response:
     """How to reach a server through the hub: its id, hostname, engine fingerprint, and whether it is connected."""
     _, _, server = await _authorize(request)
-    tunnel = request.app[HUB].find(server["id"])
+    hub = request.app[HUB]
+    connected = hub.find(server["id"]) is not None or await asyncio.to_thread(hub.locate, server["id"]) is not None
     engine = server.get("engine") or {}
     return json_response(
         {
             "id": server["id"],
             "hostname": server["hostname"],
             "fingerprint": engine.get("fingerprint"),
-            "tunnel": tunnel is not None,
+            "tunnel": connected,
         }
     )
 
 
 @routes.get("/v1/hub/servers/{server}/engine")
 async def engine_stream(request: web.Request) -> web.StreamResponse:
-    """A WebSocket of raw bytes to the server's engine (binary messages both ways)."""
+    """A WebSocket of raw bytes to the server's engine (binary messages both ways).
+
+    The stream goes over this replica's tunnel to the agent, or, when another replica holds the tunnel, through
+    that replica (which trusts this one's director certificate and its authorization)."""
     state, who, server = await _authorize(request)
     hub = request.app[HUB]
-    tunnel = await _usable_tunnel(request, state, server)
+    tunnel = hub.find(server["id"])
+    replica = None
+    if tunnel is None and not _forwarded(request):
+        replica = await asyncio.to_thread(hub.locate, server["id"])
+    if replica is None:
+        tunnel = await _usable_tunnel(request, state, server)
     if hub.per_client[who.name] >= MAX_STREAMS_PER_CLIENT:
         raise ApiError(
             429, f"{who.name} already has {MAX_STREAMS_PER_CLIENT} streams open", headers={"Retry-After": "1"}
         )
     hub.per_client[who.name] += 1
     started = time.monotonic()
-    stream: Stream | None = None
+    peer: Stream | _Upstream | None = None
     ended = "refused"
     try:
         try:
-            stream = await tunnel.mux.open("engine")
+            if tunnel is not None:
+                peer = await tunnel.mux.open("engine")
+                tunnel.streams_total += 1
+            else:
+                assert replica is not None
+                peer = await hub.forward(replica, server, who)
         except StreamClosed as exc:
             ended = f"refused: {exc}"
             raise ApiError(502, f"{server['hostname']}: the agent could not open its engine: {exc}") from None
-        tunnel.streams_total += 1
         ws = web.WebSocketResponse(heartbeat=2 * HEARTBEAT, max_msg_size=TUNNEL_MAX_MSG, compress=False)
         await ws.prepare(request)
-        ended = await _relay(ws, stream)
+        ended = await _relay(ws, peer)
         await ws.close()
         return ws
     finally:
         hub.per_client[who.name] -= 1
         if hub.per_client[who.name] <= 0:
             del hub.per_client[who.name]
-        sent, received = (stream.bytes_out, stream.bytes_in) if stream else (0, 0)
-        tunnel.bytes_in += received
-        tunnel.bytes_out += sent
+        sent, received = (peer.bytes_out, peer.bytes_in) if peer else (0, 0)
+        if tunnel is not None:
+            tunnel.bytes_in += received
+            tunnel.bytes_out += sent
         audit.info(
-            "hub stream user=%s via=%s server=%s bytes_to_engine=%d bytes_from_engine=%d duration=%.3fs end=%s",
+            "hub stream user=%s via=%s server=%s%s bytes_to_engine=%d bytes_from_engine=%d duration=%.3fs end=%s",
             who.name,
             who.via,
             server["hostname"],
+            f" replica={replica}" if replica else "",
             sent,
             received,
             time.monotonic() - started,
@@ -277,21 +365,49 @@ async def engine_stream(request: web.Request) -> web.StreamResponse:
         )
 
 
-async def _relay(ws: web.WebSocketResponse, stream: Stream) -> str:
+class _Upstream:
+    """The stream's other end on the replica that holds the tunnel: a WebSocket of raw bytes, used like a Stream."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    async def read(self) -> bytes:
+        async for msg in self.ws:
+            if msg.type is WSMsgType.BINARY:
+                self.bytes_in += len(msg.data)
+                return bytes(msg.data)
+            if msg.type is WSMsgType.ERROR:
+                raise StreamClosed(f"replica stream error: {self.ws.exception()}")
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        self.bytes_out += len(data)
+        await self.ws.send_bytes(data)
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+    async def reset(self, reason: str) -> None:
+        await self.ws.close()
+
+
+async def _relay(ws: web.WebSocketResponse, peer: Stream | _Upstream) -> str:
     """Copy bytes both ways until one side ends; how it ended, for the audit line."""
 
     async def client_to_engine() -> str:
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
-                await stream.write(msg.data)
+                await peer.write(msg.data)
             elif msg.type is WSMsgType.ERROR:
                 return "client error"
-        await stream.close()
+        await peer.close()
         return "closed by client"
 
     async def engine_to_client() -> str:
         while True:
-            data = await stream.read()
+            data = await peer.read()
             if not data:
                 return "closed by engine"
             await ws.send_bytes(data)
@@ -312,8 +428,9 @@ async def _relay(ws: web.WebSocketResponse, stream: Stream) -> str:
         for task in (up, down):
             task.cancel()
         await asyncio.gather(up, down, return_exceptions=True)
-        await stream.reset("stream ended")
-        stream.mux.streams.pop(stream.id, None)
+        await peer.reset("stream ended")
+        if isinstance(peer, Stream):
+            peer.mux.streams.pop(peer.id, None)
 
 
 @routes.get("/v1/admin/tunnels")

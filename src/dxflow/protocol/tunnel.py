@@ -48,8 +48,8 @@ __all__ = [
 
 HEADER = struct.Struct(">BI")
 CREDIT = struct.Struct(">I")
-MAX_DATA = 64 * 1024
-DEFAULT_WINDOW = 256 * 1024
+MAX_DATA = 256 * 1024
+DEFAULT_WINDOW = 1024 * 1024
 MAX_ID = 2**32 - 1
 
 

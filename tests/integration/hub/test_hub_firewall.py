@@ -7,19 +7,23 @@ everything goes through the tunnels the agents open themselves.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 import requests
 
+from dxflow.director import hub
 from tests.ansible_env import collection_env, recap, run_inventory, run_playbook
 from tests.conftest import run_cli
 from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash, wait_until
@@ -29,7 +33,9 @@ from tests.integration.hub.clouds import (
     Cloud,
     CloudAgent,
     CloudEngine,
+    iptables,
     make_clouds,
+    sh,
 )
 
 pytestmark = [pytest.mark.xdist_group("hub-netns"), pytest.mark.timeout(600)]
@@ -266,6 +272,47 @@ def test_revoking_one_agent_cuts_its_host_at_once_and_not_the_other(fleet: Fleet
     # a revoked agent's server is forgotten at once (404), or its tunnel is gone (503)
     assert "404 no server cloud1" in result.stderr or "503" in result.stderr, result.stderr
     wait_until(lambda: "cloud1" not in fleet.tunnel_hosts(), 10, what="revoked tunnel closed")
+    ok = fleet.cli("-C", "cloud0", "shell", "exec", "--", "id", "-u")
+    assert ok.returncode == 0 and ok.stdout.strip() == "0", ok.stderr
+
+
+def test_a_client_cannot_hold_more_than_its_share_of_streams(fleet: Fleet) -> None:
+    """64 streams per caller that never read: the 65th is refused with 429; closing them frees the tunnel."""
+    ssl_ctx = ssl.create_default_context(cafile=str(fleet.bundle / "ca.crt"))
+    ssl_ctx.load_cert_chain(str(fleet.bundle / "tls.crt"), str(fleet.bundle / "tls.key"))
+    url = f"{fleet.director.url}/v1/hub/servers/cloud0/engine"
+
+    async def hog() -> int:
+        async with aiohttp.ClientSession() as http:
+            held = [await http.ws_connect(url, ssl=ssl_ctx) for _ in range(hub.MAX_STREAMS_PER_CLIENT)]
+            try:
+                await http.ws_connect(url, ssl=ssl_ctx)
+            except aiohttp.WSServerHandshakeError as exc:
+                status = exc.status
+            else:
+                status = 101
+            open_now = {t["hostname"]: t["streamsOpen"] for t in fleet.tunnels()}["cloud0"]
+            assert open_now == hub.MAX_STREAMS_PER_CLIENT
+            for ws in held:
+                await ws.close()
+            return status
+
+    assert asyncio.run(hog()) == 429
+    wait_until(lambda: {t["hostname"]: t["streamsOpen"] for t in fleet.tunnels()}["cloud0"] == 0, 20, what="freed")
+
+
+def test_a_dead_path_is_noticed_and_the_tunnel_comes_back_by_itself(fleet: Fleet) -> None:
+    """Every packet on cloud0's link dropped: heartbeats close the tunnel within 30 s; the agent reconnects alone."""
+    cloud = fleet.clouds[0]
+    rules = [("INPUT", "-i"), ("OUTPUT", "-o")]
+    for chain, flag in rules:
+        sh("ip", "netns", "exec", cloud.netns, iptables(), "-I", chain, "1", flag, cloud.ns_if, "-j", "DROP")
+    try:
+        wait_until(lambda: "cloud0" not in fleet.tunnel_hosts(), 30, 0.5, what="dead tunnel noticed by heartbeats")
+    finally:
+        for chain, flag in rules:
+            sh("ip", "netns", "exec", cloud.netns, iptables(), "-D", chain, flag, cloud.ns_if, "-j", "DROP")
+    wait_until(lambda: "cloud0" in fleet.tunnel_hosts(), 60, 0.5, what="tunnel back")
     ok = fleet.cli("-C", "cloud0", "shell", "exec", "--", "id", "-u")
     assert ok.returncode == 0 and ok.stdout.strip() == "0", ok.stderr
 

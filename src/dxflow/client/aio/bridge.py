@@ -22,7 +22,7 @@ from dxflow.protocol.errors import TransportError
 __all__ = ["Bridge", "BridgeThread"]
 
 log = logging.getLogger(__name__)
-READ_SIZE = 64 * 1024
+READ_SIZE = 256 * 1024
 HEARTBEAT = 20.0
 
 

@@ -1,0 +1,73 @@
+"""Two director replicas on PostgreSQL: a client on replica B reaches a host whose tunnel landed on replica A."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.harness.director_harness import Agent, Director, Engine, cleanup, start_postgres, wait_until
+
+pytestmark = [pytest.mark.xdist_group("hub-replicas"), pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    started = start_postgres()
+    if started is None:
+        pytest.fail("PostgreSQL is needed for the replica test (apt-get install postgresql)")
+    url, stop = started
+    yield url
+    stop()
+
+
+def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: str, tmp_path: Path) -> None:
+    shared = {"database_url": postgres, "token_key": "shared-secret-for-both-replicas"}
+    first = Director(tmp_path / "a", **shared).start()
+    second = Director(tmp_path / "b", **shared)
+    second.data_dir.mkdir(parents=True, mode=0o700)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(first.data_dir / name, second.data_dir / name)
+    second.start()
+    engine = Engine(tmp_path).start()
+    agent = Agent(tmp_path / "replicated", first, engine_port=engine.port, engine_address="127.0.0.1").start()
+    try:
+        a, b = first.admin(), second.admin()
+        guid = agent.guid
+        wait_until(lambda: b.post(f"{second.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approve on b")
+        wait_until(lambda: a.get(f"{first.url}/v1/admin/tunnels").json()["tunnels"], 30, what="tunnel on a")
+        assert b.get(f"{second.url}/v1/admin/tunnels").json()["tunnels"] == []
+
+        def server_on_b() -> dict:
+            info = b.get(f"{second.url}/v1/hub/servers/replicated").json()
+            return info if info.get("tunnel") and info.get("fingerprint") else {}
+
+        info = wait_until(server_on_b, 30, what="server with its tunnel seen on b")
+        assert info["fingerprint"] == engine.fingerprint
+
+        home = tmp_path / "home"
+        home.mkdir()
+        bundle = second.client_bundle()
+        (home / "b_config.yaml").write_text(
+            f"connection-address: {second.url}\nconnection-mode: mtls\nconnection-cert: {bundle}/tls.crt\n"
+            f"connection-cert-key: {bundle}/tls.key\nconnection-ca: {bundle}/ca.crt\n"
+        )
+        (home / "host_config.yaml").write_text(
+            "connection-route: director\nconnection-director: b\nconnection-server: replicated\n"
+            f"connection-key: {engine.data_dir / 'engine.key'}\n"
+        )
+        result = run_cli("-C", "host", "shell", "exec", "--", "echo", "via-b", home=home)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "via-b"
+        assert "replica=https://127.0.0.1:" in second.log()
+        assert "via=replica" in first.log()
+
+        # A revoke on replica B closes the tunnel held by replica A.
+        assert b.post(f"{second.url}/v1/admin/agents/{guid}/revoke").ok
+        wait_until(lambda: not a.get(f"{first.url}/v1/admin/tunnels").json()["tunnels"], 20, what="tunnel closed")
+        assert run_cli("-C", "host", "shell", "exec", "--", "true", home=home).returncode != 0
+    finally:
+        cleanup(agent, engine, second, first)
