@@ -44,8 +44,9 @@ extends_documentation_fragment:
   - dxflow.remote.connection.PLUGINS
 notes:
   - Commands run as the user the engine runs as; use C(become) (C(sudo), with or without a password) to switch.
-    The sudo password is sent on the command's standard input (C(sudo -S)); become methods that need a terminal
-    to prompt (C(su)) work only without a password.
+    The sudo password is written to the command's standard input (C(sudo -S)) by the engine only when sudo prompts
+    for it (never with NOPASSWD or an engine running as root); become methods that need a terminal to prompt
+    (C(su)) work only without a password.
   - Pipelining is supported and recommended (C(ANSIBLE_PIPELINING=true)).
 """
 
@@ -146,25 +147,27 @@ class Connection(ConnectionBase):
 
     def exec_command(self, cmd, in_data=None, sudoable=True):
         super().exec_command(cmd, in_data=in_data, sudoable=sudoable)
-        stdin = in_data
-        prompt = None
+        become = prompt = None
         if self.become and self.become.expect_prompt() and sudoable:
             if self.become.name != "sudo":
                 raise AnsibleConnectionFailure(
                     "become method '%s' prompts for a password on a terminal, which the engine connection does not "
                     "have; use sudo, or configure the method without a password" % self.become.name)
+            # The engine writes the password only if sudo prompts, and stdin once sudo let the command run.
             password = self.become.get_option("become_pass", playcontext=self._play_context) or ""
-            stdin = to_bytes(password) + b"\n" + (in_data or b"")
-            prompt = to_bytes(self.become.prompt) if self.become.prompt else None
+            become = {"prompt": self.become.prompt, "success": self.become.success, "password": password}
+            prompt = to_bytes(self.become.prompt)
         executable = self._play_context.executable or "/bin/sh"
         display.vvv("EXEC %s%s%s" % (cmd, " with stdin (%d bytes)" % len(in_data) if in_data else "",
                                      ", with become prompt" if prompt else ""),
                     host=self._play_context.remote_addr)
-        result = self._call("Running a command", self._shell_client.exec, [executable, "-c", cmd], stdin=stdin,
-                            timeout=self.get_option("command_timeout"))
+        result = self._call("Running a command", self._shell_client.exec, [executable, "-c", cmd], stdin=in_data,
+                            timeout=self.get_option("command_timeout"), become=become)
         stderr = result.stderr
         if prompt:
-            stderr = stderr.replace(prompt, b"", 1)
+            stderr = stderr.replace(prompt, b"")
+            if result.rc != 0 and not result.stdout and b"incorrect password" in stderr.lower():
+                raise AnsibleAuthenticationFailure("Incorrect sudo password")
         if result.timed_out:
             stderr += to_bytes("\n[dxflow] the command timed out after %s s" % self.get_option("command_timeout"))
         return result.rc, result.stdout, stderr

@@ -100,12 +100,16 @@ class ShellClient:
         *,
         max_output: int | None = None,
         on_output: OutputCallback | None = None,
+        become: Mapping[str, str] | None = None,
     ) -> ExecResult:
         """Run ``command`` (an argv list, or a string for ``/bin/sh -c``) and wait for it.
 
         With ``on_output(stream_name, data)`` the output is streamed to the callback as it comes (nothing is
-        capped) and the result's ``stdout``/``stderr`` are empty."""
+        capped) and the result's ``stdout``/``stderr`` are empty. ``become`` ``{prompt, success, password}``: the
+        engine writes the password only if the prompt appears, and ``stdin`` once the success marker does."""
         body = _exec_body(command, stdin, env, cwd, timeout, max_output)
+        if become is not None:
+            body["become"] = dict(become)
         # The server enforces the command's timeout; the read timeout only has to outlast it.
         timeouts = (self.session.settings.timeout, timeout + 30 if timeout else None)
         if on_output is not None:

@@ -32,6 +32,7 @@ from typing import Any
 from aiohttp import web
 
 from dxflow.engine.auth import claims_of, requires
+from dxflow.engine.become import Become, parse_become
 from dxflow.engine.children import Child, start_child
 from dxflow.engine.permissions import Permission
 from dxflow.protocol.errors import ApiError
@@ -63,6 +64,7 @@ class ExecRequest:
     cwd: str | None = None
     timeout: float | None = None
     max_output: int = 64 * 1024 * 1024
+    become: Become | None = None
 
 
 @dataclass
@@ -126,13 +128,16 @@ def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
         if not os.path.isdir(cwd):
             raise ApiError(400, f"cwd {cwd} is not a directory")
     wanted = _positive_number(body, "max_output", MAX_NUMBER)
+    become = parse_become(body)  # stdin held back until the prompt or the success marker (dxflow.engine.become)
+    stdin = _stdin_of(body)
     return ExecRequest(
         argv,
-        _stdin_of(body),
+        b"" if become is not None and stdin is None else stdin,
         env,
         cwd,
         _positive_number(body, "timeout", MAX_TIMEOUT),
         min(int(wanted), max_output) if wanted else max_output,
+        become,
     )
 
 
@@ -184,11 +189,13 @@ async def run_exec(
         if room > 0:
             buf += chunk[:room]
 
+    out = req.become.observe(sink or keep) if req.become is not None else sink or keep
     pumps = [
-        asyncio.ensure_future(_pump(proc.stdout, "stdout", sink or keep)),
-        asyncio.ensure_future(_pump(proc.stderr, "stderr", sink or keep)),
+        asyncio.ensure_future(_pump(proc.stdout, "stdout", out)),
+        asyncio.ensure_future(_pump(proc.stderr, "stderr", out)),
     ]
-    tasks = [*pumps, asyncio.ensure_future(_feed(proc, req.stdin))] if req.stdin is not None else list(pumps)
+    feed = req.become.feed if req.become is not None else _feed
+    tasks = [*pumps, asyncio.ensure_future(feed(proc, req.stdin))] if req.stdin is not None else list(pumps)
     watchers = [asyncio.ensure_future(_watch_client(gone))] if gone is not None else []
     tasks += watchers
     try:
