@@ -11,7 +11,7 @@ from dxflow.common.files import ensure_private_dir
 from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, workflows
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.tokens import TokenIssuer
-from dxflow.server.bodies import JSON_ONLY_KEY, MAX_BODY_KEY, identity_body_middleware
+from dxflow.server.bodies import JSON_ONLY_KEY, MAX_BODY_KEY, identity_body_middleware, quiet_parser_errors
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import chunked_error
 
@@ -24,6 +24,7 @@ def create_app(config: EngineConfig) -> web.Application:
     """Build the engine app: keys loaded once, routes, middlewares."""
     ensure_private_dir(config.data_dir)
     engine_key = ensure_key_pair(config.key_path, config.pub_path)
+    quiet_parser_errors()
     middlewares = [
         identity_body_middleware(chunked_error),
         error_middleware(chunked_error, "engine"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -67,6 +68,25 @@ def identity_body_middleware(render: ErrorRenderer) -> Callable[..., Awaitable[w
         return response
 
     return middleware
+
+
+class _ParserErrorFilter(logging.Filter):
+    """One line, no traceback, for a request aiohttp's parser refused (it already answered 400): garbage from the
+    network must not flood the log with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg, record.args = "bad request refused by the HTTP parser: %s", (str(error).replace("\n", " "),)
+            record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, logging.INFO, "INFO"
+        return True
+
+
+def quiet_parser_errors() -> None:
+    """Log requests refused by aiohttp's HTTP parser in one line, without a traceback (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _ParserErrorFilter) for f in logger.filters):
+        logger.addFilter(_ParserErrorFilter())
 
 
 def _is_json(content_type: str) -> bool:
