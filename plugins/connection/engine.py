@@ -71,7 +71,7 @@ from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
 from ansible_collections.dxflow.remote.plugins.module_utils._common import error_message, resolve
-from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import plugin_options, require_sdk
+from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import engine_options, require_sdk
 
 try:  # imported at load time, so workers forked after a preload (see the director inventory) inherit the SDK
     from dxflow.client import ProfileStore, Session
@@ -102,9 +102,7 @@ class Connection(ConnectionBase):
     # --- session -----------------------------------------------------------------------------------
 
     def _resolve(self):
-        options = plugin_options(self)
-        if not options.get("connection_address") and not options.get("profile"):
-            options["connection_address"] = "https://%s:%s" % (self.get_option("remote_addr"), self.get_option("port"))
+        options = engine_options(self)
         store = ProfileStore()
         try:
             return resolve(options, store), store

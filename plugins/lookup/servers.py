@@ -65,6 +65,7 @@ _raw:
 
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.dxflow.remote.plugins.module_utils._common import snake_keys
 from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import director_client, make_unsafe
 
 
@@ -86,4 +87,5 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         with director_client(self, "Listing the director's servers") as client:
             servers = client.servers()
-        return make_unsafe(filter_servers(servers, terms, self.get_option("tags"), self.get_option("exclude_tags")))
+        servers = filter_servers(servers, terms, self.get_option("tags"), self.get_option("exclude_tags"))
+        return make_unsafe(snake_keys(servers))

@@ -12,13 +12,35 @@ connection plugin (through ``plugin_utils/_plugin.py``). No protocol code lives 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
+import sys
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+
+def _bundled_sdk():
+    """The collection's own copy of the SDK (``<collection root>/src``) when this file sits in the collection
+    (controller plugins); None inside a module payload, where the action plugin passes the path on."""
+    src = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src"))
+    return src if os.path.isfile(os.path.join(src, "dxflow", "__init__.py")) else None
+
+
+try:
+    import dxflow  # noqa: F401 pylint: disable=unused-import
+except ImportError:
+    # No SDK installed: use the copy the collection ships (an installed SDK always wins).
+    BUNDLED_SDK = _bundled_sdk()
+    if BUNDLED_SDK:
+        sys.path.append(BUNDLED_SDK)
+else:
+    BUNDLED_SDK = None
+
 try:
     from dxflow.client import EngineClient, ProfileStore, Session, resolve_settings
     from dxflow.client.director import DirectorClient
+    from dxflow.client.token_cache import TokenCache
     from dxflow.protocol.errors import ApiError, DxflowError
 except ImportError:
     HAS_DXFLOW = False
@@ -32,9 +54,19 @@ else:
     HAS_DXFLOW = True
     DXFLOW_IMPORT_ERROR = None
 
+
+def sdk_root():
+    """The folder the ``dxflow`` package was imported from (None without the SDK)."""
+    if not HAS_DXFLOW:
+        return None
+    import dxflow  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(dxflow.__file__)))
+
 INSTALL_HINT = (
-    "Install the SDK on that host with 'pip install dxflow', or 'pip install' the collection's root folder "
-    "(ansible_collections/dxflow/remote), which holds the package's source."
+    "The SDK ships with the collection (ansible_collections/dxflow/remote/src); install the collection's "
+    "third-party libraries into the controller's Python with "
+    "'pip install -r ansible_collections/dxflow/remote/requirements.txt'."
 )
 
 # Option name -> key of the dxflow profile / SDK settings (validate_certs is the inverse of connection-insecure).
@@ -54,6 +86,21 @@ OPTION_KEYS = {
 }
 CONNECTION_OPTIONS = ("profile",) + tuple(OPTION_KEYS) + ("validate_certs",)
 MODES = ["auto", "key", "token", "mtls", "edge", "plaintext"]
+
+
+_CAMEL = re.compile(r"^[a-z][a-z0-9]*[A-Z][A-Za-z0-9]*$")
+_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def snake_keys(value):
+    """``value`` with every camelCase dict key (``serverId``, ``lastUpdate``, ``userID``) in snake_case, nested
+    values too: modules, lookups and the inventory speak one naming style whatever the server's wire names are."""
+    if isinstance(value, dict):
+        return {(_HUMP.sub("_", k).lower() if isinstance(k, str) and _CAMEL.match(k) else k): snake_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [snake_keys(v) for v in value]
+    return value
 
 
 def connection_argspec():
@@ -132,6 +179,10 @@ class DxflowModule(AnsibleModule):
         self._settings = None
         self.action = None
 
+    def exit_json(self, **kwargs):
+        """exit_json with the result's keys in snake_case (``snake_keys``)."""
+        super().exit_json(**snake_keys(kwargs))
+
     @property
     def settings(self):
         """The resolved settings (resolved once; a bad setting fails the task)."""
@@ -145,7 +196,7 @@ class DxflowModule(AnsibleModule):
     def engine_session(self):
         """An authenticated keep-alive session to the engine (tokens persisted to the profile)."""
         try:
-            return Session(self.settings, self.store)
+            return open_session(self.settings, self.store)
         except DxflowError as exc:
             self.fail_sdk("Connecting", exc)
 
@@ -186,6 +237,25 @@ class DxflowModule(AnsibleModule):
         if self._diff:
             result["diff"] = dict(before=before, after=after, **headers)
         self.exit_json(**result)
+
+
+def open_session(settings, store):
+    """An engine ``Session`` that starts from the token cached for this address and key (the one the engine
+    connection or an earlier task obtained) and writes a new token back when closed, so tasks on the same host
+    share one login."""
+    cache = TokenCache(store.home)
+    settings = cache.load(settings)
+    session = Session(settings, store)
+    close = session.close
+
+    def close_and_save():
+        try:
+            cache.save(settings, session.tokens.current)
+        finally:
+            close()
+
+    session.close = close_and_save
+    return session
 
 
 def director_argspec():

@@ -15,7 +15,8 @@ author:
 options:
   gather:
     description:
-      - What to read. V(health) needs no token; V(keys) needs the MASTER permission.
+      - What to read. V(health) needs no token; V(keys) needs the MASTER permission and is returned as
+        RV(registered_keys).
     type: list
     elements: str
     choices: [health, stats, claims, keys]
@@ -57,8 +58,8 @@ claims:
   returned: when O(gather) contains V(claims)
   type: dict
   sample: {"identity": "engine", "permissions": ["MASTER"], "writable": true}
-keys:
-  description: The registered public keys.
+registered_keys:
+  description: The registered public keys (not named C(keys), which Jinja2 would take for the dict method).
   returned: when O(gather) contains V(keys)
   type: list
   elements: dict
@@ -75,7 +76,9 @@ profile:
   sample: host1
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule, snake_keys
+
+RESULT_KEYS = {"keys": "registered_keys"}
 
 
 def main():
@@ -90,7 +93,7 @@ def main():
         readers = dict(health=engine.healthcheck, stats=engine.stat, claims=engine.inspect, keys=engine.keys)
         for what in module.params["gather"]:
             module.action = "Reading %s" % what
-            result[what] = readers[what]()
+            result[RESULT_KEYS.get(what, what)] = snake_keys(readers[what]())
     result.update(address=module.settings.address, profile=module.settings.profile)
     module.exit_json(**result)
 

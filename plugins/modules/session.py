@@ -61,7 +61,7 @@ session:
   description: The session opened or found (V(present)).
   returned: when O(state=present)
   type: dict
-  sample: {"id": "a1b2c3", "serverId": "6f1c...", "hostname": "web1", "owner": "alice", "type": "console"}
+  sample: {"id": "a1b2c3", "server_id": "6f1c...", "hostname": "web1", "owner": "alice", "type": "console"}
 closed:
   description: Identifiers of the sessions closed (or that would be, in check mode).
   returned: when O(state=absent)

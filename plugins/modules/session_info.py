@@ -44,7 +44,7 @@ sessions:
   returned: always
   type: list
   elements: dict
-  sample: [{"id": "a1b2c3", "serverId": "6f1c...", "hostname": "web1", "owner": "alice", "type": "console"}]
+  sample: [{"id": "a1b2c3", "server_id": "6f1c...", "hostname": "web1", "owner": "alice", "type": "console"}]
 """
 
 from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule

@@ -58,6 +58,16 @@ def plugin_options(plugin, names=CONNECTION_OPTIONS, hostvars=None):
     return values
 
 
+def engine_options(connection):
+    """The option values of a ``dxflow.remote.engine`` connection: ``plugin_options``, with the address made of
+    ``remote_addr`` and ``port`` when neither an address nor a profile is set."""
+    options = plugin_options(connection)
+    if not options.get("connection_address") and not options.get("profile"):
+        options["connection_address"] = "https://%s:%s" % (connection.get_option("remote_addr"),
+                                                            connection.get_option("port"))
+    return options
+
+
 def plugin_settings(plugin, hostvars=None, store=None):
     """Resolved ``ConnectionSettings`` for a plugin; bad settings raise AnsibleError."""
     require_sdk()
