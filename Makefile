@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 all: test
 
-$(VENV)/.bootstrapped: pyproject.toml tools/bootstrap.sh
+$(VENV)/.bootstrapped: pyproject.toml tools/bootstrap.sh requirements.txt
 	bash tools/bootstrap.sh
 
 setup: $(VENV)/.bootstrapped

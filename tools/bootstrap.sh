@@ -34,5 +34,10 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'is ignored' || true
 .venv/bin/python -c 'import dxflow, aiohttp, pytest, ansible' >/dev/null
+# Wheels of the collection's requirements.txt and ansible-core, so the fresh-venv install test
+# (tests/slow/ansible/test_galaxy_install.py) installs them offline.
+ANSIBLE_CORE=$(.venv/bin/python -c 'import ansible.release as r; print(r.__version__)')
+.venv/bin/python -m pip download -q -d .venv/wheelhouse -r requirements.txt "ansible-core==$ANSIBLE_CORE" 2>&1 \
+  | grep -v -e '^WARNING: Location' -e 'is ignored' || true
 touch .venv/.bootstrapped
 echo "bootstrap: ready ($(.venv/bin/python --version))"
