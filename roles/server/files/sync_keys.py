@@ -11,7 +11,7 @@ import json
 import sys
 
 from dxflow.client.engine import EngineClient
-from dxflow.client.errors import DxflowError
+from dxflow.protocol.errors import DxflowError
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.session import Session
 from dxflow.client.settings import resolve_settings
