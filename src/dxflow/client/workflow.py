@@ -1,4 +1,5 @@
-"""The engine's workflow API: compose workflows created, deployed, started, stopped, removed, and their logs."""
+"""The public workflow API (``/api/workflow/``): compose workflows created, started, stopped, removed; their steps,
+logs, events and usage."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from typing import Any
 from dxflow.client.session import Session
 from dxflow.protocol.errors import DxflowError, NotFound
 
-__all__ = ["LogLine", "WorkflowClient"]
+__all__ = ["PATH", "LogLine", "WorkflowClient"]
+
+PATH = "/api/workflow/"
 
 
 class LogLine(str):
@@ -28,40 +31,42 @@ class LogLine(str):
 
 
 class WorkflowClient:
-    """Typed calls to ``/api/workflow/...`` over an authenticated session.
+    """Typed calls to the public ``/api/workflow/...`` API over an authenticated session.
 
-    Mutating calls return ``(changed, workflow)`` where ``workflow`` is the engine's view:
-    ``{name, backend, status, desired, digest, created_at, updated_at, services: [...]}``.
+    Workflows are the public entities ``{identity, name, status, tags, created_at, ...}`` (epoch seconds); our
+    engine adds ``backend``, ``desired``, ``digest``, ``updated_at`` and ``services``. Mutating calls return
+    ``(changed, workflow)``.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
     @staticmethod
-    def _path(name: str, action: str = "") -> str:
+    def _identity(name: str) -> dict[str, str]:
         if not name or "/" in name or name in (".", ".."):
             raise DxflowError(f"invalid workflow name {name!r}")
-        return f"/api/workflow/{name}/" + (f"{action}/" if action else "")
+        return {"identity": name}
 
     def list(self) -> list[dict[str, Any]]:
         """Every workflow on the engine with its services' status."""
-        return self.session.call("GET", "/api/workflow/list/").entities
+        return self.session.call("GET", PATH).entities
 
     def get(self, name: str) -> dict[str, Any] | None:
         """One workflow, or None when it does not exist. It includes the ``definition`` text when the token may
         change workflows (WORKFLOW or MASTER): a definition can hold secrets."""
-        try:
-            return self.session.call("GET", self._path(name)).entities[0]
-        except NotFound:
-            return None
+        params = {**self._identity(name), "definition": "true"}
+        found = [w for w in self.session.call("GET", PATH, params=params).entities if w.get("identity") == name]
+        return found[0] if found else None
 
-    def _submit(self, path: str, definition_text: str, name: str | None, backend: str | None) -> tuple[bool, dict]:
-        body: dict[str, Any] = {"definition": definition_text}
-        if name:
-            body["name"] = name
+    def _submit(self, definition_text: str, name: str | None, backend: str | None, start: bool) -> tuple[bool, dict]:
+        params: dict[str, str] = self._identity(name) if name else {}
         if backend:
-            body["backend"] = backend
-        entity = self.session.call("POST", path, json=body).entities[0]
+            params["backend"] = backend
+        if start:
+            params["start"] = "true"
+        entity = self.session.call(
+            "POST", PATH, params=params, data=definition_text.encode(), headers={"Content-Type": "application/yaml"}
+        ).entities[0]
         return bool(entity.pop("changed", True)), entity
 
     def create(
@@ -72,16 +77,16 @@ class WorkflowClient:
         ``name`` defaults to the definition's top-level ``name:`` (to name it after a file as the CLI does, pass
         ``dxflow.protocol.workflows.workflow_name(text, path)``); ``backend`` is process (default), docker or podman.
         """
-        return self._submit("/api/workflow/create/", definition_text, name, backend)
+        return self._submit(definition_text, name, backend, start=False)
 
     def deploy(
         self, definition_text: str, name: str | None = None, backend: str | None = None
     ) -> tuple[bool, dict[str, Any]]:
         """Create or update, then start. Idempotent: unchanged content on a running workflow → changed False."""
-        return self._submit("/api/workflow/deploy/", definition_text, name, backend)
+        return self._submit(definition_text, name, backend, start=True)
 
     def _act(self, name: str, action: str) -> tuple[bool, dict[str, Any]]:
-        entity = self.session.call("POST", self._path(name, action)).entities[0]
+        entity = self.session.call("PUT", f"{PATH}{action}/", params=self._identity(name)).entities[0]
         return bool(entity.pop("changed", True)), entity
 
     def start(self, name: str) -> tuple[bool, dict[str, Any]]:
@@ -94,15 +99,33 @@ class WorkflowClient:
 
     def restart(self, name: str) -> tuple[bool, dict[str, Any]]:
         """Stop then start every service (always changed)."""
-        return self._act(name, "restart")
+        self._act(name, "stop")
+        return True, self._act(name, "start")[1]
 
     def remove(self, name: str) -> bool:
         """Stop and delete the workflow with its logs; False when it did not exist."""
         try:
-            self.session.call("DELETE", self._path(name))
+            self.session.call("DELETE", PATH, params=self._identity(name))
         except NotFound:
             return False
         return True
+
+    def prune(self) -> list[dict[str, Any]]:
+        """Remove every workflow: ``{identity, error}`` for each."""
+        return self.session.call("DELETE", f"{PATH}prune/").entities
+
+    def steps(self, name: str) -> list[dict[str, Any]]:
+        """The workflow's steps ``{identity, index, name, phase, status, pid, exit_code, started_at, exited_at,
+        stdout_path, stderr_path}`` (epoch seconds)."""
+        return self.session.call("GET", f"{PATH}steps/", params=self._identity(name)).entities
+
+    def stats(self, name: str, step: int = 0) -> Iterator[dict[str, Any]]:
+        """Usage snapshots ``{time, points: {"step-N": {cpu_used, cpu_total, memory_used, memory_total}}}``, one at
+        once and then every 2 s, until the caller stops iterating."""
+        params = {**self._identity(name), "step": step}
+        yield from self.session.stream(
+            "GET", f"{PATH}stats/", params=params, timeout=(self.session.settings.timeout, None)
+        )
 
     def logs(
         self,
@@ -111,40 +134,40 @@ class WorkflowClient:
         tail: int | None = None,
         since: str | None = None,
         follow: bool = False,
+        *,
+        step: int = -1,
     ) -> Iterator[LogLine]:
-        """Log lines (oldest first; ``tail`` per service; ``since`` RFC 3339, unix seconds or e.g. ``10m``);
-        with ``follow`` new lines keep coming until the workflow is removed or the caller stops iterating."""
-        params: dict[str, Any] = {}
+        """Log lines (oldest first; ``tail`` per step, all when None; ``since`` RFC 3339, unix seconds or e.g.
+        ``10m``; ``step`` 1-based, or ``service`` names); with ``follow`` the stored lines, then new ones until the
+        workflow is removed or the caller stops iterating."""
+        params: dict[str, Any] = {**self._identity(name), "step": step, "count": -1 if tail is None else tail}
         if service:
             params["service"] = [service] if isinstance(service, str) else list(service)
-        if tail is not None:
-            params["tail"] = tail
         if since:
             params["since"] = since
-        path = self._path(name, "logs")
-        if follow:
-            params["follow"] = "true"
-            entries = self.session.stream("GET", path, params=params, timeout=(self.session.settings.timeout, None))
+        if follow:  # the stored lines, then new ones, from one stream (nothing lost or repeated in between)
+            timeout = (self.session.settings.timeout, None)
+            entries = self.session.stream("GET", f"{PATH}logs/live/", params=params, timeout=timeout)
         else:
-            entries = iter(self.session.call("GET", path, params=params).entities)
+            entries = iter(self.session.call("GET", f"{PATH}logs/", params=params).entities)
         for entry in entries:
-            yield LogLine(entry.get("line", ""), entry.get("service", ""), entry.get("time", ""))
+            yield LogLine(entry.get("output", ""), entry.get("prefix", ""), str(entry.get("time", "")))
 
     def events(
         self, name: str | None = None, tail: int | None = None, since: str | None = None, follow: bool = False
     ) -> Iterator[dict[str, Any]]:
-        """Lifecycle events ``{time, workflow, service, type, message}`` of one workflow or of all."""
-        path = self._path(name, "events") if name else "/api/workflow/events/"
-        params: dict[str, Any] = {}
+        """Lifecycle events ``{time (epoch seconds), message, workflow, service, type}`` of one workflow or all."""
+        params: dict[str, Any] = self._identity(name) if name else {}
         if tail is not None:
             params["tail"] = tail
         if since:
             params["since"] = since
         if follow:
             params["follow"] = "true"
-            yield from self.session.stream("GET", path, params=params, timeout=(self.session.settings.timeout, None))
+            timeout = (self.session.settings.timeout, None)
+            yield from self.session.stream("GET", f"{PATH}events/", params=params, timeout=timeout)
         else:
-            yield from self.session.call("GET", path, params=params).entities
+            yield from self.session.call("GET", f"{PATH}events/", params=params).entities
 
     def wait(
         self, name: str, statuses: tuple[str, ...] = ("running", "completed"), timeout: float = 60.0

@@ -1,4 +1,5 @@
-"""``/api/workflow/...``: create, deploy, list, get, start, stop, restart, remove, logs and events.
+"""``/api/workflow/...``: the public routes (``public.py``) and our older paths, kept one release as deprecated
+aliases (create, deploy, list, get, start, stop, restart, remove, logs and events by ``/api/workflow/{name}/``).
 
 Reads need any valid token (READ_ONLY is enough); changes need WORKFLOW (or MASTER).
 """
@@ -6,10 +7,13 @@ Reads need any valid token (READ_ONLY is enough); changes need WORKFLOW (or MAST
 from __future__ import annotations
 
 import contextlib
+import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,11 +27,13 @@ from dxflow.engine.workflows.manager import NotFoundError, WorkflowManager
 from dxflow.engine.workflows.store import now_iso
 from dxflow.protocol.durations import parse_duration
 from dxflow.protocol.errors import ApiError
+from dxflow.server.aliases import add_alias
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
 
 __all__ = ["MANAGER_KEY", "add_routes"]
 
+log = logging.getLogger(__name__)
 MANAGER_KEY = web.AppKey("workflows", WorkflowManager)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -98,13 +104,18 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
     return text, name, backend, _bool(start if start is not None else query.get("start", "")), filename
 
 
-async def _create(request: web.Request, start: bool) -> web.Response:
-    text, name, backend, start_flag, filename = await _definition(request)
+async def create_workflow(
+    request: web.Request, text: str, name: str | None, backend: str | None, start: bool, filename: str | None = None
+) -> tuple[bool, bool, dict[str, Any]]:
+    """(created, changed, info) of creating (or updating) a workflow, once the token may create this definition."""
     check_workflow_definition(claims_of(request).permissions, text, backend)
     with _errors(name):
-        created, changed, info = await _manager(request).create(
-            text, name, backend, start=start or start_flag, filename=filename
-        )
+        return await _manager(request).create(text, name, backend, start=start, filename=filename)
+
+
+async def _create(request: web.Request, start: bool) -> web.Response:
+    text, name, backend, start_flag, filename = await _definition(request)
+    created, changed, info = await create_workflow(request, text, name, backend, start or start_flag, filename)
     info["changed"] = changed
     if created:
         return ok([info], message="Created", code=201)
@@ -219,7 +230,7 @@ async def _send_all(
 
 
 @requires(Permission.READ_ONLY)
-async def logs_handler(request: web.Request) -> web.StreamResponse:
+async def old_logs_handler(request: web.Request) -> web.StreamResponse:
     """``?service=a&service=b`` (or ``a,b``), ``tail``, ``since``, ``follow`` (streamed)."""
     name = request.match_info["name"]
     services = [s for raw in request.query.getall("service", []) for s in raw.split(",") if s]
@@ -231,7 +242,7 @@ async def logs_handler(request: web.Request) -> web.StreamResponse:
 
 
 @requires(Permission.READ_ONLY)
-async def events_handler(request: web.Request) -> web.StreamResponse:
+async def old_events_handler(request: web.Request) -> web.StreamResponse:
     """Events of one workflow (or all): ``tail``, ``since``, ``follow``."""
     name = request.match_info.get("name")
     follow = _bool(request.query.get("follow", ""))
@@ -243,10 +254,18 @@ async def events_handler(request: web.Request) -> web.StreamResponse:
     return await _send_all(request, items, follow or wants_stream(request))
 
 
-def _route(app: web.Application, method: str, path: str, handler: Handler) -> None:
-    """Register ``path`` with and without its trailing slash (the public docs show ``/api/workflow/list``)."""
-    app.router.add_route(method, path, handler)
-    app.router.add_route(method, path.rstrip("/"), handler)
+def workflows_root(config: EngineConfig) -> Path:
+    """Where workflow directories live: the engine volume (``<volume>/<identity>/``, so ``<identity>/workflow.json``
+    is an artifact path). Workflows an older engine kept in ``<data_dir>/workflows/`` are moved there once."""
+    root = Path(config.volume or config.data_dir / "volume")
+    old = config.data_dir / "workflows"
+    if old.is_dir():
+        root.mkdir(parents=True, exist_ok=True)
+        for path in old.iterdir():
+            if (path / "state.json").is_file() and not (root / path.name).exists():
+                log.info("workflow %s: moved from %s to the engine volume %s", path.name, old, root)
+                shutil.move(path, root / path.name)
+    return root
 
 
 def add_routes(app: web.Application, config: EngineConfig) -> None:
@@ -254,22 +273,27 @@ def add_routes(app: web.Application, config: EngineConfig) -> None:
 
     @asynccontextmanager
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        manager = WorkflowManager(config.data_dir / "workflows")
+        manager = WorkflowManager(workflows_root(config))
         app[MANAGER_KEY] = manager
         await manager.boot()
         yield
         await manager.shutdown()
 
     app.cleanup_ctx.append(lifetime)
-    _route(app, "GET", "/api/workflow/list/", list_handler)
-    _route(app, "POST", "/api/workflow/create/", create_handler)
-    _route(app, "POST", "/api/workflow/deploy/", deploy_handler)
-    _route(app, "POST", "/api/workflow/compose/deploy/", deploy_handler)
-    _route(app, "GET", "/api/workflow/events/", events_handler)
-    _route(app, "GET", "/api/workflow/{name}/", get_handler)
-    _route(app, "DELETE", "/api/workflow/{name}/", remove_handler)
-    _route(app, "POST", "/api/workflow/{name}/remove/", remove_handler)
+    from dxflow.engine.workflows.public import PUBLIC_ROUTES  # it builds on this module's helpers
+
+    for method, path, handler in PUBLIC_ROUTES:  # first: /api/workflow/{name}/ below must not shadow them
+        app.router.add_route(method, path, handler)
+        app.router.add_route(method, path.rstrip("/"), handler)
+    add_alias(app, "GET", "/api/workflow/list/", list_handler, "/api/workflow/")
+    add_alias(app, "POST", "/api/workflow/create/", create_handler, "/api/workflow/")
+    add_alias(app, "POST", "/api/workflow/deploy/", deploy_handler, "/api/workflow/?start=true")
+    add_alias(app, "POST", "/api/workflow/compose/deploy/", deploy_handler, "/api/workflow/?start=true")
+    add_alias(app, "GET", "/api/workflow/{name}/", get_handler, "/api/workflow/steps/?identity={name}")
+    add_alias(app, "DELETE", "/api/workflow/{name}/", remove_handler, "/api/workflow/?identity={name}")
+    add_alias(app, "POST", "/api/workflow/{name}/remove/", remove_handler, "/api/workflow/?identity={name}")
     for kind in ("start", "stop", "restart"):
-        _route(app, "POST", f"/api/workflow/{{name}}/{kind}/", _action(kind))
-    _route(app, "GET", "/api/workflow/{name}/logs/", logs_handler)
-    _route(app, "GET", "/api/workflow/{name}/events/", events_handler)
+        successor = "/api/workflow/stop/ then /api/workflow/start/" if kind == "restart" else f"/api/workflow/{kind}/"
+        add_alias(app, "POST", f"/api/workflow/{{name}}/{kind}/", _action(kind), successor)
+    add_alias(app, "GET", "/api/workflow/{name}/logs/", old_logs_handler, "/api/workflow/logs/?identity={name}")
+    add_alias(app, "GET", "/api/workflow/{name}/events/", old_events_handler, "/api/workflow/events/?identity={name}")

@@ -21,6 +21,7 @@ from dxflow.engine.workflows.compose import (
 from dxflow.engine.workflows.container_backend import ContainerBackend
 from dxflow.engine.workflows.logs import TS_LEN, LogHub
 from dxflow.engine.workflows.process_backend import ProcessBackend
+from dxflow.engine.workflows.steps import STEPS_FILE, write_steps_document
 from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, read_json_lines
 from dxflow.protocol.workflows import name_from_path
 
@@ -92,6 +93,8 @@ class WorkflowManager:
                 self.store.save(record)
             wf = self._open(record, spec)
             self.workflows[record.name] = wf
+            if not (wf.ctx.dir / STEPS_FILE).exists():  # stored by an engine that did not write it
+                write_steps_document(wf.ctx.dir, record.name, spec)
             if record.desired == "running":
                 try:
                     await wf.runtime.adopt()
@@ -198,6 +201,7 @@ class WorkflowManager:
                     raise ComposeError(f"workflow {final!r}: its directory exists but is not loaded") from None
                 wf = self._open(record, spec)
                 self.workflows[final] = wf
+                write_steps_document(wf.ctx.dir, final, spec)
                 wf.ctx.event("created", f"created ({be.name} backend, {len(spec.services)} services)")
                 created = changed = True
             else:
@@ -219,6 +223,7 @@ class WorkflowManager:
         record.backend, record.digest, record.desired = be.name, spec.digest, "stopped"
         record.services.clear()
         self.store.replace_definition(record.name, spec.text)
+        write_steps_document(self.store.path(record.name), record.name, spec)
         self.store.save(record)
         new = self._open(record, spec)
         new.lock = wf.lock

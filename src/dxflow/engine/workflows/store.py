@@ -1,4 +1,5 @@
-"""Workflows on disk: ``<data_dir>/workflows/<name>/`` holds ``compose.yml``, ``state.json``, ``logs/``, ``run/``.
+"""Workflows on disk: ``<volume>/<name>/`` holds ``workflow.json`` (its steps), ``compose.yml``, ``state.json``,
+``logs/``, ``run/``.
 
 A new workflow is assembled in a hidden temporary directory and renamed into place, so a failed create leaves
 nothing behind; ``state.json`` is always replaced atomically.
@@ -23,6 +24,16 @@ from dxflow.engine.workflows.compose import check_workflow_name
 __all__ = ["ServiceState", "WorkflowRecord", "WorkflowStore", "now_iso"]
 
 log = logging.getLogger(__name__)
+TMP_PREFIX = ".dxflow-workflow-"
+"""Workflows being created or removed (cleared at start-up)."""
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        check_workflow_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -78,14 +89,19 @@ class WorkflowStore:
 
     def __init__(self, root: Path) -> None:
         self.root = ensure_private_dir(root)
-        for stale in self.root.glob(".new-*"):
+        for stale in self.root.glob(f"{TMP_PREFIX}*"):
             shutil.rmtree(stale, ignore_errors=True)
 
     def path(self, name: str) -> Path:
         return self.root / check_workflow_name(name)
 
     def names(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        """Directories holding a workflow (the volume holds other files and directories too)."""
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / "state.json").is_file() and _valid_name(p.name)
+        )
 
     def exists(self, name: str) -> bool:
         return (self.path(name) / "state.json").is_file()
@@ -93,7 +109,7 @@ class WorkflowStore:
     def create(self, record: WorkflowRecord, definition: str) -> Path:
         """Write a new workflow atomically (temp dir + rename); FileExistsError if the name is taken."""
         final = self.path(record.name)
-        tmp = Path(tempfile.mkdtemp(prefix=".new-", dir=self.root))
+        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
         try:
             for sub in ("logs", "run", "work"):
                 ensure_private_dir(tmp / sub)
@@ -124,7 +140,7 @@ class WorkflowStore:
     def remove(self, name: str) -> None:
         """Rename away first (atomic disappearance), then delete."""
         path = self.path(name)
-        trash = self.root / f".new-rm-{name}-{os.getpid()}"
+        trash = self.root / f"{TMP_PREFIX}rm-{name}-{os.getpid()}"
         with contextlib.suppress(FileNotFoundError):
             os.rename(path, trash)
             shutil.rmtree(trash, ignore_errors=True)

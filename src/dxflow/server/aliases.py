@@ -1,0 +1,42 @@
+"""Deprecated route aliases: an old path keeps working for one release and says so in its response headers.
+
+Every response of an alias (buffered, streamed or a WebSocket handshake) carries ``Deprecation: true`` and
+``Link: <successor>; rel="successor-version"`` (RFC 9745 / RFC 8288), added when the response is prepared, so
+streamed handlers need no change. Call ``install`` once per app, then register aliases with ``add_alias``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+__all__ = ["DEPRECATION_HEADER", "add_alias", "install"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+DEPRECATION_HEADER = "Deprecation"
+_SUCCESSOR_ATTR = "dxflow_successor"
+_INSTALLED = web.AppKey("deprecation_installed", bool)
+
+
+async def _mark(request: web.Request, response: web.StreamResponse) -> None:
+    successor = getattr(request.match_info.route, _SUCCESSOR_ATTR, None)
+    if successor is None:
+        return
+    response.headers[DEPRECATION_HEADER] = "true"
+    response.headers["Link"] = f'<{successor}>; rel="successor-version"'
+
+
+def install(app: web.Application) -> None:
+    """Add the headers of deprecated aliases to their responses (idempotent)."""
+    if not app.get(_INSTALLED):
+        app[_INSTALLED] = True
+        app.on_response_prepare.append(_mark)
+
+
+def add_alias(app: web.Application, method: str, path: str, handler: Handler, successor: str) -> None:
+    """Register ``path`` (with and without its trailing slash) as a deprecated alias of ``successor``."""
+    install(app)
+    for variant in dict.fromkeys((path, path.rstrip("/"))):
+        route = app.router.add_route(method, variant, handler)
+        setattr(route, _SUCCESSOR_ATTR, successor)
