@@ -333,6 +333,21 @@ def start_postgres() -> tuple[str, Callable[[], None]] | None:
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", stop
 
 
+def start_replicas(root: Path, **shared: Any) -> tuple[Director, Director]:
+    """Two directors sharing ``shared`` config (e.g. ``database_url``) and one CA, as an operator sets them up."""
+    first = Director(root / "a", **shared).start()
+    second = Director(root / "b", **shared)
+    second.data_dir.mkdir(parents=True, mode=0o700)
+    for name in ("ca.crt", "ca.key"):
+        shutil.copy2(first.data_dir / name, second.data_dir / name)
+    try:
+        second.start()
+    except Exception:
+        first.stop()
+        raise
+    return first, second
+
+
 def curl(*args: str) -> tuple[int, str]:
     """Run real curl; return (HTTP status or 0 on a TLS/connection failure, body)."""
     proc = subprocess.run(

@@ -106,7 +106,7 @@ async def _check_pending_cap(state: DirectorState, ip: str) -> None:
 async def register(request: web.Request) -> web.Response:
     """Trust on first use: pending until approved (or a valid registration token), then the certificate."""
     state = request.app[STATE]
-    state.register_limit.check(request.remote)
+    await state.register_limit.check(request.remote)
     body = await read_json(request, MAX_CSR_BODY)
     guid = field(body, "guid", "agentId", max_len=36)
     if not valid_guid(guid):

@@ -19,7 +19,7 @@ from dxflow.common.files import ensure_private_dir
 from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, hub, openapi, ui_routes, user_api
 from dxflow.director.agent_client import AgentClient
-from dxflow.director.auth import LoginGuard, build_backend, build_otp
+from dxflow.director.auth import LoginGuard, SharedRateLimiter, build_backend, build_otp
 from dxflow.director.csrf import csrf_middleware
 from dxflow.director.db import Database
 from dxflow.director.housekeeper import run_agent_cleanup, run_memory_trim, run_server_cleanup
@@ -31,7 +31,6 @@ from dxflow.director.updates import UpdateBatcher
 from dxflow.protocol.errors import ApiError, StartupError
 from dxflow.server.bodies import read_json
 from dxflow.server.middleware import error_middleware
-from dxflow.server.ratelimit import RateLimiter
 from dxflow.server.responses import json_error, json_response
 
 __all__ = ["create_app", "init_pki", "run", "server_ssl_context"]
@@ -117,11 +116,11 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
         certs=CertChecker(db, config.revocation_cache_seconds),
         updates=UpdateBatcher(db, config.flush_interval),
         agents=AgentClient(config.data_dir / "ca.crt", cert, key),
-        login_limit=RateLimiter(config.login_rate, max(1.0, config.login_rate * 4)),
-        register_limit=RateLimiter(config.register_rate, max(1.0, config.register_rate * 4)),
+        login_limit=SharedRateLimiter(db, "login", config.login_rate, max(1.0, config.login_rate * 4)),
+        register_limit=SharedRateLimiter(db, "register", config.register_rate, max(1.0, config.register_rate * 4)),
         auth=build_backend(config.auth),
-        otp=build_otp(config.auth.otp),
-        guard=LoginGuard(config.auth.lockout),
+        otp=build_otp(config.auth.otp, db),
+        guard=LoginGuard(config.auth.lockout, db),
     )
     log.info("people log in with %s (second factor: %s)", config.auth.type, config.auth.otp.type)
     app[STATE] = state

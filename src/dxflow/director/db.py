@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    case,
     create_engine,
     delete,
     event,
@@ -91,6 +92,16 @@ revoked_tokens = Table(
     Index("ix_revoked_tokens_expires_at", "expires_at"),
 )
 
+security_counters = Table(
+    "security_counters",
+    metadata,
+    Column("key", String(320), primary_key=True),
+    Column("value", Float, nullable=False),
+    Column("stamp", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Index("ix_security_counters_expires_at", "expires_at"),
+)
+
 servers = Table(
     "servers",
     metadata,
@@ -128,6 +139,7 @@ class HostnameTaken(ValueError):
         self.guid = guid
 
 
+COUNTER_PURGE_PERIOD = 60.0  # seconds between deletions of expired security counters
 UPSERT_COLUMNS = ("hostname", "ip", "agent_port", "tags", "stats", "engine", "updated_at")
 
 
@@ -210,6 +222,7 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._next_purge = 0.0
         if check_schema:
             schema.check_schema(self.engine)
 
@@ -403,6 +416,67 @@ class Database:
         )
         with self.engine.connect() as conn:
             return {r.jti: r.expires_at for r in conn.execute(query)}
+
+    # --- security counters (TOTP replay memory, lockouts, rate limits), shared by replicas ---------------
+
+    def _purge_counters(self, conn: Connection, now: float) -> None:
+        if now >= self._next_purge:
+            self._next_purge = now + COUNTER_PURGE_PERIOD
+            conn.execute(delete(security_counters).where(security_counters.c.expires_at < now))
+
+    def counter_advance(self, key: str, value: float, expires_at: float) -> bool:
+        """Store ``value`` under ``key`` if it is above the stored one (or none is stored); True when stored."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            self._purge_counters(conn, now)
+            ins = _insert(conn)(security_counters).values(key=key, value=value, stamp=now, expires_at=expires_at)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[security_counters.c.key],
+                set_={"value": ins.excluded.value, "stamp": now, "expires_at": ins.excluded.expires_at},
+                where=or_(security_counters.c.value < ins.excluded.value, security_counters.c.expires_at < now),
+            ).returning(security_counters.c.key)
+            return conn.execute(stmt).first() is not None  # rowcount is -1 on psycopg for upserts
+
+    def counter_hit(self, key: str, window: float) -> int:
+        """Count one event under ``key`` in a fixed window of ``window`` seconds; the window's count so far."""
+        now = time.time()
+        c = security_counters.c
+        fresh = c.stamp < now - window
+        with self.engine.begin() as conn:
+            self._purge_counters(conn, now)
+            ins = _insert(conn)(security_counters).values(key=key, value=1, stamp=now, expires_at=now + window)
+            stmt = ins.on_conflict_do_update(
+                index_elements=[c.key],
+                set_={
+                    "value": case((fresh, 1), else_=c.value + 1),
+                    "stamp": case((fresh, now), else_=c.stamp),
+                    "expires_at": case((fresh, now + window), else_=c.expires_at),
+                },
+            ).returning(c.value)
+            return int(conn.execute(stmt).scalar_one())
+
+    def counter_set(self, key: str, value: float, expires_at: float) -> None:
+        now = time.time()
+        with self.engine.begin() as conn:
+            ins = _insert(conn)(security_counters).values(key=key, value=value, stamp=now, expires_at=expires_at)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[security_counters.c.key],
+                    set_={"value": value, "stamp": now, "expires_at": expires_at},
+                )
+            )
+
+    def counter_delete(self, key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(security_counters).where(security_counters.c.key == key))
+
+    def counters_active(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` exist and have not expired."""
+        query = select(security_counters.c.key).where(
+            security_counters.c.key.in_(keys), security_counters.c.expires_at > time.time()
+        )
+        with self.engine.connect() as conn:
+            return {r.key for r in conn.execute(query)}
 
     # --- servers and sessions ---------------------------------------------------------------------
 

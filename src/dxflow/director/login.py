@@ -39,7 +39,7 @@ def set_session_cookie(resp: web.StreamResponse, token: str) -> None:
 async def login(request: web.Request, *, admin: bool) -> web.Response:
     """Check ``{"userID", "password", "otp"}``; set the session cookie. ``admin`` also requires the admin policy."""
     state = request.app[STATE]
-    state.login_limit.check(request.remote)
+    await state.login_limit.check(request.remote)
     body = await read_json(request, 16 * 1024)
     user: str = field(body, "userID", "userId", "username")  # type: ignore[assignment]
     password = _secret(body, "password")
@@ -48,7 +48,7 @@ async def login(request: web.Request, *, admin: bool) -> web.Response:
         raise ApiError(400, "userID must be one line")
     keys = (f"user:{user}", f"addr:{request.remote}")
     reason = ""
-    if state.guard.locked(*keys):
+    if await state.guard.locked(*keys):
         reason = "locked out"
     elif not password or not await state.auth.check(user, password, otp):
         reason = f"wrong password ({state.auth.name})"
@@ -56,10 +56,10 @@ async def login(request: web.Request, *, admin: bool) -> web.Response:
         reason = f"wrong or replayed OTP ({state.otp.name})"
     if reason:
         if reason != "locked out":
-            state.guard.failed(*keys)
+            await state.guard.failed(*keys)
         log.warning("failed login for %r from %s: %s", user, request.remote, reason)
         raise ApiError(401, GENERIC)
-    state.guard.succeeded(keys[0])
+    await state.guard.succeeded(keys[0])
     is_admin = state.policy.is_admin(user)
     if admin and not is_admin:
         log.warning("%r from %s is not an administrator", user, request.remote)

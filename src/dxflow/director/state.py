@@ -9,13 +9,12 @@ from aiohttp import web
 from dxflow.common.ca import CertificateAuthority
 from dxflow.common.director_config import DirectorConfig
 from dxflow.director.agent_client import AgentClient
-from dxflow.director.auth import LoginGuard, OtpVerifier, PasswordBackend
+from dxflow.director.auth import LoginGuard, OtpVerifier, PasswordBackend, SharedRateLimiter
 from dxflow.director.db import Database
 from dxflow.director.identity import CertChecker
 from dxflow.director.policy import PolicyStore
 from dxflow.director.tokens import TokenService
 from dxflow.director.updates import UpdateBatcher
-from dxflow.server.ratelimit import RateLimiter
 
 __all__ = ["CONFIG", "STATE", "DirectorState"]
 
@@ -32,8 +31,8 @@ class DirectorState:
     certs: CertChecker
     updates: UpdateBatcher
     agents: AgentClient
-    login_limit: RateLimiter
-    register_limit: RateLimiter
+    login_limit: SharedRateLimiter
+    register_limit: SharedRateLimiter
     auth: PasswordBackend
     otp: OtpVerifier | None
     guard: LoginGuard

@@ -1,4 +1,4 @@
-"""Fixtures: a running director (module scope) with an admin session."""
+"""Fixtures: a running director (module scope) with an admin session; a private PostgreSQL cluster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.director_harness import Director
+from tests.harness.director_harness import Director, start_postgres
 
 
 @pytest.fixture(scope="module")
@@ -15,3 +15,14 @@ def director(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Director]:
     d.start()
     yield d
     d.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """The URL of a private PostgreSQL cluster (skipped where PostgreSQL cannot be installed)."""
+    started = start_postgres()
+    if started is None:
+        pytest.skip("PostgreSQL is not installed and cannot be installed here")
+    url, stop = started
+    yield url
+    stop()

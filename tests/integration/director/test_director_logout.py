@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.harness.director_harness import Director, cleanup, start_postgres, wait_until
+from tests.harness.director_harness import Director, cleanup, start_replicas, wait_until
 
 COOKIE = "dcvix_session"
 
@@ -30,24 +27,8 @@ def test_a_token_saved_before_logout_is_refused_after_it(director: Director) -> 
     assert _status(director, other.cookies[COOKIE]) == 200
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    started = start_postgres()
-    if started is None:
-        pytest.skip("PostgreSQL is not installed and cannot be installed here")
-    url, stop = started
-    yield url
-    stop()
-
-
 def test_logout_on_one_replica_revokes_on_the_other(postgres: str, tmp_path: Path) -> None:
-    shared = {"database_url": postgres, "token_key": "logout-test-shared-key"}
-    first = Director(tmp_path / "a", **shared).start()
-    second = Director(tmp_path / "b", **shared)
-    second.data_dir.mkdir(parents=True, mode=0o700)
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy2(first.data_dir / name, second.data_dir / name)
-    second.start()
+    first, second = start_replicas(tmp_path, database_url=postgres, token_key="logout-test-shared-key")
     try:
         session = first.admin()
         saved = session.cookies[COOKIE]

@@ -24,7 +24,10 @@ def test_an_old_database_is_refused_until_migrated(tmp_path: Path) -> None:
     director.stop()
     # What a director from before schema versions left behind: no alembic_version, no later tables.
     db = sqlite3.connect(director.data_dir / "director.db")
-    db.executescript("DROP TABLE alembic_version; DROP TABLE revoked_tokens; DROP INDEX ux_agents_registered_hostname;")
+    db.executescript(
+        "DROP TABLE alembic_version; DROP TABLE revoked_tokens; DROP TABLE security_counters;"
+        " DROP INDEX ux_agents_registered_hostname;"
+    )
     db.close()
     assert "run: dxflow director migrate" in _refused(director)
     checked = dxflow("--output", "json", "director", "migrate", "--check", "--config", str(director.config_path))

@@ -6,24 +6,11 @@ missing and running as root) in a temp dir on a free port.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import requests
 
-from tests.harness.director_harness import Agent, Director, Engine, cleanup, start_postgres, wait_until
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    started = start_postgres()
-    if started is None:
-        pytest.skip("PostgreSQL is not installed and cannot be installed here")
-    url, stop = started
-    yield url
-    stop()
+from tests.harness.director_harness import Agent, Director, Engine, cleanup, start_replicas, wait_until
 
 
 def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
@@ -32,13 +19,8 @@ def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
         "token_key": "shared-secret-for-both-replicas",
         "housekeeper": {"period": 1, "max_age": 3},
     }
-    first = Director(tmp_path / "a", **shared).start()
     # The second replica uses the same CA (an operator copies ca.crt/ca.key; the server cert is its own).
-    second = Director(tmp_path / "b", **shared)
-    second.data_dir.mkdir(parents=True, mode=0o700)
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy2(first.data_dir / name, second.data_dir / name)
-    second.start()
+    first, second = start_replicas(tmp_path, **shared)
     engine = Engine(tmp_path).start()
     agent = Agent(tmp_path / "pg-srv", first, engine_port=engine.port).start()
     try:

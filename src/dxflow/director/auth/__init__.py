@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dxflow.common.director_config import AuthConfig
 from dxflow.director.auth.base import OtpVerifier, PasswordBackend
-from dxflow.director.auth.guard import LoginGuard
+from dxflow.director.auth.guard import LoginGuard, SharedRateLimiter
 from dxflow.director.auth.otp import build_otp
 
-__all__ = ["LoginGuard", "OtpVerifier", "PasswordBackend", "build_backend", "build_otp"]
+__all__ = ["LoginGuard", "OtpVerifier", "PasswordBackend", "SharedRateLimiter", "build_backend", "build_otp"]
 
 
 def build_backend(config: AuthConfig) -> PasswordBackend:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import ssl
@@ -16,6 +17,7 @@ import yaml
 from dxflow.common.director_config import OtpConfig
 from dxflow.director.auth.base import OtpVerifier
 from dxflow.director.auth.external import run_check_command
+from dxflow.director.db import Database
 
 __all__ = ["ExternalOtp", "PrivacyIdeaOtp", "TotpOtp", "build_otp"]
 
@@ -26,12 +28,14 @@ class TotpOtp:
     """RFC 6238 codes (30 s, 6 digits, ±1 step) from per-user base32 secrets; each code works once.
 
     Secrets come from ``totp_secrets`` and ``totp_file`` (a YAML mapping user → secret, re-read when it changes).
-    Used codes are remembered in memory per director process.
+    Used codes are remembered in the director database when given one (every replica refuses a replay), else in
+    memory.
     """
 
     name = "totp"
 
-    def __init__(self, secrets: Mapping[str, str], path: Path | None) -> None:
+    def __init__(self, secrets: Mapping[str, str], path: Path | None, db: Database | None = None) -> None:
+        self._db = db
         self._fixed = dict(secrets)
         self._path = path
         self._mtime: float | None = None
@@ -59,12 +63,21 @@ class TotpOtp:
         for offset in (0, -1, 1):
             candidate = step + offset
             if hmac.compare_digest(totp.generate_otp(candidate), otp):
-                if candidate <= self._last_step.get(user, -1):
+                if not await self._claim(user, candidate, totp.interval):
                     log.warning("replayed one-time password for %r", user)
                     return False
-                self._last_step[user] = candidate
                 return True
         return False
+
+    async def _claim(self, user: str, step: int, interval: int) -> bool:
+        """Remember ``step`` as used by ``user``; False when it (or a later one) was used already."""
+        if self._db is not None:
+            expires = (step + 3) * interval  # past the ±1 step tolerance the code is refused anyway
+            return await asyncio.to_thread(self._db.counter_advance, f"otp:{user}", step, expires)
+        if step <= self._last_step.get(user, -1):
+            return False
+        self._last_step[user] = step
+        return True
 
 
 class PrivacyIdeaOtp:
@@ -109,10 +122,10 @@ class ExternalOtp:
         return await run_check_command(self._config.command, f"{user}\n{otp}\n", self._config.timeout)
 
 
-def build_otp(config: OtpConfig) -> OtpVerifier | None:
-    """The configured second factor, or None for ``type: none``."""
+def build_otp(config: OtpConfig, db: Database | None = None) -> OtpVerifier | None:
+    """The configured second factor, or None for ``type: none``; ``db`` keeps TOTP replay memory shared."""
     if config.type == "totp":
-        return TotpOtp(config.totp_secrets, config.totp_file)
+        return TotpOtp(config.totp_secrets, config.totp_file, db)
     if config.type == "privacyidea":
         return PrivacyIdeaOtp(config)
     if config.type == "external":
