@@ -286,9 +286,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                 % (server.get("id"), self.get_option("hostnames")))
                 continue
             if name in seen:
-                display.warning("dxflow director: servers %s and %s share the name %s; keeping the first"
-                                % (seen[name], server.get("id"), name))
-                continue
+                # The director keeps hostnames unique; a clash here means another `hostnames` field repeats.
+                raise AnsibleError("dxflow director: servers %s and %s share the inventory name %s; choose "
+                                   "`hostnames` that name each server once" % (seen[name], server.get("id"), name))
             seen[name] = server.get("id")
             host = self.inventory.add_host(make_unsafe(name))
             hostvars = self._hostvars(server, pools, state, use_engine)
