@@ -1,10 +1,12 @@
-"""``dxflow shell exec|list|create|attach|resize|kill|remove`` and ``dxflow cp``: remote commands, shells and files."""
+"""``dxflow shell list|create|connect|remove`` (public), ``exec|attach|resize|kill`` (ours) and ``dxflow cp``:
+remote commands, shells and files."""
 
 from __future__ import annotations
 
 import base64
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -94,78 +96,84 @@ def exec_command(
 @shell_group.command("list")
 @pass_ctx
 def list_command(ctx: CliContext) -> None:
-    """Shells on the engine host."""
+    """List shell instances on the engine host."""
     shells = _shell(ctx).shells()
     rows = [
         [
-            s["name"],
-            s["status"] if s["rc"] is None else f"exited ({s['rc']})",
-            str(s["pid"]),
-            str(s["clients"]),
-            s["created_at"],
-            " ".join(s["command"]),
+            s["identity"],
+            s["state"] if s.get("rc") is None else f"{s['state']} ({s['rc']})",
+            str(s.get("pid", "-")),
+            str(s["sessions"]),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s["created_at"])),
+            " ".join([s["path"], *(s["args"] or [])]),
         ]
         for s in shells
     ]
-    emit(ctx, shells, table(rows, ["NAME", "STATUS", "PID", "CLIENTS", "CREATED", "COMMAND"]) if rows else "no shells")
+    headers = ["IDENTITY", "STATE", "PID", "SESSIONS", "CREATED (UTC)", "COMMAND"]
+    emit(ctx, shells, table(rows, headers) if rows else "no shells")
 
 
 @shell_group.command("create", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("name")
+@click.argument("identity")
 @click.option("-w", "--cwd", metavar="DIR", help="Absolute working directory (default: the engine user's home).")
 @click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
-@click.option("-a", "--attach", "then_attach", is_flag=True, help="Attach right away.")
+@click.option("-a", "--attach", "then_attach", is_flag=True, help="Connect right away.")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def create_command(
-    ctx: CliContext, name: str, cwd: str | None, env: tuple[str, ...], then_attach: bool, argv: tuple[str, ...]
+    ctx: CliContext, identity: str, cwd: str | None, env: tuple[str, ...], then_attach: bool, argv: tuple[str, ...]
 ) -> None:
-    """Start shell NAME on a pty: the engine user's login shell, or `-- CMD ARGS...`."""
+    """Create shell IDENTITY on a pty: `[PATH] [--] [ARGS...]`, by default the OS default shell."""
     size = shutil.get_terminal_size()
     info = _shell(ctx).create_shell(
-        name, list(argv) or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
+        identity, list(argv) or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
     )
     if then_attach:
-        click.get_current_context().exit(attach(ctx.session(), name))
-    emit(ctx, info, f"shell {info['name']} started (pid {info['pid']}); attach with: dxflow shell attach {name}")
+        click.get_current_context().exit(attach(ctx.session(), identity))
+    human = f"shell {info['identity']} started ({info['path']}); connect with: dxflow shell connect {identity}"
+    emit(ctx, info, human)
 
 
-@shell_group.command("attach")
-@click.argument("name")
+@shell_group.command("connect")
+@click.argument("identity")
 @pass_ctx
-def attach_command(ctx: CliContext, name: str) -> None:
-    """Attach this terminal to shell NAME (detach with Ctrl-]); exits with the shell's code when it ends."""
-    click.get_current_context().exit(attach(ctx.session(), name))
+def connect_command(ctx: CliContext, identity: str) -> None:
+    """Connect this terminal to shell IDENTITY (detach with Ctrl-]); exits with the shell's code when it ends."""
+    click.get_current_context().exit(attach(ctx.session(), identity))
+
+
+shell_group.add_command(connect_command, "attach")  # the name older releases used
 
 
 @shell_group.command("resize")
-@click.argument("name")
+@click.argument("identity")
 @click.argument("cols", type=click.IntRange(1, 1000))
 @click.argument("rows", type=click.IntRange(1, 1000))
 @pass_ctx
-def resize_command(ctx: CliContext, name: str, cols: int, rows: int) -> None:
-    """Set the terminal size of shell NAME."""
-    info = _shell(ctx).resize_shell(name, cols, rows)
-    emit(ctx, info, f"shell {name} is {cols}x{rows}")
+def resize_command(ctx: CliContext, identity: str, cols: int, rows: int) -> None:
+    """Set the terminal size of shell IDENTITY."""
+    _shell(ctx).resize_shell(identity, cols, rows)
+    emit(ctx, {"identity": identity, "columns": cols, "rows": rows}, f"shell {identity} is {cols}x{rows}")
 
 
 @shell_group.command("kill")
-@click.argument("name")
+@click.argument("identity")
 @click.option("-s", "--signal", "sig", default="HUP", show_default=True, help="Signal name (HUP, INT, TERM, KILL...).")
 @pass_ctx
-def kill_command(ctx: CliContext, name: str, sig: str) -> None:
-    """Send a signal to the process group of shell NAME."""
-    info = _shell(ctx).kill_shell(name, sig)
-    emit(ctx, info, f"sent SIG{sig.upper().removeprefix('SIG')} to shell {name}")
+def kill_command(ctx: CliContext, identity: str, sig: str) -> None:
+    """Send a signal to the process group of shell IDENTITY."""
+    _shell(ctx).kill_shell(identity, sig)
+    name = f"SIG{sig.upper().removeprefix('SIG')}"
+    emit(ctx, {"identity": identity, "signal": name}, f"sent {name} to shell {identity}")
 
 
 @shell_group.command("remove")
-@click.argument("name")
+@click.argument("identity")
 @pass_ctx
-def remove_command(ctx: CliContext, name: str) -> None:
-    """Kill shell NAME if it runs and forget it."""
-    info = _shell(ctx).remove_shell(name)
-    emit(ctx, info, f"shell {name} removed")
+def remove_command(ctx: CliContext, identity: str) -> None:
+    """Remove shell instance IDENTITY from the engine (killed if it runs)."""
+    _shell(ctx).remove_shell(identity)
+    emit(ctx, {"identity": identity, "removed": True}, f"shell {identity} removed")
 
 
 def _split(spec: str) -> tuple[bool, str]:

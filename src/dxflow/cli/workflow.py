@@ -1,7 +1,10 @@
-"""``dxflow workflow``: compose workflows on the profile's engine (deploy, list, show, logs, start/stop, remove)."""
+"""``dxflow workflow``: the public commands (create, list, events, steps, logs, stats, start, stop, remove, prune)
+and ours (compose deploy/create, show, restart) on the profile's engine."""
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,17 @@ def _client(ctx: CliContext) -> WorkflowClient:
     return WorkflowClient(ctx.session())
 
 
+def _when(epoch: object) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS`` (UTC); ``-`` for none."""
+    if not isinstance(epoch, int | float) or not epoch:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
 def _summary(wf: dict[str, Any]) -> str:
     services = wf.get("services", [])
+    if not services:
+        return str(wf["status"])
     up = sum(1 for s in services if s["status"] == "running")
     return f"{wf['status']}, {up}/{len(services)} services running"
 
@@ -89,19 +101,79 @@ def create_command(ctx: CliContext, file: Path, name: str | None, backend: str |
 @workflow_group.command("list")
 @pass_ctx
 def list_command(ctx: CliContext) -> None:
-    """Workflows on the engine."""
+    """List workflows."""
     items = _client(ctx).list()
     rows = [
         [
-            w["name"],
+            w["identity"],
             w["status"],
-            w["backend"],
-            f"{sum(1 for s in w['services'] if s['status'] == 'running')}/{len(w['services'])}",
-            w["updated_at"][:19].replace("T", " "),
+            w.get("backend", "-"),
+            f"{sum(1 for s in w.get('services', []) if s['status'] == 'running')}/{len(w.get('services', []))}",
+            _when(w.get("updated_at") or w.get("created_at")),
         ]
         for w in items
     ]
-    emit(ctx, items, table(rows, ["NAME", "STATUS", "BACKEND", "RUNNING", "UPDATED (UTC)"]) if rows else "no workflows")
+    headers = ["IDENTITY", "STATUS", "BACKEND", "RUNNING", "UPDATED (UTC)"]
+    emit(ctx, items, table(rows, headers) if rows else "no workflows")
+
+
+@workflow_group.command("create")
+@click.argument("source", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("-i", "--identity", help="Workflow identity (default: the file's top-level name:, else its stem).")
+@_backend
+@pass_ctx
+def create_public_command(ctx: CliContext, source: Path, identity: str | None, backend: str | None) -> None:
+    """Create workflow from SOURCE, a compose file (`-` for stdin), without starting it."""
+    _submit(ctx, source, identity, backend, start=False)
+
+
+@workflow_group.command("steps")
+@click.argument("identity")
+@pass_ctx
+def steps_command(ctx: CliContext, identity: str) -> None:
+    """Workflow steps."""
+    steps = _client(ctx).steps(identity)
+    rows = [
+        [
+            str(s["index"]),
+            s["name"],
+            s["status"],
+            str(s["pid"] or "-"),
+            str(s["exit_code"]),
+            _when(s["started_at"]),
+            _when(s["exited_at"]),
+        ]
+        for s in steps
+    ]
+    emit(ctx, steps, table(rows, ["STEP", "NAME", "STATUS", "PID", "EXIT", "STARTED (UTC)", "EXITED (UTC)"]))
+
+
+@workflow_group.command("stats")
+@click.argument("identity")
+@click.option("-s", "--step", type=click.IntRange(0), default=0, help="Only this step (1-based); 0: all.")
+@pass_ctx
+def stats_command(ctx: CliContext, identity: str, step: int) -> None:
+    """Workflow stats: a live line (cpu relative to the cores, memory used/total) every 2 s until interrupted."""
+    live = sys.stdout.isatty() and not ctx.json
+    for snapshot in _client(ctx).stats(identity, step):
+        points = snapshot.get("points", {}).values()
+        cpu_used, cpu_total = sum(p["cpu_used"] for p in points), max((p["cpu_total"] for p in points), default=0)
+        mem_used, mem_total = sum(p["memory_used"] for p in points), max((p["memory_total"] for p in points), default=0)
+        percent = f"{cpu_used * 100 / cpu_total:.0f}%" if cpu_total else "-"
+        human = f"cpu {percent} · mem {mem_used / 1000:.1f}/{mem_total / 1000:.0f}G"
+        if live:
+            click.echo(f"\r\x1b[K{human}", nl=False)
+        else:
+            emit_line(ctx, snapshot, human)
+
+
+@workflow_group.command("prune")
+@pass_ctx
+def prune_command(ctx: CliContext) -> None:
+    """Remove every workflow."""
+    results = _client(ctx).prune()
+    lines = [f"{r['identity']}: {r['error'] or 'removed'}" for r in results]
+    emit(ctx, results, "\n".join(lines) if lines else "no workflows")
 
 
 @workflow_group.command("show")
@@ -131,24 +203,35 @@ def show_command(ctx: CliContext, name: str) -> None:
 
 
 @workflow_group.command("logs")
-@click.argument("name")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
-@click.option("--tail", type=click.IntRange(0), help="Only the last N lines of each service.")
+@click.argument("identity")
+@click.option("--stdout", "only_stdout", is_flag=True, help="Show only stdout logs.")
+@click.option("--stderr", "only_stderr", is_flag=True, help="Show only stderr logs.")
+@click.option("-s", "--step", type=int, default=0, help="Show logs of this step (1-based); 0: all.")
+@click.option("-c", "--count", type=int, default=1, show_default=True, help="Lines per step (-1: all).")
+@click.option("-l", "--live", "-f", "--follow", "live", is_flag=True, help="Stream logs in real time.")
+@click.option("--tail", type=click.IntRange(0), help="Same as --count N.")
 @click.option("--since", help="From this time: RFC 3339, unix seconds, or a duration ago (10m).")
-@click.option("-s", "--service", "services", multiple=True, help="Only this service (repeatable).")
+@click.option("--service", "services", multiple=True, help="Only this service, by name (repeatable).")
 @click.option("-t", "--timestamps", is_flag=True, help="Show the time of each line.")
 @pass_ctx
 def logs_command(
     ctx: CliContext,
-    name: str,
-    follow: bool,
+    identity: str,
+    only_stdout: bool,
+    only_stderr: bool,
+    step: int,
+    count: int,
+    live: bool,
     tail: int | None,
     since: str | None,
     services: tuple[str, ...],
     timestamps: bool,
 ) -> None:
-    """Print a workflow's logs (``service | line``)."""
-    lines = _client(ctx).logs(name, list(services) or None, tail, since, follow)
+    """View logs from workflow steps (``step | line``); both streams share one log per step."""
+    lines_per_step = tail if tail is not None else (None if count < 0 or since else count)
+    if live and tail is None and count == 1:
+        lines_per_step = 0  # --live alone: only new lines
+    lines = _client(ctx).logs(identity, list(services) or None, lines_per_step, since, live, step=step or -1)
     width = 0
     for line in lines:
         width = max(width, len(line.service))
@@ -164,8 +247,9 @@ def logs_command(
 def events_command(ctx: CliContext, name: str | None, follow: bool, tail: int | None) -> None:
     """Lifecycle events of one workflow (or all)."""
     for ev in _client(ctx).events(name, tail=tail, follow=follow):
-        where = ev["workflow"] + (f"/{ev['service']}" if ev.get("service") else "")
-        emit_line(ctx, ev, f"{ev['time'][:23].replace('T', ' ')} {where} {ev['type']}: {ev['message']}")
+        where = (ev.get("workflow") or name or "") + (f"/{ev['service']}" if ev.get("service") else "")
+        kind = f"{ev['type']}: " if ev.get("type") else ""
+        emit_line(ctx, ev, f"{_when(ev['time'])} {where} {kind}{ev['message']}")
 
 
 def _action(kind: str) -> click.Command:

@@ -12,17 +12,33 @@ from dxflow.protocol.errors import ApiError, ProtocolError, api_error
 from dxflow.protocol.names import ERROR_HEADER
 
 __all__ = [
+    "DOWNLOAD_PATH",
+    "EXEC_PATH",
+    "EXTENSION_PREFIX",
     "HEALTH_PATH",
+    "INFO_PATH",
     "SHELL_CREATE_PATH",
     "SHELL_LIST_PATH",
+    "SHELL_PATH",
+    "UPLOAD_PATH",
     "chunked_reply",
     "create_shell_body",
     "shell_attach_path",
+    "shell_connect_path",
     "shell_remove_path",
     "stream_error",
 ]
 
 HEALTH_PATH = "/api/engine/healthcheck/"
+INFO_PATH = "/api/engine/info/"
+"""The engine's metadata; its ``capabilities`` name the extensions (below) it serves."""
+EXTENSION_PREFIX = "/api/x/"
+"""Our extensions to the public dxflow API; capability ``name`` is served at ``EXTENSION_PREFIX + name + "/"``."""
+EXEC_PATH = EXTENSION_PREFIX + "exec/"
+UPLOAD_PATH = EXTENSION_PREFIX + "upload/"
+DOWNLOAD_PATH = EXTENSION_PREFIX + "download/"
+SHELL_PATH = "/api/shell/"
+"""The public shell collection (``4.api/005.shell``); the connect WebSocket is ``/api/shell/{identity}/``."""
 SHELL_LIST_PATH = "/api/shell/list/"
 SHELL_CREATE_PATH = "/api/shell/create/"
 
@@ -32,7 +48,13 @@ def shell_remove_path(name: str) -> str:
 
 
 def shell_attach_path(name: str) -> str:
+    """The deprecated attach WebSocket (binary frames); ``shell_connect_path`` is the public one."""
     return f"/api/shell/attach/{quote(name, safe='')}/"
+
+
+def shell_connect_path(name: str) -> str:
+    """The public connect WebSocket: base64 text frames out, keystrokes as text frames in."""
+    return f"{SHELL_PATH}{quote(name, safe='')}/"
 
 
 def create_shell_body(

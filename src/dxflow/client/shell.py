@@ -1,4 +1,5 @@
-"""Remote exec, file transfer and interactive shells on an engine (``/api/shell/...``)."""
+"""Remote exec, file transfer (our extensions, ``/api/x/...``) and interactive shells (``/api/shell/...``) on an
+engine."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
-from dxflow.client.engine_wire import SHELL_CREATE_PATH, SHELL_LIST_PATH, create_shell_body, shell_remove_path
+from dxflow.client.engine_wire import DOWNLOAD_PATH, EXEC_PATH, SHELL_PATH, UPLOAD_PATH
 from dxflow.client.session import Session
 from dxflow.protocol.errors import TransportError
 
@@ -101,6 +101,7 @@ class ShellClient:
         max_output: int | None = None,
         on_output: OutputCallback | None = None,
         become: Mapping[str, str] | None = None,
+        module_runner: bool = False,
     ) -> ExecResult:
         """Run ``command`` (an argv list, or a string for ``/bin/sh -c``) and wait for it.
 
@@ -110,11 +111,14 @@ class ShellClient:
         body = _exec_body(command, stdin, env, cwd, timeout, max_output)
         if become is not None:
             body["become"] = dict(become)
+        if module_runner:  # an AnsiballZ payload on stdin: the engine may run it in its warm module runner
+            body["module_runner"] = True
         # The server enforces the command's timeout; the read timeout only has to outlast it.
         timeouts = (self.session.settings.timeout, timeout + 30 if timeout else None)
         if on_output is not None:
             return self._exec_streamed(body, timeouts, on_output)
-        entity = self.session.call("POST", "/api/shell/exec/", json=body, timeout=timeouts).entities[0]
+        self.session.require("exec")
+        entity = self.session.call("POST", EXEC_PATH, json=body, timeout=timeouts).entities[0]
         return ExecResult(
             rc=int(entity["rc"]),
             stdout=base64.b64decode(entity.get("stdout", "")),
@@ -124,7 +128,8 @@ class ShellClient:
         )
 
     def _exec_streamed(self, body: dict[str, Any], timeouts: tuple, on_output: OutputCallback) -> ExecResult:
-        for entity in self.session.stream("POST", "/api/shell/exec/", json=body, timeout=timeouts):
+        self.session.require("exec")
+        for entity in self.session.stream("POST", EXEC_PATH, json=body, timeout=timeouts):
             if "stream" in entity:
                 on_output(entity["stream"], base64.b64decode(entity.get("data", "")))
             elif "rc" in entity:
@@ -179,16 +184,17 @@ class ShellClient:
             params["owner"] = str(owner)
         if group is not None:
             params["group"] = str(group)
+        self.session.require("upload")
         resp = self.session.send(
             "POST",
-            "/api/shell/upload/",
+            UPLOAD_PATH,
             params=params,
             data=fh,
             headers={"Content-Type": "application/octet-stream"},
             timeout=(self.session.settings.timeout, None),
         )
         with resp:
-            return self.session.transport.parse(resp, "POST", "/api/shell/upload/").entities[0]
+            return self.session.transport.parse(resp, "POST", UPLOAD_PATH).entities[0]
 
     def download(
         self, remote_path: str, local_path: str | os.PathLike[str], keep_mode: bool = True, *, sync: bool = True
@@ -196,16 +202,17 @@ class ShellClient:
         """Stream ``remote_path`` into ``local_path`` (written atomically and, unless ``sync`` is false, fsynced;
         a directory gets the remote name). The local file gets the remote mode unless ``keep_mode`` is false (0644
         then). Returns the byte count."""
+        self.session.require("download")
         resp = self.session.send(
             "GET",
-            "/api/shell/download/",
+            DOWNLOAD_PATH,
             params={"path": remote_path},
             stream=True,
             timeout=(self.session.settings.timeout, self.session.settings.timeout),
         )
         with resp:
             if resp.status_code >= 400:
-                self.session.transport.parse(resp, "GET", "/api/shell/download/")
+                self.session.transport.parse(resp, "GET", DOWNLOAD_PATH)
             target = Path(local_path)
             if target.is_dir():
                 target = target / Path(remote_path).name
@@ -242,8 +249,9 @@ class ShellClient:
     # -- interactive shells -----------------------------------------------------------------------------------
 
     def shells(self) -> list[dict[str, Any]]:
-        """Every shell on the engine: ``{name, command, cwd, pid, status, rc, cols, rows, clients, created_at}``."""
-        return self.session.call("GET", SHELL_LIST_PATH).entities
+        """Every shell on the engine: ``{identity, path, args, state, columns, rows, sessions, created_at}`` (our
+        engine adds ``pid``, ``rc`` and ``cwd``)."""
+        return self.session.call("GET", SHELL_PATH).entities
 
     def create_shell(
         self,
@@ -254,23 +262,26 @@ class ShellClient:
         env: Mapping[str, str] | None = None,
         cols: int = 80,
         rows: int = 24,
-        term: str = "xterm-256color",
     ) -> dict[str, Any]:
-        """Start a shell on a pty: the engine user's login shell, or ``command`` (argv, or a string for sh -c)."""
-        body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows, term=term)
-        return self.session.call("POST", SHELL_CREATE_PATH, json=body).entities[0]
+        """Start a shell on a ``cols`` x ``rows`` pty: the OS default shell, or ``command`` (argv, or a string for
+        sh -c)."""
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command or [])
+        body: dict[str, Any] = {"identity": name or "", "path": argv[0] if argv else "", "args": argv[1:]}
+        if cwd:
+            body["cwd"] = cwd
+        if env:
+            body["env"] = dict(env)
+        if (cols, rows) != (80, 24):
+            body["columns"], body["rows"] = cols, rows
+        return self.session.call("POST", SHELL_PATH, json=body).entities[0]
 
-    def resize_shell(self, name: str, cols: int, rows: int) -> dict[str, Any]:
-        return self.session.call(
-            "POST", f"/api/shell/resize/{quote(name, safe='')}/", json={"cols": cols, "rows": rows}
-        ).entities[0]
+    def resize_shell(self, name: str, cols: int, rows: int) -> None:
+        self.session.call("PUT", f"{SHELL_PATH}resize/", params={"identity": name, "columns": cols, "rows": rows})
 
-    def kill_shell(self, name: str, signal: str = "HUP") -> dict[str, Any]:
+    def kill_shell(self, name: str, signal: str = "KILL") -> None:
         """Send ``signal`` (a name like HUP, TERM, KILL, INT) to the shell's process group."""
-        return self.session.call("POST", f"/api/shell/kill/{quote(name, safe='')}/", json={"signal": signal}).entities[
-            0
-        ]
+        self.session.call("PUT", f"{SHELL_PATH}kill/", params={"identity": name, "signal": signal})
 
-    def remove_shell(self, name: str) -> dict[str, Any]:
+    def remove_shell(self, name: str) -> None:
         """Kill the shell if it runs (SIGHUP, then SIGKILL) and forget it."""
-        return self.session.call("DELETE", shell_remove_path(name)).entities[0]
+        self.session.call("DELETE", SHELL_PATH, params={"identity": name})

@@ -216,13 +216,18 @@ def _default_shell() -> list[str]:
 
 
 def start_shell(
-    request: web.Request, identity: str | None, argv: list[str], cwd: str | None = None, env: dict | None = None
+    request: web.Request,
+    identity: str | None,
+    argv: list[str],
+    cwd: str | None = None,
+    env: dict | None = None,
+    size: tuple[int, int] = (80, 24),
 ) -> Shell:
     """Start and register a shell (ApiError for a bad or taken identity, a full table or a failed start)."""
     if identity in RESERVED:
         raise ApiError(400, f"shell identity {identity!r} is reserved by the API")
     try:
-        shell = _manager(request).create(identity, argv, cwd, env, 80, 24, "xterm-256color")
+        shell = _manager(request).create(identity, argv, cwd, env, *size, "xterm-256color")
     except ShellError as exc:
         raise ApiError(exc.code, exc.message) from None
     log.info("shell %s created by key %s from %s", shell.name, claims_of(request).sub, request.remote)
@@ -265,7 +270,8 @@ async def public_list_handler(request: web.Request) -> web.Response:
 
 @requires(Permission.SHELL)
 async def public_create_handler(request: web.Request) -> web.Response:
-    """``{identity?, path?, args?}`` (plus our ``cwd`` and ``env``): the OS default shell when ``path`` is empty."""
+    """``{identity?, path?, args?}`` (plus our ``cwd``, ``env``, ``columns`` and ``rows``): the OS default shell when
+    ``path`` is empty."""
     body = await read_json(request, allow_empty=True)
     identity, path, args = body.get("identity") or None, body.get("path") or None, body.get("args") or []
     if identity is not None and not isinstance(identity, str):
@@ -282,7 +288,8 @@ async def public_create_handler(request: web.Request) -> web.Response:
     ):
         raise ApiError(400, "env must be an object of string values")
     argv = [path, *args] if path else [*_default_shell(), *args]
-    return ok([shell_entity(start_shell(request, identity, argv, cwd, env))], message="Created", code=201)
+    size = (_size(body, "columns", 80), _size(body, "rows", 24))
+    return ok([shell_entity(start_shell(request, identity, argv, cwd, env, size))], message="Created", code=201)
 
 
 @requires(Permission.SHELL)

@@ -146,7 +146,7 @@ class Pty:
 
 def test_attach_is_an_interactive_terminal(engine: EngineProc, profile: Path) -> None:
     result = run_cli("shell", "create", "cli-tty", home=profile)
-    assert result.returncode == 0 and "dxflow shell attach cli-tty" in result.stdout
+    assert result.returncode == 0 and "dxflow shell connect cli-tty" in result.stdout
     term = Pty(profile, "shell", "attach", "cli-tty", cols=120, rows=40)
     try:
         term.expect(rb"[#$] ")  # the prompt: attached and in raw mode (earlier keystrokes would be flushed)

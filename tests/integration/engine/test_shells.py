@@ -87,7 +87,7 @@ async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClient) -> None:
     info = shell.create_shell("ws-bash", cols=100, rows=30)
-    assert info["status"] == "running" and info["command"][-1] == "-l"
+    assert info["state"] == "running" and info["path"] == "/bin/bash" and info["columns"] == 100
     token = shell.session.tokens.token()
 
     async def drive() -> None:
@@ -115,7 +115,7 @@ def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClie
         await ws2.send_bytes(b"echo both-$((1+1))\n")
         await term.read_until(b"both-2")
         await second.read_until(b"both-2")
-        assert shell.shells()[0]["clients"] == 2
+        assert shell.shells()[0]["sessions"] == 2
         await ws.send_bytes(b"exit 3\n")
         assert await term.wait_exit() == 3
         assert await second.wait_exit() == 3
@@ -123,10 +123,10 @@ def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClie
         await _close(ws2)
 
     asyncio.run(drive())
-    [listed] = [s for s in shell.shells() if s["name"] == "ws-bash"]
-    assert (listed["status"], listed["rc"]) == ("exited", 3)
+    [listed] = [s for s in shell.shells() if s["identity"] == "ws-bash"]
+    assert (listed["state"], listed["rc"]) == ("exited", 3)
     shell.remove_shell("ws-bash")
-    assert "ws-bash" not in [s["name"] for s in shell.shells()]
+    assert "ws-bash" not in [s["identity"] for s in shell.shells()]
 
 
 def test_sdk_attach_command_shell_and_scrollback(shell: ShellClient, tmp_path: Path) -> None:
@@ -162,12 +162,12 @@ def test_kill_remove_and_errors(shell: ShellClient, tmp_path: Path) -> None:
     while not pids.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     child = int(pids.read_text())
-    assert shell.kill_shell("sleeper", "TERM")["name"] == "sleeper"
+    shell.kill_shell("sleeper", "TERM")
     deadline = timeouts.deadline(5)
-    while next(s for s in shell.shells() if s["name"] == "sleeper")["status"] == "running":
+    while next(s for s in shell.shells() if s["identity"] == "sleeper")["state"] == "running":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert next(s for s in shell.shells() if s["name"] == "sleeper")["rc"] == 143
+    assert next(s for s in shell.shells() if s["identity"] == "sleeper")["rc"] == 143
     assert _wait_dead(child), "the shell's background job survived"
     with pytest.raises(ApiError, match="has already exited"):
         shell.kill_shell("sleeper")

@@ -53,7 +53,7 @@ def test_docker_backend_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         changed, info = client.deploy(definition, "site")
         assert changed and info["backend"] == "docker"
         assert info["services"][0]["status"] == "running" and info["services"][0]["health"] == "healthy"
-        compose_file = engine.data_dir / "workflows" / "site" / "compose.yml"
+        compose_file = engine.data_dir / "volume" / "site" / "compose.yml"
         assert "ports" in compose_file.read_text()
         lines = list(client.logs("site", tail=10))
         assert lines == ["hello from nginx"] and lines[0].service == "web"

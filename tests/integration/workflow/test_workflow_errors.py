@@ -73,12 +73,12 @@ BAD_DEFINITIONS = [
 def test_bad_definition_is_400_naming_service_and_field(
     engine: EngineProc, token: str, definition: str, words: list[str]
 ) -> None:
-    before = sorted(p.name for p in (engine.data_dir / "workflows").iterdir())
+    before = sorted(p.name for p in (engine.data_dir / "volume").iterdir())
     status, message = post(engine, token, "/api/workflow/deploy/", json={"definition": definition, "name": "bad"})
     assert status == 400, message
     for word in words:
         assert word in message, message
-    assert sorted(p.name for p in (engine.data_dir / "workflows").iterdir()) == before, "nothing half-created"
+    assert sorted(p.name for p in (engine.data_dir / "volume").iterdir()) == before, "nothing half-created"
 
 
 @pytest.mark.parametrize("name", ["../escape", "a/b", "/abs", "..", ".hidden", "UPPER", "list", "x" * 64, ""])
@@ -115,7 +115,7 @@ def test_oversized_body_is_413(engine: EngineProc, token: str) -> None:
     big = "services:\n  a:\n" + OK_SERVICE + "# " + "x" * (2 * 1024 * 1024) + "\n"
     status, message = post(engine, token, "/api/workflow/create/", json={"definition": big, "name": "big"})
     assert status == 413 and "too large" in message
-    assert not (engine.data_dir / "workflows" / "big").exists()
+    assert not (engine.data_dir / "volume" / "big").exists()
 
 
 @pytest.mark.parametrize("runtime", ["docker", "podman"])
@@ -128,7 +128,7 @@ def test_container_backend_without_runtime_is_501_naming_it(engine: EngineProc, 
     assert status == 501, message
     assert f"backend {runtime} is not available" in message
     assert "daemon is not reachable" in message or "not installed" in message or "compose" in message, message
-    assert not (engine.data_dir / "workflows" / "ctr").exists()
+    assert not (engine.data_dir / "volume" / "ctr").exists()
     status, message = post(engine, token, "/api/workflow/deploy/", json={"definition": definition, "backend": "lxc"})
     assert status == 400 and "unknown backend 'lxc'" in message
 

@@ -65,7 +65,7 @@ def test_three_services_come_up_in_order_and_stop_without_orphans(wf: WorkflowCl
     # environment (with $$ escaping), working_dir relative to the workflow's work dir
     text = "\n".join(wf.logs("stack"))
     assert "migrating sqlite:///data.db" in text and "api up with prod" in text
-    assert (engine.data_dir / "workflows" / "stack" / "work" / "api").is_dir()
+    assert (engine.data_dir / "volume" / "stack" / "work" / "api").is_dir()
     # every process of every service, grandchildren included, is in its own group
     pgids = {name: s["pid"] for name, s in svc.items() if s["status"] == "running"}
     pids = [p for pgid in pgids.values() for p in group_pids(pgid)]
@@ -82,7 +82,7 @@ def test_three_services_come_up_in_order_and_stop_without_orphans(wf: WorkflowCl
     assert wf.restart("stack")[0] is True
     assert services(wf.wait("stack", timeout=20))["api"]["status"] == "running"
     assert wf.remove("stack") is True
-    assert wf.get("stack") is None and not (engine.data_dir / "workflows" / "stack").exists()
+    assert wf.get("stack") is None and not (engine.data_dir / "volume" / "stack").exists()
     assert wf.remove("stack") is False
 
 
@@ -127,7 +127,7 @@ services:
     thread = threading.Thread(target=reader, daemon=True)
     thread.start()
     wait_for(lambda: seen, what="the follower to attach (it gets the last line first)")
-    work = engine.data_dir / "workflows" / "follow" / "work"
+    work = engine.data_dir / "volume" / "follow" / "work"
     latencies = []
     for i in (1, 2, 3):
         sent = time.monotonic()

@@ -53,7 +53,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
         assert "Traceback" not in engine.log() and "ERROR" not in engine.log(), engine.log()
         # The engine is gone; its services are not.
         assert all(pid_alive(p) for p in pgids)
-        work = data / "workflows" / "durable" / "work"
+        work = data / "volume" / "durable" / "work"
         _say(work, "while-down")  # written into the pipe while nobody reads it
         wait_for(lambda: not (work / "say").exists(), what="keeper to consume the file")
         os.killpg(crashy_pid, signal.SIGKILL)

@@ -1,16 +1,19 @@
-"""Attach to an engine shell over its WebSocket (``/api/shell/attach/{name}/``), with the same TLS rules as the
-HTTP transport (CA, pinned fingerprint, insecure, mTLS bundle)."""
+"""Connect to an engine shell over the public WebSocket ``/api/shell/{identity}/`` (terminal output arrives as base64
+text frames, keystrokes go out as frames; the size is set with ``PUT /api/shell/resize/``), with the same TLS rules
+as the HTTP transport (CA, pinned fingerprint, insecure, mTLS bundle)."""
 
 from __future__ import annotations
 
-import json
+import base64
+import binascii
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
 from dxflow.client.aio._http import SslArg, fingerprint_pin
-from dxflow.client.engine_wire import shell_attach_path
+from dxflow.client.engine_wire import SHELL_PATH, shell_connect_path
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.tls import pinned_fingerprint, settings_context
 from dxflow.protocol.errors import AuthenticationError, TransportError, api_error
@@ -27,28 +30,39 @@ def _ssl_for(settings: ConnectionSettings) -> SslArg:
 class AttachedShell:
     """A live connection to one shell: send keystrokes and sizes, read output until the shell exits."""
 
-    def __init__(self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self._http, self._ws = http, ws
+    def __init__(
+        self, http: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse, base: str, name: str, ssl: SslArg
+    ) -> None:
+        self._http, self._ws, self._base, self._name, self._ssl = http, ws, base, name, ssl
         self.rc: int | None = None
 
     async def send(self, data: bytes) -> None:
         await self._ws.send_bytes(data)
 
     async def resize(self, cols: int, rows: int) -> None:
-        await self._ws.send_str(json.dumps({"type": "resize", "cols": cols, "rows": rows}))
+        params = {"identity": self._name, "columns": str(cols), "rows": str(rows)}
+        async with self._http.put(f"{self._base}{SHELL_PATH}resize/", params=params, ssl=self._ssl) as resp:
+            if resp.status >= 400:
+                message = resp.headers.get(ERROR_HEADER) or resp.reason or "refused"
+                raise api_error(resp.status, message, "PUT", f"{SHELL_PATH}resize/")
 
     async def output(self) -> AsyncIterator[bytes]:
-        """Terminal output as it comes (the scrollback first); ends when the shell exits (``rc`` set) or the
-        connection closes."""
-        async for msg in self._ws:
-            if msg.type == aiohttp.WSMsgType.BINARY:
+        """Terminal output as it comes (the scrollback first); ends when the shell exits (``rc`` set from the close
+        reason ``exit N``) or the connection closes."""
+        while True:
+            msg = await self._ws.receive()
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                try:
+                    yield base64.b64decode(msg.data, validate=True)
+                except (binascii.Error, ValueError):
+                    raise TransportError(f"shell {self._name!r}: an output frame is not base64") from None
+            elif msg.type == aiohttp.WSMsgType.BINARY:
                 yield msg.data
-            elif msg.type == aiohttp.WSMsgType.TEXT:
-                event = json.loads(msg.data)
-                if event.get("type") == "exit":
-                    self.rc = event.get("rc")
-                    return
-            elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+            else:  # CLOSE (its reason is "exit N" when the shell ended), CLOSING, CLOSED, ERROR
+                reason = msg.extra if msg.type == aiohttp.WSMsgType.CLOSE else None
+                if isinstance(reason, str) and reason.startswith("exit "):
+                    with contextlib.suppress(ValueError):
+                        self.rc = int(reason[5:])
                 return
 
     async def close(self) -> None:
@@ -63,12 +77,13 @@ class AttachedShell:
 
 
 async def open_attach(settings: ConnectionSettings, token: str | None, name: str) -> AttachedShell:
-    """Open the attach WebSocket of shell ``name``; ApiError for HTTP refusals, TransportError otherwise."""
-    url = settings.address.replace("http", "ws", 1) + shell_attach_path(name)
+    """Open the connect WebSocket of shell ``name``; ApiError for HTTP refusals, TransportError otherwise."""
+    url = settings.address.replace("http", "ws", 1) + shell_connect_path(name)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(headers=headers)
+    ssl = _ssl_for(settings)
     try:
-        ws = await http.ws_connect(url, headers=headers, ssl=_ssl_for(settings), heartbeat=30, max_msg_size=0)
+        ws = await http.ws_connect(url, ssl=ssl, heartbeat=30, max_msg_size=0)
     except aiohttp.WSServerHandshakeError as exc:
         await http.close()
         message = (exc.headers or {}).get(ERROR_HEADER) or exc.message or "refused"
@@ -76,7 +91,7 @@ async def open_attach(settings: ConnectionSettings, token: str | None, name: str
     except (aiohttp.ClientError, OSError) as exc:
         await http.close()
         raise TransportError(f"cannot attach to shell {name!r} at {settings.address}: {exc}") from None
-    return AttachedShell(http, ws)
+    return AttachedShell(http, ws, settings.address, name, ssl)
 
 
 async def attach_shell(session: Any, name: str) -> AttachedShell:
