@@ -247,10 +247,17 @@ def servers_group() -> None:
 
 
 @servers_group.command("list")
+@click.option("--mine", is_flag=True, help="Only the live servers your policy allows (works for non-admins).")
+@click.option("--names", is_flag=True, help="The hostnames a dcvix launcher lists for you (policy, ALLOW_CUSTOM).")
 @pass_ctx
-def servers_list(ctx: CliContext) -> None:
+def servers_list(ctx: CliContext, mine: bool, names: bool) -> None:
+    """List servers: every live server (admin), ``--mine`` or ``--names``."""
     with _client(ctx) as client:
-        rows = client.servers()
+        if names:
+            workstations = client.user_workstations()
+            emit(ctx, workstations, "\n".join(workstations))
+            return
+        rows = client.user_servers() if mine else client.servers()
     lines = [
         [
             s["hostname"],

@@ -19,6 +19,7 @@ from tests.harness.director_harness import (
     Engine,
     FakeAgentIdentity,
     cleanup,
+    dxflow,
     password_hash,
     wait_until,
 )
@@ -124,3 +125,20 @@ def test_an_acknowledged_update_is_seen_by_the_next_read(site: Site, tmp_path: P
     # No waiting: the director's flush interval is 30 s, yet the 200 means the next read sees it.
     assert "ryw-host" in [s["hostname"] for s in admin.get(f"{d.url}/v1/servers").json()]
     assert "ryw1" in [s["id"] for s in admin.get(f"{d.url}/v1/sessions").json()]
+
+
+def test_cli_lists_a_users_servers(site: Site) -> None:
+    d = site.director
+    home = d.workdir / "alice-home"
+    home.mkdir(exist_ok=True)
+    dxflow("-C", "alice", "config", "set", "connection-address", d.url, home=home, check=True)
+    dxflow("-C", "alice", "config", "set", "connection-ca", str(d.ca), home=home, check=True)
+    token = site.person("alice").cookies["dcvix_session"]
+    dxflow("-C", "alice", "config", "set", "connection-token", token, home=home, check=True)
+
+    def cli(*args: str) -> object:
+        proc = dxflow("-C", "alice", "-o", "json", "director", "servers", "list", *args, home=home, check=True)
+        return json.loads(proc.stdout)
+
+    assert cli("--names") == ["offline-ws", "pool-a", "pool-b", "srv1"]
+    assert [s["hostname"] for s in cli("--mine")] == ["srv1"]  # type: ignore[union-attr]
