@@ -75,7 +75,16 @@ ENGINE = Daemon(
         click.option("--plaintext", is_flag=True, default=None, help="Serve HTTP (only behind a trusted proxy)."),
         click.option("--tls-cert", type=_Path),
         click.option("--tls-key", type=_Path),
-        click.option("--ui-dir", type=_Dir, help="Serve a static browser console from this dir at /."),
+        click.option(
+            "--volume",
+            type=click.Path(file_okay=False, path_type=Path, resolve_path=True),
+            help="Where artifacts and workflows live. Default: DATA_DIR/volume. Env: DXFLOW_ENGINE_VOLUME.",
+        ),
+        click.option(
+            "--ui-dir",
+            type=_Dir,
+            help="Serve a browser console (single-page app) from this dir at /: unknown non-API paths get index.html.",
+        ),
         click.option(
             "--challenge-rate", type=click.FloatRange(0.1), help="Auth challenges per second per client (50)."
         ),

@@ -1,14 +1,19 @@
-"""The engine API: health, ping, stats, tokens and registered keys."""
+"""The engine API (``/api/engine/...`` of the public dxflow API): health, info, ping, stats, tokens and keys."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+from dxflow.client.engine_wire import EXTENSION_PREFIX, INFO_PATH
 from dxflow.client.session import Session
 from dxflow.client.shell import ShellClient
+from dxflow.common.crypto import KeyFileError, key_id, load_public_key
 
-__all__ = ["EngineClient"]
+__all__ = ["STAT_KINDS", "EngineClient"]
+
+STAT_KINDS = ("cpu", "gpu", "memory", "disk", "network")
+KEY_PATH = "/api/engine/key/"
 
 
 class EngineClient:
@@ -22,21 +27,48 @@ class EngineClient:
         """Remote exec, file transfer and interactive shells on this engine."""
         return ShellClient(self.session)
 
-    def healthcheck(self) -> dict[str, Any]:
-        return self.session.call_public("GET", "/api/engine/healthcheck/").entities[0]
+    def healthcheck(self) -> Any:
+        """The health entity (``"healthy"``); raises when the engine is not healthy or not reachable."""
+        entities = self.session.call_public("GET", "/api/engine/healthcheck/").entities
+        return entities[0] if entities else ""
+
+    def info(self) -> dict[str, Any]:
+        """Engine metadata (identity, directory, volume, version) with the host attribute and ``capabilities``."""
+        return self.session.call("GET", INFO_PATH).entities[0]
+
+    def attribute(self) -> dict[str, Any]:
+        return self.session.call("GET", "/api/engine/attribute/").entities[0]
+
+    def parameter(self) -> dict[str, Any]:
+        return self.session.call("GET", "/api/engine/parameter/").entities[0]
+
+    def restart(self) -> None:
+        """Restart the engine in place (MASTER)."""
+        self.session.call("PUT", "/api/engine/restart/")
 
     def ping(self, count: int = 1, interval_ms: int = 1000) -> Iterator[dict[str, Any]]:
-        """One entity per pong (server time in ms), streamed as they come."""
-        params = {"count": count, "interval": interval_ms}
-        yield from self.session.stream("GET", "/api/engine/ping/", params=params)
+        """``{seq, time}`` per pong (``time``: the server's clock in ms), streamed as they come. The engine clamps
+        ``interval_ms`` to 1000-30000 and ``count`` to 1-300."""
+        params = {"count": count, "interval": interval_ms, "stream": "true"}
+        for seq, value in enumerate(self.session.stream("GET", "/api/engine/ping/", params=params), 1):
+            yield {"seq": seq, "time": value}
 
-    def stat(self, kind: str | None = None) -> dict[str, Any]:
-        path = f"/api/engine/stat/{kind}/" if kind else "/api/engine/stat/"
-        return self.session.call("GET", path).entities[0]
+    def stat(self, kind: str) -> dict[str, Any]:
+        """The newest sample of one kind: ``{points, time}``."""
+        return self.session.call("GET", f"/api/engine/stat/last/{kind}/").entities[0]
 
-    def stat_live(self, kind: str | None = None, count: int = 0, interval_ms: int = 1000) -> Iterator[dict[str, Any]]:
-        path = f"/api/engine/stat/{kind}/" if kind else "/api/engine/stat/"
-        yield from self.session.stream("GET", path, params={"live": "true", "count": count, "interval": interval_ms})
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """The newest sample of every kind, by kind (one request)."""
+        newest: dict[str, dict[str, Any]] = {}
+        for item in self.session.call("GET", "/api/engine/stat/live/", params={"duration": 5}).entities:
+            newest[item["type"]] = {"points": item["points"], "time": item["time"]}
+        return newest
+
+    def stat_live(self, duration: int = 60) -> Iterator[dict[str, Any]]:
+        """Samples ``{points, time, type}`` of the last ``duration`` seconds, then new ones as they come, until
+        ``duration`` seconds have passed."""
+        params = {"duration": duration, "stream": "true"}
+        yield from self.session.stream("GET", "/api/engine/stat/live/", params=params)
 
     def inspect(self) -> dict[str, Any]:
         """The server's view of the current token's claims."""
@@ -46,18 +78,36 @@ class EngineClient:
         """A fresh token via challenge-response (needs a key)."""
         return self.session.tokens.login(lifetime)
 
-    def keys(self) -> list[dict[str, Any]]:
-        return self.session.call("GET", "/api/key/list/").entities
+    def keys(self, include_disabled: bool = True) -> list[dict[str, Any]]:
+        """Registered keys ``{identity, permissions, disabled, type, value}``; ``name``, ``public_key`` and ``id``
+        (the fingerprint) repeat them for callers of the previous release."""
+        entities = self.session.call("GET", KEY_PATH, params={"all": str(include_disabled).lower()}).entities
+        return [_with_old_names(k) for k in entities]
 
     def register_key(
-        self, name: str, public_key_pem: str, permissions: list[str], disabled: bool = False
+        self, identity: str | None, public_key: str, permissions: list[str], disabled: bool = False
     ) -> dict[str, Any]:
-        body = {"name": name, "public_key": public_key_pem, "permissions": permissions, "disabled": disabled}
-        return self.session.call("POST", "/api/key/register/", json=body).entities[0]
+        """Register (or replace) a public key (PEM or ``ssh-rsa``) under ``identity`` (default: its fingerprint);
+        the key as ``keys()`` shows it."""
+        body = {"identity": identity or "", "key": public_key, "permissions": permissions}
+        name = self.session.call("POST", KEY_PATH, json=body).entities[0]["identity"]
+        if disabled:
+            return self.set_key_disabled(name, True)
+        return next((k for k in self.keys() if k["identity"] == name), {"identity": name})
 
-    def unregister_key(self, name: str) -> None:
-        self.session.call("DELETE", f"/api/key/unregister/{name}/")
+    def unregister_key(self, identity: str) -> None:
+        self.session.call("DELETE", KEY_PATH, params={"identity": identity})
 
-    def set_key_disabled(self, name: str, disabled: bool) -> dict[str, Any]:
-        action = "disable" if disabled else "enable"
-        return self.session.call("POST", f"/api/key/{action}/{name}/").entities[0]
+    def set_key_disabled(self, identity: str, disabled: bool) -> dict[str, Any]:
+        """Disable or enable a key (our extension ``key``)."""
+        self.session.require("key")
+        body = {"identity": identity, "disabled": disabled}
+        return _with_old_names(self.session.call("PUT", EXTENSION_PREFIX + "key/", json=body).entities[0])
+
+
+def _with_old_names(entity: dict[str, Any]) -> dict[str, Any]:
+    try:
+        fingerprint = key_id(load_public_key(str(entity.get("value", "")).encode()))
+    except KeyFileError:
+        fingerprint = ""
+    return entity | {"name": entity.get("identity"), "public_key": entity.get("value"), "id": fingerprint}

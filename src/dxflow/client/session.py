@@ -9,11 +9,12 @@ import requests
 from requests.adapters import BaseAdapter
 
 from dxflow.client.auth import TokenManager
+from dxflow.client.engine_wire import EXTENSION_PREFIX, INFO_PATH
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.client.transport import Transport
 from dxflow.protocol.chunks import Chunked
-from dxflow.protocol.errors import AuthenticationError
+from dxflow.protocol.errors import AuthenticationError, api_error
 
 __all__ = ["Session", "open_session"]
 
@@ -28,6 +29,7 @@ class Session:
         self.settings = settings
         self.transport = Transport(settings, adapter)
         self.tokens = TokenManager(settings, self.transport, store)
+        self._capabilities: frozenset[str] | None = None
 
     def __enter__(self) -> Session:
         return self
@@ -46,6 +48,24 @@ class Session:
                 raise
             self.tokens.reset()
             return fn(self.tokens.login())
+
+    def capabilities(self) -> frozenset[str]:
+        """The extensions the engine serves (``capabilities`` of ``/api/engine/info/``), asked once per session."""
+        if self._capabilities is None:
+            entities = self.call("GET", INFO_PATH).entities
+            found = entities[0].get("capabilities") if entities and isinstance(entities[0], dict) else None
+            self._capabilities = frozenset(found or ())
+        return self._capabilities
+
+    def require(self, capability: str) -> None:
+        """ServerError(501) naming the missing extension when the engine does not serve ``capability``."""
+        if capability not in self.capabilities():
+            raise api_error(
+                501,
+                f"the engine at {self.settings.address} does not offer {capability!r}, a dxflow.remote extension "
+                f"({EXTENSION_PREFIX}{capability}/): it is another dxflow engine or an older release; "
+                "run a dxflow.remote engine there for exec and file transfer",
+            )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Chunked:
         """A whole chunked response for an authenticated request."""

@@ -32,6 +32,8 @@ class EngineConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     data_dir: Path = field(default_factory=lambda: dxflow_home() / "engine")
+    volume: Path | None = None
+    """Where artifacts and workflow directories live (``/api/engine/parameter/``); default ``<data_dir>/volume``."""
     log_level: str = "INFO"
     plaintext: bool = False
     edge_jwks: str | None = None
@@ -66,7 +68,10 @@ class EngineConfig:
     """Seconds an idle keep-alive connection stays open."""
 
     def __post_init__(self) -> None:
-        for name in ("data_dir", "files_root"):  # absolute: detaching changes to /; files_root is compared resolved
+        if self.volume is None:
+            object.__setattr__(self, "volume", self.data_dir / "volume")
+        # absolute: detaching changes to /; files_root is compared resolved
+        for name in ("data_dir", "volume", "files_root"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, getattr(self, name).expanduser().resolve())
         if not 0 <= self.port <= 65535:

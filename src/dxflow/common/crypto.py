@@ -43,9 +43,11 @@ def generate_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
 
 
 def private_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    """PEM (PKCS#8, unencrypted) of a private key."""
+    """Unencrypted PEM of a private key: PKCS#1 (``BEGIN RSA PRIVATE KEY``, what browser clients of the public
+    dxflow API read) for RSA, PKCS#8 otherwise. ``load_private_key`` reads both."""
+    form = serialization.PrivateFormat.TraditionalOpenSSL if isinstance(key, rsa.RSAPrivateKey) else None
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM, form or serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
@@ -56,7 +58,7 @@ def public_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
 
 
 def load_private_key(path: Path | str, *, check_mode: bool = True) -> rsa.RSAPrivateKey:
-    """Load an RSA private key from a PEM file, refusing open permissions and OpenSSH-format keys."""
+    """Load an RSA private key from a PEM file (PKCS#1 or PKCS#8), refusing open permissions and OpenSSH keys."""
     path = Path(path).expanduser()
     try:
         data = path.read_bytes()

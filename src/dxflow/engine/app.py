@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_key_pair
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
-from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, workflows
+from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, unimplemented, workflows
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.tokens import TokenIssuer
+from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import JSON_ONLY_KEY, MAX_BODY_KEY, identity_body_middleware, quiet_parser_errors
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import chunked_error
@@ -23,6 +26,7 @@ CONFIG_KEY = web.AppKey("config", EngineConfig)
 def create_app(config: EngineConfig) -> web.Application:
     """Build the engine app: keys loaded once, routes, middlewares."""
     ensure_private_dir(config.data_dir)
+    ensure_private_dir(config.volume)  # type: ignore[arg-type]
     engine_key = ensure_key_pair(config.key_path, config.pub_path)
     quiet_parser_errors()
     middlewares = [
@@ -48,22 +52,31 @@ def create_app(config: EngineConfig) -> web.Application:
         max_pending=config.max_pending_challenges,
     )
     auth.add_routes(app)
-    system.add_routes(app)
+    system.add_routes(app, config)
     keys_api.add_routes(app)
     exec_api.add_routes(app, config.exec_max_body, config.exec_max_output)
     files_api.add_routes(app, config.files_root, config.data_dir)
     workflows.add_routes(app, config)
     shell_api.add_routes(app, config.max_shells)
+    unimplemented.add_routes(app)
     app.router.add_get("/auth/connect", auth.public(connect_page))
     if config.ui_dir is not None:
-        app.router.add_get("/", _index(config))
-        app.router.add_static("/", config.ui_dir, show_index=False, follow_symlinks=False)
+        app.router.add_get("/{path:.*}", _single_page_app(config.ui_dir))
     return app
 
 
-def _index(config: EngineConfig):
-    async def index(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(config.ui_dir / "index.html")  # type: ignore[operator]
+def _single_page_app(ui_dir: Path):
+    """Serve files of ``ui_dir``; an unknown path outside ``/api/`` gets ``index.html`` (client-side routing)."""
+    root = ui_dir.resolve()
 
-    auth.public(index)
-    return index
+    @auth.public
+    async def serve_ui(request: web.Request) -> web.StreamResponse:
+        path = request.match_info["path"]
+        if path == "api" or path.startswith("api/"):
+            raise ApiError(404, f"no such API endpoint: {request.method} {request.path}")
+        target = (root / path).resolve() if path else root
+        if target != root and root in target.parents and target.is_file():
+            return web.FileResponse(target)
+        return web.FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return serve_ui

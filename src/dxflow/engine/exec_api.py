@@ -1,4 +1,5 @@
-"""``POST /api/shell/exec/``: run one command on the engine host and answer ``{rc, stdout, stderr}``.
+"""``POST /api/x/exec/`` (ours; deprecated alias ``/api/shell/exec/``): run one command on the engine host and
+answer ``{rc, stdout, stderr}``.
 
 Request body (JSON): ``argv`` (list of strings, run directly) or ``command`` (a string run with ``/bin/sh -c``);
 optional ``stdin`` (text) or ``stdin_b64`` (standard base64, binary-safe), ``env`` (object of strings merged over
@@ -34,8 +35,10 @@ from aiohttp import web
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.become import Become, parse_become
 from dxflow.engine.children import Child, start_child
+from dxflow.engine.extensions import add_extension
 from dxflow.engine.permissions import Permission
 from dxflow.protocol.errors import ApiError
+from dxflow.server.aliases import add_alias
 from dxflow.server.bodies import read_json
 from dxflow.server.procs import signal_group
 from dxflow.server.responses import ok
@@ -300,4 +303,4 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application, max_body: int, max_output: int) -> None:
     """Register exec with its body limit (stdin travels in the body) and per-stream output cap."""
     app[LIMITS_KEY] = (max_body, max_output)
-    app.router.add_post("/api/shell/exec/", exec_handler)
+    add_alias(app, "POST", "/api/shell/exec/", exec_handler, add_extension(app, "POST", "exec", exec_handler))

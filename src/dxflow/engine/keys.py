@@ -50,6 +50,16 @@ class RegisteredKey:
             "public_key": public_pem(self.public_key).decode(),
         }
 
+    def to_entity(self) -> dict[str, object]:
+        """The key as the public dxflow API shows it (``/api/engine/key/``): ``identity`` is the key's name."""
+        return {
+            "identity": self.name,
+            "permissions": list(self.permissions),
+            "disabled": self.disabled,
+            "type": "RSA",
+            "value": public_pem(self.public_key).decode(),
+        }
+
     def verifies(self, message: bytes, signature: bytes) -> bool:
         try:
             self.public_key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import signal
@@ -15,6 +16,7 @@ from dxflow.common.crypto import ensure_tls
 from dxflow.common.files import write_private
 from dxflow.common.runtime import tune_process
 from dxflow.engine.app import create_app
+from dxflow.engine.system import ENGINE_KEY
 from dxflow.server import listen
 
 __all__ = ["run", "serve"]
@@ -36,12 +38,22 @@ def tls_context(config: EngineConfig) -> tuple[ssl.SSLContext, str]:
     return ctx, fingerprint
 
 
-async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
-    """Serve until ``stop`` is set; ``engine.json`` says where while it runs."""
+async def serve(config: EngineConfig, stop: asyncio.Event) -> int | None:
+    """Serve until ``stop`` is set; ``engine.json`` says where while it runs. The bound port when
+    ``PUT /api/engine/restart/`` asked for a restart, else None."""
     app = create_app(config)
     ssl_ctx, fingerprint = (None, "") if config.plaintext else tls_context(config)
+    restart = asyncio.Event()
+    bound: list[int] = []
+
+    def ask_restart() -> None:
+        restart.set()
+        stop.set()
+
+    app[ENGINE_KEY].restart = ask_restart
 
     def listening(port: int) -> None:
+        bound.append(port)
         scheme = "http" if config.plaintext else "https"
         state = {
             "address": f"{scheme}://{_url_host(config.host)}:{port}",
@@ -66,9 +78,10 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> None:
             keepalive_timeout=config.keepalive_timeout,
         )
     finally:
-        log.info("engine stopping")
+        log.info("engine restarting" if restart.is_set() else "engine stopping")
         with contextlib.suppress(FileNotFoundError):
             config.state_path.unlink()
+    return bound[-1] if restart.is_set() and bound else None
 
 
 def _url_host(host: str) -> str:
@@ -86,7 +99,10 @@ def run(config: EngineConfig) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(config, stop)
+        current = config
+        while (port := await serve(current, stop)) is not None:
+            stop.clear()
+            current = dataclasses.replace(current, port=port)  # same address after a restart
 
     asyncio.run(main())
 

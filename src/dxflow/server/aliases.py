@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-__all__ = ["DEPRECATION_HEADER", "add_alias", "install"]
+__all__ = ["DEPRECATION_HEADER", "add_alias", "install", "successor_of"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEPRECATION_HEADER = "Deprecation"
@@ -40,3 +40,8 @@ def add_alias(app: web.Application, method: str, path: str, handler: Handler, su
     for variant in dict.fromkeys((path, path.rstrip("/"))):
         route = app.router.add_route(method, variant, handler)
         setattr(route, _SUCCESSOR_ATTR, successor)
+
+
+def successor_of(route: web.AbstractRoute) -> str | None:
+    """The successor path of a deprecated alias route, None for any other route."""
+    return getattr(route, _SUCCESSOR_ATTR, None)

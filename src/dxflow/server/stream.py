@@ -14,10 +14,11 @@ __all__ = ["ChunkStream", "wants_stream"]
 
 
 def wants_stream(request: web.Request) -> bool:
-    """True when the client asked for ``?stream=true`` or ``Accept: application/stream+json``."""
-    return request.query.get("stream", "").lower() in ("1", "true", "yes") or (
-        STREAM_MEDIA_TYPE in request.headers.get("Accept", "")
-    )
+    """True when the client asked for ``?stream=true``, or ``Accept: application/stream+json`` without a
+    ``stream`` query parameter (``?stream=false`` forces a buffered answer)."""
+    if "stream" in request.query:
+        return request.query["stream"].lower() in ("1", "true", "yes")
+    return STREAM_MEDIA_TYPE in request.headers.get("Accept", "")
 
 
 class ChunkStream:

@@ -88,16 +88,16 @@ def test_a_401_logs_in_once_with_the_key_and_retries(key_file: Path) -> None:
         return chunked(401, "token expired")
 
     client, mock = session(engine, engine_settings(key_file, stale))
-    assert EngineClient(client).stat() == {"cpu": 2}
+    assert EngineClient(client).stat("cpu") == {"cpu": 2}
     assert client.tokens.handshakes == 1
     assert [r.path_url for r in mock.requests] == [
-        "/api/engine/stat/",
+        "/api/engine/stat/last/cpu/",
         "/api/auth/challenge/",
         "/api/auth/verify/",
-        "/api/engine/stat/",
+        "/api/engine/stat/last/cpu/",
     ]
     # The new token is kept: the next call needs no handshake.
-    assert EngineClient(client).stat() == {"cpu": 2}
+    assert EngineClient(client).stat("cpu") == {"cpu": 2}
     assert client.tokens.handshakes == 1
 
 
@@ -142,7 +142,7 @@ def test_error_statuses_map_to_the_error_tree(status: int, error: type[ApiError]
         EngineClient(client).keys()
     assert type(info.value) is error
     assert (info.value.status_code, info.value.message) == (status, f"refused with {status}")
-    assert info.value.url == "/api/key/list/"
+    assert info.value.url == "/api/engine/key/"
 
 
 def test_error_without_a_chunked_body_uses_the_error_header() -> None:
@@ -174,14 +174,14 @@ def test_a_success_that_is_not_chunked_is_a_protocol_error() -> None:
 
 def test_streamed_entities_arrive_in_order_and_a_late_error_raises() -> None:
     lines = [b"[", encode_chunk(status_chunk(200, "OK"))]
-    lines += [b"," + encode_chunk(entity_chunk({"pong": i})) for i in range(3)]
+    lines += [b"," + encode_chunk(entity_chunk(1000 + i)) for i in range(3)]
     lines += [b"," + encode_chunk(status_chunk(500, "engine stopping")), b"]"]
     client, mock = session(lambda r: Reply(200, b"\n".join(lines)), engine_settings(tok=token()))
     seen: list[object] = []
     with pytest.raises(ServerError, match="engine stopping"):
         for entity in EngineClient(client).ping(count=3):
             seen.append(entity)
-    assert seen == [{"pong": 0}, {"pong": 1}, {"pong": 2}]
+    assert seen == [{"seq": 1, "time": 1000}, {"seq": 2, "time": 1001}, {"seq": 3, "time": 1002}]
     assert mock.requests[0].headers["Accept"] == "application/stream+json"
 
 
