@@ -56,11 +56,13 @@ EXAMPLES = r"""
 # web1 ansible_connection=dxflow.remote.engine ansible_dxflow_connection_address=https://10.0.0.5:8080
 #      ansible_dxflow_connection_fingerprint=AB12... ansible_dxflow_connection_key=~/.dxflow/ci.pem
 
-- hosts: fleet
+- name: Run on the fleet through the engines
+  hosts: fleet
   gather_facts: true
   tasks:
     - name: Runs through the engine
       ansible.builtin.command: uptime
+      changed_when: false
 """
 
 import os

@@ -1,5 +1,4 @@
-"""``/api/x/upload/`` and ``/api/x/download/`` (ours; deprecated aliases ``/api/shell/upload/`` and
-``/api/shell/download/``): streamed file transfer to and from the engine host.
+"""``/api/shell/upload/`` and ``/api/shell/download/``: streamed file transfer to and from the engine host.
 
 Path rules (``?path=``): absolute, no NUL byte, no ``..`` component (400 otherwise); ``.`` and repeated ``/`` are
 normalised away. Without ``files_root`` any path the engine user may use is allowed (remote administration, like
@@ -28,6 +27,7 @@ import pwd
 import re
 import secrets
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -37,11 +37,9 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.engine.auth import claims_of, requires
-from dxflow.engine.extensions import add_extension
 from dxflow.engine.permissions import Permission
 from dxflow.engine.safepath import open_beneath, open_dir_beneath
 from dxflow.protocol.errors import ApiError
-from dxflow.server.aliases import add_alias
 from dxflow.server.responses import ok
 
 __all__ = ["FilesRoot", "add_routes", "check_path", "parse_mode", "sweep_uploads"]
@@ -69,7 +67,7 @@ class FilesRoot:
             return None
         # A name through a symlink to the root counts by where the symlink points: only to compute the name,
         # the file is then opened by descriptor beneath the root whatever happens to that symlink.
-        for candidate in (path, Path(os.path.realpath(path.parent)) / path.name):
+        for candidate in _names_of(path):
             for base in (self.root, self.spelled):
                 if base is not None and (candidate == base or base in candidate.parents):
                     return str(candidate.relative_to(base))
@@ -77,6 +75,13 @@ class FilesRoot:
 
 
 FILES_ROOT_KEY = web.AppKey("files_root", FilesRoot)
+
+
+def _names_of(path: Path) -> Iterator[Path]:
+    """``path``, then its directory's real path + its name (when that can be had: the tree may change meanwhile)."""
+    yield path
+    with contextlib.suppress(OSError):
+        yield Path(os.path.realpath(path.parent)) / path.name
 
 
 def check_path(raw: str | None, root: FilesRoot | None = None) -> Path:
@@ -396,5 +401,5 @@ def add_routes(app: web.Application, files_root: Path | None, state_dir: Path | 
         sweep_uploads(journal)
     spelled = Path(os.path.normpath(files_root.absolute())) if files_root else None
     app[FILES_ROOT_KEY] = FilesRoot(files_root.resolve() if files_root else None, spelled, journal)
-    for method, name, handler in (("POST", "upload", upload_handler), ("GET", "download", download_handler)):
-        add_alias(app, method, f"/api/shell/{name}/", handler, add_extension(app, method, name, handler))
+    app.router.add_post("/api/shell/upload/", upload_handler)
+    app.router.add_get("/api/shell/download/", download_handler)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,8 +30,12 @@ def ok(entities: Iterable[Any] = (), message: str = "OK", code: int = 200, total
     return web.Response(body=encode_body(code, message, entities, total), status=code, content_type="application/json")
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _header_safe(message: str) -> str:
-    return message.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")[:512]
+    """ASCII without control characters (a file name in a message may hold any; aiohttp refuses them in headers)."""
+    return _CONTROL.sub(" ", message.encode("ascii", "replace").decode())[:512]
 
 
 def chunked_error(code: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:

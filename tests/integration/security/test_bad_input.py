@@ -100,3 +100,13 @@ def test_download_of_a_fifo_does_not_hang(engine: EngineProc, http: requests.Ses
     assert "not a regular file" in _refused(
         http.get(engine.address + "/api/shell/download/", params={"path": str(fifo)}, timeout=10)
     )
+
+
+@pytest.mark.parametrize("name", ["\x06", "a\x01b", "\x7f", "tab\there"])
+def test_error_messages_naming_control_characters(
+    engine: EngineProc, http: requests.Session, tmp_path: Path, name: str
+) -> None:
+    """A 404 naming a file with control characters used to drop the connection (header injection guard)."""
+    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(tmp_path / name)}, timeout=30)
+    assert "no such file" in _refused(resp, 404)
+    assert all(ord(c) >= 32 for c in resp.headers["x-error-message"])
