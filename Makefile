@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration slow fuzz lint format bench sanity clean
+.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog format bench sanity clean
 
 all: test
 
@@ -50,6 +50,19 @@ lint: setup
 format: setup
 	$(VENV)/bin/ruff format src tests bench tools
 	$(VENV)/bin/ruff check --fix src tests bench tools
+
+## lint-ansible: ansible-lint --profile production (.ansible-lint) from a temp ansible_collections/dxflow/remote link,
+## so the playbooks' and molecule scenarios' roles resolve by FQCN.
+lint-ansible: setup
+	@tmp=$$(mktemp -d) && mkdir -p $$tmp/ansible_collections/dxflow && ln -s $(CURDIR) $$tmp/ansible_collections/dxflow/remote \
+	  && cd $$tmp/ansible_collections/dxflow/remote && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$$tmp \
+	  $(CURDIR)/$(VENV)/bin/ansible-lint; rc=$$?; rm -rf $$tmp; exit $$rc
+
+## changelog: CHANGELOG.rst from changelogs/fragments with antsibull-changelog, for the version in galaxy.yml.
+changelog: setup
+	@tmp=$$(mktemp -d) && mkdir -p $$tmp/ansible_collections/dxflow && ln -s $(CURDIR) $$tmp/ansible_collections/dxflow/remote \
+	  && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$$tmp $(VENV)/bin/antsibull-changelog release \
+	  --version $$(awk '/^version:/ {print $$2}' galaxy.yml); rc=$$?; rm -rf $$tmp; exit $$rc
 
 ## sanity: ansible-test sanity on a temp ansible_collections/dxflow/remote copy (Python 3.11, local, offline pip stand-in).
 sanity: setup
