@@ -97,9 +97,15 @@ options:
       - Falls back to E(CONNECTION_SERVER), then the profile's C(connection-server).
     type: str
 requirements:
-  - the C(dxflow) Python package (the SDK) on the host that runs the module or plugin
-    (C(pip install dxflow), or C(pip install) the collection's root folder, which is the package's source).
+  - On the controller only, the third-party libraries in the collection's C(requirements.txt)
+    (C(pip install -r ansible_collections/dxflow/remote/requirements.txt)). The dxflow SDK ships with the collection
+    (C(src/)) and is used when no C(dxflow) package is installed. Managed hosts need nothing of the collection's.
 notes:
+  - Modules run on the controller (action plugins), whatever the host's connection and Python are. Engine modules
+    (C(engine_info), C(workflow), C(workflow_info), C(key)) act on the inventory host's engine: when the task sets
+    neither O(profile) nor O(connection_address), the host's connection settings fill in the unset options (its
+    C(dxflow.remote.engine) connection options, else its C(ansible_dxflow_*) variables), and the token that connection
+    cached is reused.
   - Values resolve in this order, first hit wins; module parameter or plugin option, then the environment
     (E(CONNECTION_ADDRESS), E(CONNECTION_KEY), ... the profile key upper-cased with C(_)), then the profile file,
     then the built-in default.

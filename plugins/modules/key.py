@@ -30,7 +30,7 @@ options:
       - Required with O(state=present) unless O(public_key_path) is set.
     type: str
   public_key_path:
-    description: File holding the public key, read on the host that runs the module.
+    description: File holding the public key, read on the controller (the module runs there).
     type: path
   permissions:
     description: Permissions granted to tokens made with this key.

@@ -27,8 +27,7 @@ options:
     type: str
   src:
     description:
-      - Path of a compose file on the host that runs the module. To send a file from the controller, use
-        O(definition) with C(lookup('ansible.builtin.file', ...)).
+      - Path of a compose file on the controller (the module runs there).
     type: path
   backend:
     description: Backend that runs the services (the engine's default when not set).
