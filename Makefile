@@ -24,12 +24,12 @@ demo-down: setup
 ## test: install everything into .venv and run the three tiers: unit first (fails fast), then integration and slow in
 ## one xdist run so the minutes-long molecule/sanity tests overlap the integration tests.
 test: setup
-	$(PY) -m pytest -q -n 2 tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 0 tests/unit $(PYTEST_ARGS)
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/integration tests/slow $(PYTEST_ARGS)
 
-## unit: no daemons, no subprocesses (seconds).
+## unit: no daemons, no subprocesses (seconds; in one process: starting xdist workers costs more than it saves).
 unit: setup
-	$(PY) -m pytest -q -n 2 tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n 0 tests/unit $(PYTEST_ARGS)
 
 ## integration: real daemons on 127.0.0.1.
 integration: setup
