@@ -102,7 +102,7 @@ requirements:
     (C(src/)) and is used when no C(dxflow) package is installed. Managed hosts need nothing of the collection's.
 notes:
   - Modules run on the controller (action plugins), whatever the host's connection and Python are. Engine modules
-    (C(engine_info), C(workflow), C(workflow_info), C(key)) act on the inventory host's engine: when the task sets
+    (C(engine_info), C(workflow), C(workflow_info), C(key)) act on the inventory host's engine; when the task sets
     neither O(profile) nor O(connection_address), the host's connection settings fill in the unset options (its
     C(dxflow.remote.engine) connection options, else its C(ansible_dxflow_*) variables), and the token that connection
     cached is reused.
