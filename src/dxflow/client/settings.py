@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from dxflow.client.profiles import DEFAULT_PROFILE, KNOWN_KEYS, ProfileStore, validate_profile_name
+from dxflow.common.files import ensure_private_dir, write_private
 from dxflow.protocol.errors import ConfigError
 
 __all__ = ["MODES", "ConnectionSettings", "env_name", "resolve_settings"]
@@ -16,6 +18,7 @@ __all__ = ["MODES", "ConnectionSettings", "env_name", "resolve_settings"]
 MODES = ("auto", "key", "token", "mtls", "edge", "plaintext")
 _ADDRESS_BOUND = ("connection-token", "connection-fingerprint")
 _BOOL_TRUE = ("1", "true", "yes", "on")
+_FILE_KEYS = ("connection-key", "connection-ca", "connection-cert", "connection-cert-key")
 
 
 def env_name(key: str) -> str:
@@ -120,11 +123,11 @@ def resolve_settings(
     resolved: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key in KNOWN_KEYS:
-        if key in overrides:
+        if not _unset(key, overrides.get(key)):
             resolved[key], sources[key] = overrides[key], "param"
-        elif env.get(env_name(key)):
+        elif not _unset(key, env.get(env_name(key))):
             resolved[key], sources[key] = env[env_name(key)], "env"
-        elif values.get(key) not in (None, ""):
+        elif not _unset(key, values.get(key)):
             resolved[key], sources[key] = values[key], "profile"
     if matched:
         sources["connection-address"] = "matched"
@@ -159,13 +162,13 @@ def resolve_settings(
         profile=name,
         profile_exists=exists,
         address=_norm_address(str(address)),
-        key=_path_or_none(resolved.get("connection-key")),
+        key=_file_setting(resolved.get("connection-key"), store.home),
         token=_str_or_none(resolved.get("connection-token")),
         mode=mode,
-        ca=_path_or_none(resolved.get("connection-ca")),
+        ca=_file_setting(resolved.get("connection-ca"), store.home),
         fingerprint=_str_or_none(resolved.get("connection-fingerprint")),
-        cert=_path_or_none(resolved.get("connection-cert")),
-        cert_key=_path_or_none(resolved.get("connection-cert-key")),
+        cert=_file_setting(resolved.get("connection-cert"), store.home),
+        cert_key=_file_setting(resolved.get("connection-cert-key"), store.home),
         insecure=_as_bool(resolved.get("connection-insecure", False)),
         timeout=timeout,
         route=route,
@@ -191,3 +194,34 @@ def _str_or_none(value: Any) -> str | None:
 
 def _path_or_none(value: Any) -> str | None:
     return None if value in (None, "") else os.path.expanduser(str(value))
+
+
+def _is_pem(value: Any) -> bool:
+    return isinstance(value, str) and value.lstrip().startswith("-----BEGIN ")
+
+
+def _unset(key: str, value: Any) -> bool:
+    """No value: empty, or for a file setting an existing empty file (AWX writes every file injector of a
+    credential, also for fields left empty)."""
+    if value is None or value == "":
+        return True
+    if key not in _FILE_KEYS or _is_pem(value):
+        return False
+    path = Path(os.path.expanduser(str(value)))
+    try:
+        return path.is_file() and not path.read_bytes().strip()
+    except OSError:
+        return False
+
+
+def _file_setting(value: Any, home: Path) -> str | None:
+    """The path of a file setting; PEM content given instead of a path (a key or certificate held in a variable or
+    an environment variable) is written once to ``<home>/cache/pem/<digest>.pem`` (0600) and that path is used."""
+    if not _is_pem(value):
+        return _path_or_none(value)
+    text = value.strip() + "\n"
+    path = Path(home) / "cache" / "pem" / (hashlib.sha256(text.encode()).hexdigest()[:32] + ".pem")
+    if not path.is_file():
+        ensure_private_dir(path.parent)
+        write_private(path, text)
+    return str(path)
