@@ -125,8 +125,11 @@ def create_command(
 ) -> None:
     """Create shell IDENTITY on a pty: `[PATH] [--] [ARGS...]`, by default the OS default shell."""
     size = shutil.get_terminal_size()
+    command = list(argv)
+    if "--" in command[:2]:  # `PATH -- ARGS` as documented: the separator is not an argument
+        command.remove("--")
     info = _shell(ctx).create_shell(
-        identity, list(argv) or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
+        identity, command or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
     )
     if then_attach:
         click.get_current_context().exit(attach(ctx.session(), identity))
