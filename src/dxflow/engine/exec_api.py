@@ -4,7 +4,8 @@ answer ``{rc, stdout, stderr}``.
 Request body (JSON): ``argv`` (list of strings, run directly) or ``command`` (a string run with ``/bin/sh -c``);
 optional ``stdin`` (text) or ``stdin_b64`` (standard base64, binary-safe), ``env`` (object of strings merged over
 the engine's environment), ``cwd`` (absolute directory), ``timeout`` (seconds, at most 30 days), ``max_output``
-(bytes kept per stream, at most the engine's ``exec_max_output``); numbers must be finite.
+(bytes kept per stream, at most the engine's ``exec_max_output``); numbers must be finite; ``module_runner``
+(true: an AnsiballZ payload on stdin run by ``argv`` = [python] may run in the warm module runner, same results).
 
 Answer entity: ``{rc, stdout, stderr, encoding: "base64", timed_out, truncated}`` where ``stdout``/``stderr`` are
 standard base64 of the raw bytes. The command runs in a new session (its own process group); on timeout the whole
@@ -36,6 +37,7 @@ from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.become import Become, parse_become
 from dxflow.engine.children import Child, start_child
 from dxflow.engine.extensions import add_extension
+from dxflow.engine.module_runner import ModuleRunner, RunnerChild
 from dxflow.engine.permissions import Permission
 from dxflow.protocol.errors import ApiError
 from dxflow.server.aliases import add_alias
@@ -55,6 +57,7 @@ MAX_TIMEOUT = 30 * 24 * 3600.0  # a month: larger values overflow the event loop
 MAX_NUMBER = float(2**62)
 Sink = Callable[[str, bytes], Awaitable[None]]
 LIMITS_KEY = web.AppKey("exec_limits", tuple[int, int])
+RUNNER_KEY = web.AppKey("module_runner", ModuleRunner)
 
 
 @dataclass
@@ -157,9 +160,14 @@ async def _feed(child: Child, data: bytes) -> None:
     child.stdin.close()
 
 
-async def spawn(req: ExecRequest) -> Child:
-    """Start ``req`` in a new session (its own process group); ApiError(400) when it cannot start."""
+async def spawn(req: ExecRequest, runner: ModuleRunner | None = None) -> Child | RunnerChild:
+    """Start ``req`` in a new session (its own process group); ApiError(400) when it cannot start. With ``runner``
+    an AnsiballZ payload may run in a warm child instead (``dxflow.engine.module_runner``)."""
     env = {**os.environ, **req.env} if req.env else None
+    if runner is not None:
+        warm = await runner.spawn(req.argv, req.stdin, env or dict(os.environ), req.cwd, _READ_SIZE)
+        if warm is not None:
+            return warm
     try:
         return await start_child(req.argv, stdin=req.stdin is not None, env=env, cwd=req.cwd, limit=_READ_SIZE)
     except FileNotFoundError:
@@ -177,7 +185,7 @@ async def _watch_client(gone: Callable[[], bool]) -> None:
 
 
 async def run_exec(
-    proc: Child, req: ExecRequest, sink: Sink | None = None, gone: Callable[[], bool] | None = None
+    proc: Child | RunnerChild, req: ExecRequest, sink: Sink | None = None, gone: Callable[[], bool] | None = None
 ) -> ExecOutcome:
     """Feed stdin, hand output to ``sink`` (streamed) or keep it in the outcome (capped at ``req.max_output`` per
     stream) and wait; the whole process group is killed on timeout, on cancellation, when the sink fails and when
@@ -256,9 +264,11 @@ def _abandoned(request: web.Request, req: ExecRequest) -> web.Response:
 @requires(Permission.SHELL)
 async def exec_handler(request: web.Request) -> web.StreamResponse:
     max_body, max_output = request.app[LIMITS_KEY]
-    req = parse_exec_request(await read_json(request, limit=max_body), max_output)
+    body = await read_json(request, limit=max_body)
+    req = parse_exec_request(body, max_output)
     started = time.monotonic()
-    proc = await spawn(req)
+    warm = body.get("module_runner") is True and req.become is None
+    proc = await spawn(req, request.app[RUNNER_KEY] if warm else None)
 
     def gone() -> bool:
         return request.transport is None or request.transport.is_closing()
@@ -303,4 +313,10 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application, max_body: int, max_output: int) -> None:
     """Register exec with its body limit (stdin travels in the body) and per-stream output cap."""
     app[LIMITS_KEY] = (max_body, max_output)
+    app[RUNNER_KEY] = runner = ModuleRunner()
+
+    async def stop_runner(_app: web.Application) -> None:
+        runner.close()
+
+    app.on_cleanup.append(stop_runner)
     add_alias(app, "POST", "/api/shell/exec/", exec_handler, add_extension(app, "POST", "exec", exec_handler))
