@@ -9,8 +9,10 @@ DOCUMENTATION = r"""
 name: director
 short_description: Hosts from the dxflow director's server list
 description:
-  - Every server whose agent reports to the director (C(/v1/servers)) becomes a host, with its tags, pools,
-    statistics, sessions and the address and certificate fingerprint of its engine as host variables.
+  - Every server whose agent reports to the director (C(/v1/servers)) becomes a host. By default its host variables
+    are only what connecting and grouping need (C(ansible_host), C(dxflow_id), C(dxflow_state), C(dxflow_tags),
+    C(dxflow_pools), C(dxflow_engine) with the engine's address, port and certificate fingerprint) plus the
+    operating system, architecture and versions when the agent reports them; O(extra_hostvars) adds more.
   - Groups come from tags (C(tag_<tag>)) and from the policy's pools (C(pool_<pool>)); Constructable options add
     more (compose, groups, keyed_groups).
   - With O(use_engine_connection), hosts are reached through their engine (connection C(dxflow.remote.engine)),
@@ -84,6 +86,18 @@ options:
     description: Prefix of the groups made from pools.
     type: str
     default: pool_
+  extra_hostvars:
+    description:
+      - Host variables to add to the lean default set. V(stats) (C(dxflow_stats), the agent's host statistics),
+        V(sessions) (C(dxflow_sessions)), V(hostname) (C(dxflow_hostname)), V(ip) (C(dxflow_ip)), V(last_update)
+        (C(dxflow_last_update), seconds since the epoch), V(all) for every one of them.
+      - Each costs time in every C(ansible-inventory) and C(ansible-playbook) run, in ansible-core rather than in
+        this plugin; with 10,000 servers, V(all) makes C(ansible-inventory --list) several times slower (see the
+        collection's docs/performance.md). Add only what plays or C(compose) use.
+    type: list
+    elements: str
+    choices: [stats, sessions, hostname, ip, last_update, all]
+    default: []
   use_engine_connection:
     description:
       - Set C(ansible_connection=dxflow.remote.engine) on each host, with the engine's address
@@ -110,6 +124,9 @@ notes:
     not redirect the inventory.
   - Every value that comes from the director is marked unsafe, so a tag like C({{ lookup('pipe', 'id') }}) stays text.
   - When the director cannot be reached and the cache holds the server list, the cached list is used with a warning.
+  - An option this plugin does not know in the inventory file is an error that names it.
+  - Host variables are snake_case and start with C(dxflow_). C(dxflow_os), C(dxflow_arch), C(dxflow_engine_version)
+    and C(dxflow_agent_version) are set when the agent reports them.
 """
 
 EXAMPLES = r"""
@@ -119,11 +136,13 @@ profile: director            # address + mTLS admin bundle in ~/.dxflow/director
 use_engine_connection: true
 include_tags: [web, db]
 exclude_pools: [maintenance]
+extra_hostvars: [stats]      # dxflow_stats, for compose below (each extra field costs time at scale)
 keyed_groups:
-  - key: dxflow_stats.os | default('unknown')
-    prefix: os
+  - key: dxflow_state        # online / stale
+    prefix: state
 compose:
-  cpu_percent: dxflow_stats.cpu_percent
+  cpu_usage: dxflow_stats.cpu_usage
+  engine_port: dxflow_engine.port
 cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/dxflow-inventory
@@ -142,6 +161,20 @@ from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import direc
 display = Display()
 
 SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
+EXTRA_HOSTVARS = dict(
+    stats=lambda server: ("dxflow_stats", server.get("stats") or {}),
+    sessions=lambda server: ("dxflow_sessions", server.get("sessions") or []),
+    hostname=lambda server: ("dxflow_hostname", server.get("hostname")),
+    ip=lambda server: ("dxflow_ip", server.get("ip")),
+    last_update=lambda server: ("dxflow_last_update", server.get("lastUpdate")),
+)
+# Host variable -> where agents report it (first found wins): stats and engine entries, or the server entry.
+REPORTED = dict(
+    dxflow_os=(("stats", "os"), ("stats", "platform"), ("os",)),
+    dxflow_arch=(("stats", "arch"), ("stats", "machine"), ("arch",)),
+    dxflow_engine_version=(("engine", "version"),),
+    dxflow_agent_version=(("agentVersion",), ("agent_version",), ("stats", "agent_version"), ("version",)),
+)
 
 
 def field_value(server, path):
@@ -213,7 +246,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super().parse(inventory, loader, path, cache)
-        self._read_config_data(path)
+        config = self._read_config_data(path) or {}
+        unknown = sorted(set(config) - set(self._options))
+        if unknown:
+            raise AnsibleError("dxflow director: unknown option(s) %s in %s" % (", ".join(unknown), path))
+        extra = set(self.get_option("extra_hostvars"))
+        self._extra = sorted(EXTRA_HOSTVARS) if "all" in extra else sorted(extra)
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
         read_cache = use_cache and cache
@@ -291,7 +329,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                    "`hostnames` that name each server once" % (seen[name], server.get("id"), name))
             seen[name] = server.get("id")
             host = self.inventory.add_host(make_unsafe(name))
-            hostvars = self._hostvars(server, pools, state, use_engine)
+            hostvars = self._hostvars(server, pools, state, use_engine, self._extra)
             if use_engine and self.get_option("engine_route") == "director":
                 hostvars.update(self._route_vars(server))
             for key, value in hostvars.items():
@@ -315,23 +353,32 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         ))
 
     @staticmethod
-    def _hostvars(server, pools, state, use_engine):
+    def _hostvars(server, pools, state, use_engine, extra=()):
+        """The lean host variables of ``server`` (+ the ``extra`` fields), marked unsafe."""
         engine = server.get("engine") if isinstance(server.get("engine"), dict) else {}
+        url = engine_address(engine, server.get("ip"))
         hostvars = dict(
             dxflow_id=server.get("id"),
-            dxflow_hostname=server.get("hostname"),
-            dxflow_ip=server.get("ip"),
             dxflow_tags=list(server.get("tags") or []),
             dxflow_pools=list(pools),
             dxflow_state=state,
-            dxflow_stats=server.get("stats") or {},
-            dxflow_sessions=server.get("sessions") or [],
-            dxflow_last_update=server.get("lastUpdate"),
-            dxflow_engine=dict(engine, url=engine_address(engine, server.get("ip"))),
+            dxflow_engine=dict(engine, url=url),
         )
-        if use_engine and hostvars["dxflow_engine"]["url"]:
+        address = server.get("ip") or engine.get("address")
+        if address:
+            hostvars["ansible_host"] = address
+        for name, places in REPORTED.items():
+            for place in places:
+                value = field_value(server, ".".join(place))
+                if value is not None:
+                    hostvars[name] = value
+                    break
+        for field in extra:
+            key, value = EXTRA_HOSTVARS[field](server)
+            hostvars[key] = value
+        if use_engine and url:
             hostvars["ansible_connection"] = "dxflow.remote.engine"
-            hostvars["ansible_dxflow_connection_address"] = hostvars["dxflow_engine"]["url"]
+            hostvars["ansible_dxflow_connection_address"] = url
             if engine.get("fingerprint"):
                 hostvars["ansible_dxflow_connection_fingerprint"] = engine["fingerprint"]
         return make_unsafe(hostvars)

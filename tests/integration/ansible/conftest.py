@@ -27,6 +27,7 @@ INVENTORY = """\
 plugin: dxflow.remote.director
 profile: director
 use_engine_connection: true
+extra_hostvars: [all]
 keyed_groups:
   - key: dxflow_state
     prefix: state

@@ -58,6 +58,7 @@ def test_inventory_lists_approved_servers(fleet: Fleet, tmp_path: Path) -> None:
             "dxflow_stats",
             "dxflow_last_update",
             "dxflow_sessions",
+            "ansible_host",  # listed as {"__ansible_unsafe": ...} by ansible-inventory
         }
         expected = {
             "ansible_connection": "dxflow.remote.engine",
@@ -79,6 +80,7 @@ def test_inventory_lists_approved_servers(fleet: Fleet, tmp_path: Path) -> None:
         got["dxflow_engine"] = {k: v for k, v in got["dxflow_engine"].items() if k in expected["dxflow_engine"]}
         assert got == expected
         assert hv["dxflow_id"] == fleet.agents[host].guid
+        assert hv["ansible_host"] in ("127.0.0.1", {"__ansible_unsafe": "127.0.0.1"})
         assert hv["dxflow_stats"], "the agent's stats are in the hostvars"
         assert isinstance(hv["dxflow_sessions"], list)
     assert_not_templated(fleet, fleet.inventory, tmp_path)
