@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests import timeouts
+
 __all__ = [
     "BIN",
     "ROOT",
@@ -101,7 +103,7 @@ def run_ansible(
         cwd=str(cwd or Path(env["ANSIBLE_HOME"]).parent),
         text=True,
         capture_output=True,
-        timeout=timeout,
+        timeout=timeouts.scaled(timeout),
     )
 
 

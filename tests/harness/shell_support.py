@@ -30,6 +30,14 @@ def session_for(engine: EngineProc, home: Path, key: Path | None = None) -> Sess
     return Session(resolve_settings(profile="t", store=store, env={}), store)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def runs(engine: EngineProc, *argv: str) -> bool:
     """Whether a process started by ``engine`` (a shell's job, say) runs exactly ``argv``."""
     for proc in psutil.Process(engine.proc.pid).children(recursive=True):

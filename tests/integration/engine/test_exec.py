@@ -20,29 +20,9 @@ from dxflow.protocol.chunks import parse_body
 from dxflow.protocol.errors import ApiError, PermissionDenied
 from tests import timeouts
 from tests.conftest import EngineProc
-from tests.harness.shell_support import key_with, session_for
+from tests.harness.shell_support import alive, key_with, session_for
 
 pytestmark = pytest.mark.xdist_group("engine-exec")
-
-
-@pytest.fixture(scope="module")
-def master(engine: EngineProc, tmp_path_factory: pytest.TempPathFactory) -> EngineClient:
-    session = session_for(engine, tmp_path_factory.mktemp("home"))
-    yield EngineClient(session)
-    session.close()
-
-
-@pytest.fixture(scope="module")
-def shell(master: EngineClient) -> ShellClient:
-    return master.shell
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    return "\nState:\tZ" not in state
 
 
 def test_argv_shell_string_stdin_env_cwd(shell: ShellClient, tmp_path: Path) -> None:
@@ -67,9 +47,9 @@ def test_timeout_kills_the_whole_process_group(shell: ShellClient, tmp_path: Pat
     children = [int(p) for p in pids.read_text().split()]
     assert len(children) == 2
     deadline = timeouts.deadline(5)
-    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+    while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in children), "a child of the timed-out command survived"
+    assert not any(alive(p) for p in children), "a child of the timed-out command survived"
 
 
 def test_stray_background_child_does_not_hang_the_call(shell: ShellClient) -> None:
@@ -205,10 +185,10 @@ def test_client_disconnect_kills_the_command(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     pids = [int(p) for p in pidfile.read_text().split()]
-    assert all(_alive(p) for p in pids)
+    assert all(alive(p) for p in pids)
     sock.close()
     deadline = timeouts.deadline(10)
-    while any(_alive(p) for p in pids):
+    while any(alive(p) for p in pids):
         assert time.monotonic() < deadline, "the command outlived its client"
         time.sleep(0.05)
     master.healthcheck()  # the engine served another request after the kill: the handler's teardown has run

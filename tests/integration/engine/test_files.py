@@ -26,18 +26,6 @@ from tests.harness.shell_support import session_for
 pytestmark = pytest.mark.xdist_group("engine-files")
 
 
-@pytest.fixture(scope="module")
-def master(engine: EngineProc, tmp_path_factory: pytest.TempPathFactory) -> EngineClient:
-    session = session_for(engine, tmp_path_factory.mktemp("home"))
-    yield EngineClient(session)
-    session.close()
-
-
-@pytest.fixture(scope="module")
-def shell(master: EngineClient) -> ShellClient:
-    return master.shell
-
-
 def _leftovers(directory: Path) -> list[str]:
     return [p.name for p in directory.iterdir() if p.name.startswith(".dxflow-")]
 

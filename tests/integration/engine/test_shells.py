@@ -18,28 +18,9 @@ from dxflow.client.shell import ShellClient
 from dxflow.protocol.errors import ApiError, NotFound, PermissionDenied
 from tests import timeouts
 from tests.conftest import EngineProc, start_engine
-from tests.harness.shell_support import key_with, runs, session_for
+from tests.harness.shell_support import alive, key_with, runs, session_for
 
 pytestmark = pytest.mark.xdist_group("engine-shells")
-
-
-@pytest.fixture(scope="module")
-def master(engine: EngineProc, tmp_path_factory: pytest.TempPathFactory) -> EngineClient:
-    session = session_for(engine, tmp_path_factory.mktemp("home"))
-    yield EngineClient(session)
-    session.close()
-
-
-@pytest.fixture(scope="module")
-def shell(master: EngineClient) -> ShellClient:
-    return master.shell
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 class Terminal:
@@ -50,7 +31,7 @@ class Terminal:
 
     async def read_until(self, pattern: bytes, timeout: float = 10) -> bytes:
         """Read until the output matches the regex ``pattern``."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(timeouts.scaled(timeout)):
             while not re.search(pattern, self.seen):
                 msg = await self.ws.receive()
                 if msg.type == aiohttp.WSMsgType.BINARY:
@@ -87,7 +68,7 @@ async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
 
 def test_interactive_session_over_websocket(engine: EngineProc, shell: ShellClient) -> None:
     info = shell.create_shell("ws-bash", cols=100, rows=30)
-    assert info["state"] == "running" and info["path"] == "/bin/bash" and info["columns"] == 100
+    assert info["state"] == "running" and info["args"] == ["-l"] and info["columns"] == 100
     token = shell.session.tokens.token()
 
     async def drive() -> None:
@@ -192,7 +173,7 @@ def test_kill_remove_and_errors(shell: ShellClient, tmp_path: Path) -> None:
 
 def _wait_dead(pid: int) -> bool:
     deadline = timeouts.deadline(5)
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -239,7 +220,7 @@ def test_engine_stop_kills_shells(tmp_path: Path) -> None:
     try:
         client = ShellClient(session_for(engine, tmp_path / "home"))
         pid = client.create_shell("doomed", ["sleep", "300"])["pid"]
-        assert _alive(pid)
+        assert alive(pid)
     finally:
         engine.stop()
     assert _wait_dead(pid)

@@ -52,7 +52,7 @@ def _events(wf: WorkflowClient, name: str) -> list[tuple[str | None, str]]:
 def test_three_services_come_up_in_order_and_stop_without_orphans(wf: WorkflowClient, engine: EngineProc) -> None:
     changed, info = wf.deploy(THREE_SERVICES)
     assert changed and info["name"] == "stack" and info["backend"] == "process"
-    up = wf.wait("stack", timeout=20)
+    up = wf.wait("stack", timeout=timeouts.scaled(20))
     svc = services(up)
     assert svc["db"]["health"] == "healthy" and svc["db"]["status"] == "running"
     assert svc["migrate"]["status"] == "exited" and svc["migrate"]["exit_code"] == 0
@@ -78,9 +78,9 @@ def test_three_services_come_up_in_order_and_stop_without_orphans(wf: WorkflowCl
     # start again: comes back, then restart keeps it up
     changed, _ = wf.start("stack")
     assert changed
-    wf.wait("stack", timeout=20)
+    wf.wait("stack", timeout=timeouts.scaled(20))
     assert wf.restart("stack")[0] is True
-    assert services(wf.wait("stack", timeout=20))["api"]["status"] == "running"
+    assert services(wf.wait("stack", timeout=timeouts.scaled(20)))["api"]["status"] == "running"
     assert wf.remove("stack") is True
     assert wf.get("stack") is None and not (engine.data_dir / "volume" / "stack").exists()
     assert wf.remove("stack") is False

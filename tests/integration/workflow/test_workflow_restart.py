@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import timeouts
 from tests.conftest import start_engine
 from tests.integration.workflow.conftest import client_for, group_pids, pid_alive, services, wait_for
 
@@ -45,7 +46,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
     pgids: list[int] = []
     try:
         client.deploy(DEFINITION)
-        before = services(client.wait("durable", timeout=20))
+        before = services(client.wait("durable", timeout=timeouts.scaled(20)))
         pgids = [s["pid"] for s in before.values()]
         keeper_pid, crashy_pid = before["keeper"]["pid"], before["crashy"]["pid"]
         client.session.close()
@@ -62,7 +63,7 @@ def test_workflow_survives_engine_restart(tmp_path: Path) -> None:
 
         engine = start_engine(data)
         client = client_for(engine, tmp_path / "home2")
-        after = services(client.wait("durable", timeout=20))
+        after = services(client.wait("durable", timeout=timeouts.scaled(20)))
         assert after["keeper"]["pid"] == keeper_pid and after["keeper"]["status"] == "running"
         assert after["keeper"]["health"] == "healthy"
         assert after["crashy"]["status"] == "running" and after["crashy"]["pid"] != crashy_pid, "restart: always"
