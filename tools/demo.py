@@ -104,12 +104,13 @@ def approve_pending() -> None:
         sys.exit(f"demo failed: only {len(approved)} of {len(ENGINES)} agents registered in 30 s")
 
 
-def wait_for_servers() -> None:
+def wait_listed(*command: str) -> None:
+    """Poll ``dxflow -C director <command>`` until it lists every host, then show it."""
     env = os.environ | {"DXFLOW_HOME": str(DEMO / "home")}
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         out = subprocess.run(
-            [*DXFLOW, "-C", "director", "-o", "json", "director", "servers", "list"],
+            [*DXFLOW, "-C", "director", "-o", "json", *command],
             env=env,
             text=True,
             capture_output=True,
@@ -117,7 +118,11 @@ def wait_for_servers() -> None:
         if out.returncode == 0 and len(json.loads(out.stdout or "[]")) >= len(ENGINES):
             break
         time.sleep(0.5)
-    run("-C", "director", "director", "servers", "list")
+    run("-C", "director", *command)
+
+
+def wait_for_servers() -> None:
+    wait_listed("director", "servers", "list")
 
 
 ANSIBLE = DEMO / "ansible"
@@ -156,11 +161,11 @@ def ansible_env() -> dict[str, str]:
 
 
 def deploy_with_ansible() -> None:
-    """playbooks/demo.yml against the director's dynamic inventory, every host reached through its engine."""
+    """playbooks/demo.yml against the director's dynamic inventory, every host's engine reached through the hub."""
     env = ansible_env()
     inventory = ANSIBLE / "fleet.dxflow_director.yml"
     inventory.write_text(
-        "plugin: dxflow.remote.director\nprofile: director\nuse_engine_connection: true\n"
+        "plugin: dxflow.remote.director\nprofile: director\nuse_engine_connection: true\nengine_route: director\n"
         f"compose:\n  ansible_python_interpreter: \"'{ROOT / '.venv' / 'bin' / 'python'}'\"\n"
     )
     (ANSIBLE / "group_vars").mkdir(exist_ok=True)
@@ -195,10 +200,12 @@ def up() -> None:
     agents_up(director_address)
     approve_pending()
     wait_for_servers()
+    wait_listed("director", "tunnels")  # every agent's tunnel to the hub: the play goes through the director
     register_operator_key()
     deploy_with_ansible()
     print(
-        f"\ndemo is up in {time.monotonic() - started:.1f} s; try: DXFLOW_HOME={DEMO / 'home'} "
+        f"\ndemo is up in {time.monotonic() - started:.1f} s; the play reached every host through the director hub "
+        f"(agent tunnels: dxflow -C director director tunnels); try: DXFLOW_HOME={DEMO / 'home'} "
         f".venv/bin/dxflow -C host2 engine stat; stop it with: make demo-down"
     )
 

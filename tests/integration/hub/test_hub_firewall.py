@@ -22,11 +22,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
 
+from dxflow.common.ca import csr_from_b64, load_ca
 from dxflow.director import hub
 from tests.ansible_env import collection_env, recap, run_inventory, run_playbook
 from tests.conftest import run_cli
-from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash, wait_until
+from tests.harness.director_harness import (
+    ADMIN_PASSWORD,
+    USER_PASSWORD,
+    Director,
+    FakeAgentIdentity,
+    password_hash,
+    wait_until,
+)
 from tests.integration.hub.clouds import (
     AGENT_PORT,
     ENGINE_PORT,
@@ -261,6 +270,25 @@ def test_stream_requests_without_rights_get_clear_errors_and_open_nothing(fleet:
     assert info.status_code == 200 and info.json()["tunnel"] is True
     assert info.json()["fingerprint"] == fleet.engines[0].fingerprint
     assert {t["hostname"]: t["streamsTotal"] for t in fleet.tunnels()} == before
+
+
+def test_the_tunnel_endpoint_refuses_what_is_not_an_approved_agent(fleet: Fleet, tmp_path: Path) -> None:
+    url = f"{fleet.director.url}/v1/agent/tunnel"
+    ca = str(fleet.director.ca)
+    assert requests.get(url, verify=ca, timeout=10).status_code == 401  # no certificate
+    admin_cert = (str(fleet.bundle / "tls.crt"), str(fleet.bundle / "tls.key"))
+    refused = requests.get(url, verify=ca, cert=admin_cert, timeout=10)
+    assert refused.status_code == 403 and "not an agent" in refused.json()["error"]
+    # An agent certificate from another CA: the TLS handshake itself fails (with TLS 1.3 the client learns it as
+    # a closed connection right after its Finished message).
+    stranger = FakeAgentIdentity(tmp_path / "stranger")
+    other_dir = tmp_path / "other-ca"
+    other_dir.mkdir(mode=0o700)
+    cert = load_ca(other_dir).sign_agent_csr(csr_from_b64(stranger.csr()), stranger.guid)
+    stranger.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
+        requests.get(url, verify=ca, cert=stranger.cert, timeout=10)
+    assert "stranger" not in fleet.tunnel_hosts()
 
 
 def test_revoking_one_agent_cuts_its_host_at_once_and_not_the_other(fleet: Fleet) -> None:
