@@ -24,7 +24,6 @@ import base64
 import contextlib
 import json
 import logging
-import os
 import signal
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,7 +32,7 @@ from aiohttp import WSMsgType, web
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
-from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager
+from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager, default_command
 from dxflow.protocol.errors import ApiError
 from dxflow.server.aliases import add_alias
 from dxflow.server.bodies import read_json
@@ -211,8 +210,9 @@ def shell_entity(shell: Shell) -> dict[str, Any]:
 
 
 def _default_shell() -> list[str]:
-    """The OS default shell, as the public API documents it (``/bin/bash`` on Linux)."""
-    return ["/bin/bash"] if os.access("/bin/bash", os.X_OK) else ["/bin/sh"]
+    """The OS default shell: the engine user's login shell (``/bin/bash`` on most Linux hosts), started as a login
+    shell as ssh does (a non-login bash runs ``~/.bashrc``, which can take seconds on a loaded host)."""
+    return default_command()
 
 
 def start_shell(
