@@ -1,9 +1,11 @@
-"""``dxflow engine``: ping, healthcheck, stat, token."""
+"""``dxflow engine``: ping, healthcheck, info, stats, token (``3.cli/005.engine``); ``dxflow stats`` is
+``engine stats``."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +13,7 @@ from dxflow.cli.context import CliContext, emit, emit_line, pass_ctx
 from dxflow.common.config import default_engine_data_dir
 from dxflow.protocol.durations import parse_duration
 
-__all__ = ["engine_group"]
+__all__ = ["engine_group", "stats_command"]
 
 
 @click.group("engine")
@@ -20,11 +22,13 @@ def engine_group() -> None:
 
 
 @engine_group.command("ping")
-@click.option("-c", "--count", default=1, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("-i", "--interval", default=1000, show_default=True, type=click.IntRange(0, 60_000), help="ms")
+@click.option("-c", "--count", default=3, show_default=True, type=click.IntRange(1, 300), help="Number of pings.")
+@click.option(
+    "-i", "--interval", default=1000, show_default=True, type=click.IntRange(1000, 30_000), help="ms between pings."
+)
 @pass_ctx
 def ping_command(ctx: CliContext, count: int, interval: int) -> None:
-    """Round trips to the engine (authenticated)."""
+    """Round trips to the engine (authenticated): the engine's clock in ms, as each pong arrives."""
     client = ctx.engine()
     sent = time.monotonic()
     for pong in client.ping(count, interval):
@@ -42,41 +46,103 @@ def ping_command(ctx: CliContext, count: int, interval: int) -> None:
 def healthcheck_command(ctx: CliContext) -> None:
     """Is the engine up (no auth needed)."""
     health = ctx.engine().healthcheck()
-    emit(ctx, health, f"{health['status']} (version {health['version']}, up {health['uptime']:.0f} s)")
+    emit(ctx, {"health": health}, str(health))
 
 
-def _human_stat(sample: dict) -> str:
-    lines = []
-    if "cpu" in sample:
-        c = sample["cpu"]
-        lines.append(f"cpu:     {c['percent']:.1f}% of {c['cores']} cores, load {c['load1']:.2f}")
-    if "memory" in sample:
-        m = sample["memory"]
-        lines.append(f"memory:  {m['used'] / 2**30:.2f} GiB used of {m['total'] / 2**30:.2f} GiB ({m['percent']}%)")
-    if "disk" in sample:
-        d = sample["disk"]
-        lines.append(f"disk:    {d['used'] / 2**30:.1f} GiB used of {d['total'] / 2**30:.1f} GiB ({d['percent']}%)")
-    if "network" in sample:
-        n = sample["network"]
-        lines.append(f"network: {n['bytes_recv']} bytes in, {n['bytes_sent']} bytes out")
+def _size(value: float) -> str:
+    """Bytes in the units of the public CLI's output: ``67 GB``, ``2.0 TB``."""
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if value < 1000 or unit == "PB":
+            return f"{value:.1f} {unit}" if unit != "B" and value < 10 else f"{value:.0f} {unit}"
+        value /= 1000
+    return ""
+
+
+def _rows(title: str, rows: list[tuple[str, str]]) -> list[str]:
+    return [f"● {title}"] + [f"  {label:<11} {value}" for label, value in rows]
+
+
+def _human_info(info: dict[str, Any]) -> str:
+    host, cpu, memory = info.get("host", {}), info.get("cpu", {}), info.get("memory", {})
+    system = [
+        ("OS", f"{host.get('platform') or host.get('os', '')} {host.get('version', '')}  ({host.get('arch', '')})"),
+        ("CPU", f"{cpu.get('model', '')}  ({cpu.get('cores', 0)} CORE)"),
+    ]
+    gpus = info.get("gpu") or []
+    if gpus:
+        models = ", ".join(dict.fromkeys(g.get("model", "") for g in gpus))
+        system.append(("GPU", f"{len(gpus)}x {models} ({_size(sum(g.get('memory', 0) for g in gpus))})"))
+    system.append(("Memory", f"{_size(memory.get('physical', 0))}  (+{_size(memory.get('swap', 0))} swap)"))
+    if info.get("disk"):
+        system.append(("Disk", "  ".join(f"{d['name']} ({_size(d['size'])})" for d in info["disk"])))
+    if info.get("network"):
+        system.append(("Network", "  ".join(f"{n['name']} ({n['address']})" for n in info["network"])))
+    runtimes = [f"{name} {version}" for name, version in (info.get("runtime") or {}).items() if version]
+    if runtimes:
+        system.append(("Runtime", "  ".join(runtimes)))
+    engine = [
+        ("Identity", info.get("identity", "")),
+        ("Directory", info.get("directory", "")),
+        ("Volume", info.get("volume", "")),
+        ("Profile", info.get("config_profile", "")),
+        ("Version", info.get("version", "")),
+    ]
+    if info.get("capabilities"):
+        engine.append(("Extensions", " ".join(info["capabilities"])))
+    return "\n".join(_rows("Engine", engine) + _rows("System", system))
+
+
+@engine_group.command("info")
+@pass_ctx
+def info_command(ctx: CliContext) -> None:
+    """Engine and host attributes (``/api/engine/info/``)."""
+    info = ctx.engine().info()
+    emit(ctx, info, _human_info(info))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def _human_stats(stats: dict[str, dict[str, Any]]) -> str:
+    lines: list[str] = []
+    cores = list(stats.get("cpu", {}).get("points", {}).values())
+    user, system = _mean([c["user"] for c in cores]), _mean([c["system"] for c in cores])
+    lines += _rows("Cpu", [("User", f"{user:3.0f}%  ({len(cores)} CORE)"), ("System", f"{system:3.0f}%")])
+    gpus = list(stats.get("gpu", {}).get("points", {}).values())
+    if gpus:
+        used, total = sum(g["memory_used"] for g in gpus), sum(g["memory_total"] for g in gpus)
+        usage = _mean([g["utilization"] for g in gpus])
+        share = 100 * used / total if total else 0
+        memory = f"{share:3.0f}%  ({_size(used * 2**20)} / {_size(total * 2**20)})"
+        lines += _rows("Gpu", [("Usage", f"{usage:3.0f}%  ({len(gpus)} GPU)"), ("Memory", memory)])
+    mem = stats.get("memory", {}).get("points", {})
+    physical, swap = mem.get("physical", {}), mem.get("swap", {})
+    lines += _rows(
+        "Memory",
+        [
+            ("Physical", f"{physical.get('percent', 0):3.0f}%  ({_size(physical.get('value', 0))})"),
+            ("Swap", f"{swap.get('percent', 0):3.0f}%"),
+        ],
+    )
+    disks = stats.get("disk", {}).get("points", {})
+    root = disks.get("/") or next(iter(disks.values()), {"percent": 0, "value": 0})
+    lines += _rows("Disk", [("Total", f"{root['percent']:3.0f}%  ({_size(root['value'])})")])
+    nics = stats.get("network", {}).get("points", {}).values()
+    sent, received = sum(n["sent"] for n in nics), sum(n["received"] for n in nics)
+    lines += _rows("Network", [("Sent", _size(sent)), ("Received", _size(received))])
     return "\n".join(lines)
 
 
-@engine_group.command("stat")
-@click.argument("kind", required=False, type=click.Choice(["cpu", "memory", "disk", "network"]))
-@click.option("--live", is_flag=True, help="Stream samples until interrupted (or --count).")
-@click.option("--count", default=0, type=click.IntRange(0), help="Samples to stream with --live (0 = forever).")
-@click.option("--interval", default=1000, type=click.IntRange(100, 60_000), help="ms between live samples")
+@click.command("stats")
 @pass_ctx
-def stat_command(ctx: CliContext, kind: str | None, live: bool, count: int, interval: int) -> None:
-    """Host statistics: cpu, memory, disk, network."""
-    client = ctx.engine()
-    if not live:
-        sample = client.stat(kind)
-        emit(ctx, sample, _human_stat(sample))
-        return
-    for sample in client.stat_live(kind, count, interval):
-        emit_line(ctx, sample, _human_stat(sample) + "\n")
+def stats_command(ctx: CliContext) -> None:
+    """Live engine statistics: cpu, gpu (when present), memory, disk, network."""
+    stats = ctx.engine().stats()
+    emit(ctx, stats, _human_stats(stats))
+
+
+engine_group.add_command(stats_command)
 
 
 @engine_group.command("token")

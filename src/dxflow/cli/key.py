@@ -1,4 +1,5 @@
-"""``dxflow key``: generate key pairs and manage the public keys an engine accepts."""
+"""``dxflow key``: generate key pairs and manage the public keys an engine accepts (``3.cli/002.key``; ``enable``
+and ``disable`` are ours)."""
 
 from __future__ import annotations
 
@@ -20,87 +21,110 @@ def key_group() -> None:
     """Public keys allowed to log in to the engine (MASTER token needed)."""
 
 
+def _pair_paths(name: str) -> tuple[Path, Path]:
+    """``NAME.pem`` and ``NAME.pub`` (a ``.pem`` suffix given in NAME is not doubled)."""
+    base = Path(name[:-4] if name.endswith(".pem") else name)
+    return base.with_name(base.name + ".pem"), base.with_name(base.name + ".pub")
+
+
 @key_group.command("generate")
-@click.argument("path", type=click.Path(path_type=Path))
-@click.option("--bits", default=3072, show_default=True, type=click.Choice(["2048", "3072", "4096"]))
-@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+@click.argument("name", default="rsa")
+@click.option("--bits", default="3072", show_default=True, type=click.Choice(["2048", "3072", "4096"]))
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
 @pass_ctx
-def generate_command(ctx: CliContext, path: Path, bits: str, force: bool) -> None:
-    """Write a new RSA private key to PATH (0600) and its public key to PATH.pub."""
-    if path.exists() and not force:
-        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+def generate_command(ctx: CliContext, name: str, bits: str, force: bool) -> None:
+    """Write a new RSA key pair: NAME.pem (private, PKCS#1, 0600) and NAME.pub, in the current directory unless
+    NAME has one (default NAME: rsa)."""
+    private, public = _pair_paths(name)
+    for path in (private, public):
+        if path.exists() and not force:
+            raise click.ClickException(f"{path} exists; pass --force to overwrite it")
     key = generate_rsa_key(int(bits))
-    write_private(path, private_pem(key))
-    write_private(path.with_name(path.name + ".pub"), public_pem(key), mode=0o644)
-    emit(ctx, {"private_key": str(path), "public_key": f"{path}.pub"}, f"wrote {path} and {path}.pub")
+    write_private(private, private_pem(key))
+    write_private(public, public_pem(key), mode=0o644)
+    emit(ctx, {"private_key": str(private), "public_key": str(public)}, f"wrote {private} and {public}")
+
+
+def _permissions(values: tuple[str, ...]) -> list[str]:
+    """``-p MASTER -p SHELL`` or ``-p MASTER,SHELL`` (the public CLI's ``strings``), upper-cased and checked."""
+    names = [v.strip().upper() for value in values for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in PERMISSIONS]
+    if unknown:
+        raise click.BadParameter(f"unknown {', '.join(unknown)}; known: {', '.join(PERMISSIONS)}", param_hint="-p")
+    return list(dict.fromkeys(names)) or ["READ_ONLY"]
 
 
 @key_group.command("register")
-@click.argument("name")
+@click.argument("key")
+@click.option("-i", "--identity", default="", help="Key identity (default: the key's fingerprint).")
+@click.option(
+    "-p", "--permissions", "permissions", multiple=True, help="Key permissions (repeat or comma-separate). [READ_ONLY]"
+)
+@click.option("--disabled", is_flag=True, help="Register it disabled (ours).")
 @click.option(
     "--public-key",
     "public_key",
-    required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="PEM or ssh-rsa public key file.",
+    hidden=True,
+    help="Deprecated form: KEY is then the identity and this the public key file.",
 )
-@click.option(
-    "-p",
-    "--permission",
-    "permissions",
-    multiple=True,
-    type=click.Choice(PERMISSIONS, case_sensitive=False),
-    default=["READ_ONLY"],
-    show_default=True,
-)
-@click.option("--disabled", is_flag=True, help="Register it disabled.")
 @pass_ctx
 def register_command(
-    ctx: CliContext, name: str, public_key: Path, permissions: tuple[str, ...], disabled: bool
+    ctx: CliContext, key: str, identity: str, permissions: tuple[str, ...], disabled: bool, public_key: Path | None
 ) -> None:
-    """Allow the key's owner to log in as NAME with the given permissions."""
-    pem = public_key.read_bytes()
+    """Allow the owner of the public KEY (a PEM or ssh-rsa public key file) to log in with the given permissions."""
+    if public_key is not None:
+        identity, key = key, str(public_key)
+    path = Path(key)
     try:
+        pem = path.read_bytes()
         load_public_key(pem)  # clear local error before any request
+    except OSError as exc:
+        raise click.ClickException(f"{path}: {exc.strerror}") from None
     except KeyFileError as exc:
-        raise click.ClickException(f"{public_key}: {exc}") from None
-    key = ctx.engine().register_key(name, pem.decode(), [p.upper() for p in permissions], disabled)
-    emit(ctx, key, f"registered key {key['name']} ({key['id']}) with {', '.join(key['permissions'])}")
+        raise click.ClickException(f"{path}: {exc}") from None
+    entity = ctx.engine().register_key(identity or None, pem.decode(), _permissions(permissions), disabled)
+    emit(ctx, entity, f"registered key {entity['identity']} with {', '.join(entity['permissions'])}")
 
 
 @key_group.command("unregister")
-@click.argument("name")
+@click.argument("identity")
 @pass_ctx
-def unregister_command(ctx: CliContext, name: str) -> None:
+def unregister_command(ctx: CliContext, identity: str) -> None:
     """Remove a key; its tokens stop working at once."""
-    ctx.engine().unregister_key(name)
-    emit(ctx, {"name": name, "unregistered": True}, f"unregistered key {name}")
+    ctx.engine().unregister_key(identity)
+    emit(ctx, {"identity": identity, "unregistered": True}, f"unregistered key {identity}")
 
 
 @key_group.command("disable")
-@click.argument("name")
+@click.argument("identity")
 @pass_ctx
-def disable_command(ctx: CliContext, name: str) -> None:
-    """Keep a key but refuse its logins and tokens."""
-    key = ctx.engine().set_key_disabled(name, True)
-    emit(ctx, key, f"disabled key {name}")
+def disable_command(ctx: CliContext, identity: str) -> None:
+    """Keep a key but refuse its logins and tokens (ours)."""
+    key = ctx.engine().set_key_disabled(identity, True)
+    emit(ctx, key, f"disabled key {identity}")
 
 
 @key_group.command("enable")
-@click.argument("name")
+@click.argument("identity")
 @pass_ctx
-def enable_command(ctx: CliContext, name: str) -> None:
-    """Accept a disabled key again."""
-    key = ctx.engine().set_key_disabled(name, False)
-    emit(ctx, key, f"enabled key {name}")
+def enable_command(ctx: CliContext, identity: str) -> None:
+    """Accept a disabled key again (ours)."""
+    key = ctx.engine().set_key_disabled(identity, False)
+    emit(ctx, key, f"enabled key {identity}")
 
 
 @key_group.command("list")
+@click.option("-a", "--all", "everything", is_flag=True, help="Include disabled keys.")
 @pass_ctx
-def list_command(ctx: CliContext) -> None:
-    """Every key the engine accepts."""
-    keys = ctx.engine().keys()
-    for k in keys:
-        k.pop("public_key", None)
-    rows = [[k["name"], k["id"], ",".join(k["permissions"]), "disabled" if k["disabled"] else "enabled"] for k in keys]
-    emit(ctx, keys, table(rows, ["NAME", "ID", "PERMISSIONS", "STATE"]))
+def list_command(ctx: CliContext, everything: bool) -> None:
+    """The keys the engine accepts, by IDENTITY (with --all: disabled ones too)."""
+    keys = [
+        {k: v for k, v in key.items() if k in ("identity", "permissions", "disabled", "type", "id")}
+        for key in ctx.engine().keys(include_disabled=everything)
+    ]
+    rows = [
+        [k["identity"], k.get("id", ""), ",".join(k["permissions"]), "disabled" if k["disabled"] else "enabled"]
+        for k in keys
+    ]
+    emit(ctx, keys, table(rows, ["IDENTITY", "FINGERPRINT", "PERMISSIONS", "STATE"]))

@@ -15,8 +15,38 @@ from dxflow.protocol.errors import DxflowError
 
 __all__ = ["cli", "main"]
 
+OUTPUT = click.Choice(["human", "json"])
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def _set_output(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(CliContext).output = value
+
+
+def _with_output_option(command: click.Command) -> click.Command:
+    """Give ``command`` (and every command under it) ``-o/--output`` of its own, so the option works after the
+    subcommand as well as before it (``dxflow engine info --output json``). Idempotent."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_output_option(sub)
+        return command
+    taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    if "--output" not in taken:
+        decls = ["--output"] if "-o" in taken else ["-o", "--output"]
+        option = click.Option(decls, type=OUTPUT, expose_value=False, callback=_set_output, help="Output format.")
+        command.params.append(option)
+    return command
+
+
+class DxflowGroup(click.Group):
+    """The root group: every subcommand accepts ``-o/--output`` too."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        return _with_output_option(command) if command is not None else None
+
+
+@click.group(cls=DxflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "-C",
     "--config-profile",
@@ -60,6 +90,7 @@ def cli(
 cli.add_command(config.config_group)
 cli.add_command(profile.profile_group)
 cli.add_command(engine.engine_group)
+cli.add_command(engine.stats_command)
 cli.add_command(key.key_group)
 cli.add_command(boot.boot_group)
 cli.add_command(director.director_group)

@@ -130,8 +130,12 @@ def build_spec(
 ) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every route in ``router``; ``extra(path, route)`` adds fields to an operation."""
     paths: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for path, route in served_routes(router):
         op = _operation(route.method, path, route.handler, error_schema)
+        if op["operationId"] in seen:  # ``/a/`` and ``/a`` (an alias without its slash) make the same slug
+            op["operationId"] += "_noslash" if not path.endswith("/") else "_slash"
+        seen.add(op["operationId"])
         if extra is not None:
             op.update(extra(path, route))
         paths.setdefault(path, {})[route.method.lower()] = op

@@ -53,9 +53,7 @@ def test_exec_prints_output_and_exits_with_remote_rc(profile: Path, tmp_path: Pa
 def test_exec_errors_are_one_line(profile: Path) -> None:
     result = run_cli("shell", "exec", "--", "/no/such/program", home=profile)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "Error: 400 command not found: /no/such/program (POST /api/shell/exec/)"
-    ]
+    assert result.stderr.strip().splitlines() == ["Error: 400 command not found: /no/such/program (POST /api/x/exec/)"]
     result = run_cli("shell", "exec", home=profile)
     assert result.returncode == 2 and "give a command" in result.stderr
 
