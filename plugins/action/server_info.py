@@ -7,4 +7,8 @@
 
 from __future__ import annotations
 
-from ansible_collections.dxflow.remote.plugins.plugin_utils._action import ControllerAction as ActionModule  # noqa: F401
+from ansible_collections.dxflow.remote.plugins.plugin_utils._action import ControllerAction
+
+
+class ActionModule(ControllerAction):
+    """See the module's documentation."""

@@ -63,6 +63,7 @@ def sdk_root():
 
     return os.path.dirname(os.path.dirname(os.path.abspath(dxflow.__file__)))
 
+
 INSTALL_HINT = (
     "The SDK ships with the collection (ansible_collections/dxflow/remote/src); install the collection's "
     "third-party libraries into the controller's Python with "

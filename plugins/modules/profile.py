@@ -36,7 +36,8 @@ options:
     elements: str
     default: []
     choices: [connection_address, connection_key, connection_token, connection_mode, ca_path,
-              connection_fingerprint, client_cert, client_key, validate_certs, timeout]
+              connection_fingerprint, client_cert, client_key, validate_certs, timeout, connection_route,
+              connection_director, connection_server]
 extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.attributes

@@ -12,6 +12,10 @@ description:
   - Sends a compose definition to the engine and puts the workflow in the wanted state.
   - Idempotent; an unchanged definition of a running workflow reports no change, like
     C(dxflow workflow compose deploy).
+  - In diff mode, the diff shows the status and each service's definition, so a change reads per service.
+  - When O(wait) fails (a service exits at once, or the timeout passes), the message names the services' exit codes
+    and ends with the workflow's last log lines. A definition that is not valid YAML is refused by the engine with
+    the line and column of the error.
 author:
   - dxflow.remote maintainers (@dxflow)
 options:
@@ -85,7 +89,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 workflow:
-  description: The workflow as the engine shows it after the task (predicted in check mode; empty when absent).
+  description:
+    - The workflow as the engine shows it after the task (empty when absent).
+    - In check mode, the prediction; its C(status) is V(running) for O(state=started) and V(restarted), V(stopped)
+      for O(state=stopped), else the current status (V(created) for a new workflow).
   returned: always
   type: dict
   sample:
@@ -97,9 +104,10 @@ workflow:
     services: [{"name": "app", "status": "running", "message": ""}]
 """
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
+from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule, error_message
 
 try:
+    import yaml
     from dxflow.client.workflow import WorkflowClient
     from dxflow.protocol.workflows import digest_of, workflow_name
 except ImportError:
@@ -139,10 +147,52 @@ def desired(current):
     return "running" if current.get("status") in RUNNING else "stopped"
 
 
+# The status check mode predicts for each state (present keeps the current one; a new workflow is created).
+PREDICTED = dict(started="running", restarted="running", stopped="stopped")
+
+
 def view(wf):
+    """What the diff shows: the status and each service's definition (per-service changes, not one text)."""
     if not wf:
         return {}
-    return dict(definition=wf.get("definition", ""), status=wf.get("status"))
+    text = wf.get("definition") or ""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        data = None
+    services = data.get("services") if isinstance(data, dict) else None
+    if isinstance(services, dict):
+        return dict(status=wf.get("status"), services=services)
+    return dict(status=wf.get("status"), definition=text)
+
+
+def yaml_problem(text):
+    """``line N, column M: problem`` when ``text`` is not YAML, else None."""
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = "line %d, column %d: " % (mark.line + 1, mark.column + 1) if mark else ""
+        return where + str(getattr(exc, "problem", None) or exc)
+    return None
+
+
+def failure_details(client, name, tail=10):
+    """Exit codes of the services that exited and the workflow's last log lines, for a failure message."""
+    try:
+        steps = client.steps(name)
+        lines = [line.to_dict() for line in client.logs(name, tail=tail)]
+    except DxflowError:
+        return ""
+    exits = ["%s exited with code %s" % (st.get("name"), st["exit_code"])
+             for st in steps if st.get("exit_code") not in (None, 0)]
+    logs = ["%s | %s" % (line.get("service"), line.get("line")) for line in lines[-tail:]]
+    parts = []
+    if exits:
+        parts.append("; ".join(exits))
+    if logs:
+        parts.append("last log lines:\n" + "\n".join(logs))
+    return ("; " + "; ".join(parts)) if parts else ""
 
 
 def main():
@@ -171,6 +221,11 @@ def main():
                 text = fh.read()
         except OSError as exc:
             module.fail_json(msg="Cannot read src %s: %s" % (p["src"], exc.strerror))
+    if text is not None:
+        yaml_error = yaml_problem(text)
+        if yaml_error:
+            module.fail_json(msg="The definition%s is not valid YAML: %s" % (
+                " in %s" % p["src"] if p["src"] else "", yaml_error))
     name = p["name"] or (text is not None and workflow_name(text, p["src"]))
     if not name:
         module.fail_json(msg="Give the workflow's name: set name, or a top-level name: in the definition")
@@ -191,7 +246,8 @@ def main():
                 after = None
             else:
                 definition = text if text is not None else (current or {}).get("definition", "")
-                after = dict(current or {}, name=name, definition=definition)
+                status = PREDICTED.get(state) or (current or {}).get("status") or "created"
+                after = dict(current or {}, name=name, definition=definition, status=status)
         elif changed or (state in ("started", "restarted") and p["wait"]):
             action = "Setting workflow '%s' to %s" % (name, state)
             if state == "absent":
@@ -211,7 +267,13 @@ def main():
                     client.restart(name)
                 if p["wait"] and state in ("started", "restarted"):
                     action = "Waiting for workflow '%s' to run" % name
-                    client.wait(name, timeout=p["wait_timeout"])
+                    try:
+                        waited = client.wait(name, statuses=("running", "completed", "exited"), timeout=p["wait_timeout"])
+                        if waited["status"] == "exited":
+                            raise DxflowError("workflow %s exited" % name)
+                    except DxflowError as exc:
+                        module.fail_json(msg=error_message(action, exc, module.settings) + failure_details(client, name),
+                                         workflow=client.get(name) or {})
                 after = client.get(name)
     except DxflowError as exc:
         module.fail_sdk(action, exc)

@@ -63,8 +63,8 @@ def engine_options(connection):
     ``remote_addr`` and ``port`` when neither an address nor a profile is set."""
     options = plugin_options(connection)
     if not options.get("connection_address") and not options.get("profile"):
-        options["connection_address"] = "https://%s:%s" % (connection.get_option("remote_addr"),
-                                                            connection.get_option("port"))
+        address = (connection.get_option("remote_addr"), connection.get_option("port"))
+        options["connection_address"] = "https://%s:%s" % address
     return options
 
 

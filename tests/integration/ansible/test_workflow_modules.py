@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,7 @@ def test_workflow_deploy_idempotent_check_stop_remove(fleet: Fleet, tmp_path: Pa
     deploy = {"dxflow.remote.workflow": {"definition": COMPOSE, "wait": True}}
     r = _run(fleet, tmp_path, "check", [{**deploy, "register": "planned"}], check=True)
     assert r["planned"]["changed"] is True
+    assert r["planned"]["workflow"]["status"] == "running", "check mode predicts the status"
     with fleet.engine_session("host1") as session:
         assert WorkflowClient(session).get("wfdemo") is None, "check mode deployed nothing"
 
@@ -70,11 +72,13 @@ def test_workflow_deploy_idempotent_check_stop_remove(fleet: Fleet, tmp_path: Pa
     )
     assert r["first"]["changed"] is True and r["first"]["workflow"]["status"] in ("running", "completed")
     assert r["second"]["changed"] is False
-    assert r["first"]["diff"]["before"] == {} and r["first"]["diff"]["after"]["definition"] == COMPOSE
+    assert r["first"]["diff"]["before"] == {}
+    assert r["first"]["diff"]["after"]["services"] == {"app": {"command": "sh -c 'echo serving; sleep 300'"}}
     assert [w["name"] for w in r["info"]["workflows"]] == ["wfdemo"]
     assert any("serving" in line["line"] for line in r["info"]["logs"])
     assert r["update_check"]["changed"] is True
-    assert r["update_check"]["diff"]["after"]["definition"] == CHANGED
+    assert r["update_check"]["diff"]["before"]["services"]["app"]["command"] == "sh -c 'echo serving; sleep 300'"
+    assert r["update_check"]["diff"]["after"]["services"]["app"]["command"] == "sh -c 'echo serving v2; sleep 300'"
 
     r = _run(
         fleet,
@@ -97,3 +101,22 @@ def test_workflow_deploy_idempotent_check_stop_remove(fleet: Fleet, tmp_path: Pa
     assert r["missing"]["failed"] and "Workflow 'nosuch' does not exist" in r["missing"]["msg"]
     with fleet.engine_session("host1") as session:
         assert WorkflowClient(session).get("wfdemo") is None
+
+
+def test_workflow_errors_say_what_happened(fleet: Fleet, tmp_path: Path) -> None:
+    crash = "name: wfcrash\nservices:\n  app:\n    command: sh -c 'echo about to fail; exit 3'\n    restart: 'no'\n"
+    bad_yaml = "name: wfbad\nservices:\n  app:\n    command: [unclosed\n"
+    tasks = [
+        {"dxflow.remote.workflow": {"definition": bad_yaml}, "register": "bad", "ignore_errors": True},
+        {
+            "dxflow.remote.workflow": {"definition": crash, "wait": True, "wait_timeout": 30},
+            "register": "crashed",
+            "ignore_errors": True,
+        },
+        {"dxflow.remote.workflow": {"name": "wfcrash", "state": "absent"}, "register": "cleanup"},
+    ]
+    r = _run(fleet, tmp_path, "errors", tasks)
+    assert r["bad"]["failed"] and re.search(r"line \d+", r["bad"]["msg"]), r["bad"]["msg"]
+    msg = r["crashed"]["msg"]
+    assert r["crashed"]["failed"] and "app exited with code 3" in msg, msg
+    assert "last log lines:" in msg and "app | about to fail" in msg, msg
