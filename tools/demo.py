@@ -135,7 +135,7 @@ def register_operator_key() -> None:
         run("key", "generate", str(OPERATOR_KEY), "--bits", "2048")
     for name in ENGINES:
         perms = ("-p", "SHELL", "-p", "ARTIFACT", "-p", "WORKFLOW", "-p", "READ_ONLY")
-        run("-C", name, "key", "register", "demo-operator", "--public-key", f"{OPERATOR_KEY}.pub", *perms)
+        run("-C", name, "key", "register", str(OPERATOR_KEY.with_suffix(".pub")), "-i", "demo-operator", *perms)
 
 
 def ansible_env() -> dict[str, str]:
