@@ -8,7 +8,7 @@ import sys
 import click
 
 from dxflow import __version__
-from dxflow.cli import agent, boot, config, director, engine, key, profile, shell, workflow
+from dxflow.cli import agent, artifact, boot, config, director, engine, key, profile, shell, workflow
 from dxflow.cli.context import CliContext
 from dxflow.common.crypto import KeyFileError
 from dxflow.protocol.errors import DxflowError
@@ -98,6 +98,7 @@ cli.add_command(agent.agent_group)
 cli.add_command(shell.shell_group)
 cli.add_command(shell.cp_command)
 cli.add_command(workflow.workflow_group)
+cli.add_command(artifact.artifact_group)
 
 
 def main() -> None:
