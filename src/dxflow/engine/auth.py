@@ -20,6 +20,7 @@ from dxflow.protocol.durations import format_duration, parse_duration
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
 from dxflow.server.middleware import Handler
+from dxflow.server.openapi import declare
 from dxflow.server.ratelimit import RateLimiter, client_key
 from dxflow.server.responses import ok
 
@@ -240,12 +241,18 @@ def _lifetime(body: dict[str, object]) -> float | None:
 
 @public
 async def challenge_handler(request: web.Request) -> web.Response:
+    """A single-use nonce to sign: ``{identity, nonce, lifetime}`` (rate-limited per address)."""
     address = request.remote or "unknown"
     return ok([request.app[AUTH_KEY].challenge(address)])
 
 
 @public
+@declare(
+    body={"identity": {"type": "string"}, "signature": {"type": "string"}, "lifetime": {"type": "string"}},
+    required=("identity", "signature"),
+)
 async def verify_handler(request: web.Request) -> web.Response:
+    """Trade the challenge's signature (base64, RSA PKCS#1 v1.5 SHA-256) for ``{token, permissions, expires_at}``."""
     body = await read_json(request, required=("identity", "signature"))
     identity, signature = body["identity"], body["signature"]
     if not isinstance(identity, str) or not isinstance(signature, str):
@@ -256,6 +263,7 @@ async def verify_handler(request: web.Request) -> web.Response:
 
 @requires(Permission.READ_ONLY)
 async def inspect_handler(request: web.Request) -> web.Response:
+    """202 and the claims of the request's token while it is valid."""
     return ok([claims_of(request).to_dict()], message="Accepted", code=202)
 
 
