@@ -587,8 +587,8 @@ def _member_path(info: zipfile.ZipInfo) -> str:
     """The member's relative path; ApiError(400) for one that would land outside the target (zip slip), a symlink
     or a device."""
     raw = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0: no Unix type recorded (a plain file)
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         raise ApiError(400, f"archive member {raw[:200]!r} is not a file or directory (a symlink?): refused")
     try:
         rel = artifact_path(raw.rstrip("/") or ".", "archive member")
