@@ -39,6 +39,17 @@ options:
     type: float
     vars:
       - name: ansible_dxflow_command_timeout
+  module_runner:
+    description:
+      - Let the engine run pipelined modules in its warm module runner, a child forked from an interpreter that has
+        Ansible's module_utils already imported (from earlier payloads), instead of starting C(python) for each task.
+        Results are the same as a fresh process; a run that uses C(become), or that the runner cannot take, starts a
+        fresh interpreter as usual.
+      - Needs pipelining (C(ANSIBLE_PIPELINING=true)) and ansible-core 2.19 or newer on the controller.
+    type: bool
+    default: true
+    vars:
+      - name: ansible_dxflow_module_runner
 extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.connection.PLUGINS
@@ -65,23 +76,77 @@ EXAMPLES = r"""
       changed_when: false
 """
 
+import base64
 import os
+import shlex
 
 from ansible.errors import AnsibleAuthenticationFailure, AnsibleConnectionFailure, AnsibleFileNotFound
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import ConnectionBase
 from ansible.utils.display import Display
 
-from ansible_collections.dxflow.remote.plugins.module_utils._common import error_message, resolve
-from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import engine_options, require_sdk
+from ansible_collections.dxflow.remote.plugins.plugin_utils._fast_exec import (
+    ExecLost,
+    FastExec,
+    forget_record,
+    load_record,
+    save_record,
+    token_expiry,
+)
 
-try:  # imported at load time, so workers forked after a preload (see the director inventory) inherit the SDK
-    from dxflow.client import ProfileStore, Session
-    from dxflow.protocol.errors import AuthenticationError, DxflowError, NotFound, PermissionDenied
-    from dxflow.client.shell import ShellClient
-    from dxflow.client.token_cache import TokenCache
-except ImportError:
-    pass  # require_sdk() raises the install hint when the connection is used
+# The SDK (and the collection helpers that import it) load on first use, not when Ansible loads the plugin: with a
+# cached token, a worker's exec goes through ``_fast_exec`` (standard library only) and never needs them.
+SDK = {}
+
+
+def _sdk():
+    """The SDK names the connection uses, imported once per process."""
+    if not SDK:
+        from ansible_collections.dxflow.remote.plugins.module_utils._common import error_message, resolve
+        from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import engine_options, require_sdk
+
+        require_sdk()
+        from dxflow.client.engine_wire import EXEC_PATH
+        from dxflow.client.profiles import ProfileStore
+        from dxflow.client.session import Session
+        from dxflow.client.shell import ShellClient
+        from dxflow.client.token_cache import TokenCache
+        from dxflow.protocol import errors
+
+        SDK.update(ProfileStore=ProfileStore, Session=Session, ShellClient=ShellClient, TokenCache=TokenCache,
+                   errors=errors, error_message=error_message, resolve=resolve, engine_options=engine_options,
+                   EXEC_PATH=EXEC_PATH)
+    return SDK
+
+
+def pipelined_module(cmd):
+    """``(interpreter, env)`` when ``cmd`` is exactly Ansible's pipelined module run (``/bin/sh -c '[VAR=value ...]
+    /path/to/python && sleep 0'``, every word already shell-quoted), else None: only then may the warm runner take
+    it. Become wrappers and anything a shell would expand run as given."""
+    try:
+        outer = shlex.split(cmd)
+    except ValueError:
+        return None
+    if len(outer) != 3 or outer[1] != "-c" or not outer[2].endswith(" && sleep 0"):
+        return None
+    inner = outer[2][: -len(" && sleep 0")]
+    try:
+        words = shlex.split(inner)
+    except ValueError:
+        return None
+    if not words or " ".join(shlex.quote(w) for w in words) != inner:
+        return None
+    *assignments, interpreter = words
+    env = {}
+    for word in assignments:
+        name, sep, value = word.partition("=")
+        if not sep or not name.isidentifier():
+            return None
+        env[name] = value
+    if not interpreter.startswith("/") or "=" in interpreter:
+        return None
+    return interpreter, env
+
 
 display = Display()
 
@@ -100,47 +165,66 @@ class Connection(ConnectionBase):
         self._shell_client = None
         self._settings = None
         self._cache = None
+        self._fast = None
 
     # --- session -----------------------------------------------------------------------------------
 
     def _resolve(self):
-        options = engine_options(self)
-        store = ProfileStore()
+        sdk = _sdk()
+        options = sdk["engine_options"](self)
+        store = sdk["ProfileStore"]()
         try:
-            return resolve(options, store), store
-        except DxflowError as exc:
+            return sdk["resolve"](options, store), store
+        except SDK["errors"].DxflowError as exc:
             raise AnsibleConnectionFailure("Invalid dxflow connection settings for %s: %s"
                                            % (self._play_context.remote_addr, exc)) from None
+
+    def _identity(self):
+        """The option values that decide where and how this connection goes (keys the fast-path record)."""
+        return dict(self._options)
 
     def _connect(self):
         if self._connected:
             return self
-        require_sdk()
+        record = load_record(self._identity())
+        if record is not None:
+            self._fast = FastExec(record)
+            display.vvv("DXFLOW ENGINE fast path to %s (cached token, pinned certificate)" % record["address"],
+                        host=self._play_context.remote_addr)
+            self._connected = True
+            return self
+        return self._sdk_connect()
+
+    def _sdk_connect(self):
+        """The full connection: SDK session, settings resolution, login when the token is missing or expired."""
+        if self._session is not None:
+            return self
         settings, store = self._resolve()
-        self._cache = TokenCache(store.home)
+        self._cache = SDK["TokenCache"](store.home)
         self._settings = self._cache.load(settings)
         try:
-            self._session = Session(self._settings, store)
-        except DxflowError as exc:
+            self._session = SDK["Session"](self._settings, store)
+        except SDK["errors"].DxflowError as exc:
             raise self._failure("Connecting", exc) from None
-        self._shell_client = ShellClient(self._session)
+        self._shell_client = SDK["ShellClient"](self._session)
         display.vvv("ESTABLISH DXFLOW ENGINE SESSION to %s (profile %s)" % (settings.address, settings.profile),
                     host=self._play_context.remote_addr)
         self._connected = True
         return self
 
     def _failure(self, action, exc):
-        msg = error_message(action, exc, self._settings)
-        if isinstance(exc, (AuthenticationError, PermissionDenied)):
+        msg = SDK["error_message"](action, exc, self._settings)
+        errors = SDK["errors"]
+        if isinstance(exc, (errors.AuthenticationError, errors.PermissionDenied)):
             return AnsibleAuthenticationFailure(msg)
-        if isinstance(exc, NotFound):
+        if isinstance(exc, errors.NotFound):
             return AnsibleFileNotFound(msg)
         return AnsibleConnectionFailure(msg)
 
     def _call(self, action, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except DxflowError as exc:
+        except SDK["errors"].DxflowError as exc:
             raise self._failure(action, exc) from None
 
     # --- commands and files ------------------------------------------------------------------------
@@ -161,16 +245,48 @@ class Connection(ConnectionBase):
         display.vvv("EXEC %s%s%s" % (cmd, " with stdin (%d bytes)" % len(in_data) if in_data else "",
                                      ", with become prompt" if prompt else ""),
                     host=self._play_context.remote_addr)
-        result = self._call("Running a command", self._shell_client.exec, [executable, "-c", cmd], stdin=in_data,
-                            timeout=self.get_option("command_timeout"), become=become)
-        stderr = result.stderr
+        argv, env, warm = [executable, "-c", cmd], None, None
+        if in_data and become is None and self.get_option("module_runner"):
+            warm = pipelined_module(cmd)
+        if warm is not None:  # the same run without the two shells, so the engine's warm runner can take it
+            argv, env = [warm[0]], warm[1]
+        timeout = self.get_option("command_timeout")
+        rc, stdout, stderr, timed_out = self._exec(argv, in_data, env, timeout, become, warm is not None)
         if prompt:
             stderr = stderr.replace(prompt, b"")
-            if result.rc != 0 and not result.stdout and b"incorrect password" in stderr.lower():
+            if rc != 0 and not stdout and b"incorrect password" in stderr.lower():
                 raise AnsibleAuthenticationFailure("Incorrect sudo password")
-        if result.timed_out:
-            stderr += to_bytes("\n[dxflow] the command timed out after %s s" % self.get_option("command_timeout"))
-        return result.rc, result.stdout, stderr
+        if timed_out:
+            stderr += to_bytes("\n[dxflow] the command timed out after %s s" % timeout)
+        return rc, stdout, stderr
+
+    def _exec(self, argv, stdin, env, timeout, become, module_runner):
+        """(rc, stdout, stderr, timed_out): over the fast path when it has a record, else (or when the engine
+        refused it before running the command, e.g. an expired token) through the SDK."""
+        if self._fast is not None:
+            body = dict(argv=list(argv))
+            if stdin is not None:
+                body["stdin_b64"] = base64.b64encode(stdin).decode()
+            for name, value in (("env", env), ("timeout", timeout), ("become", become)):
+                if value:
+                    body[name] = value
+            if module_runner:
+                body["module_runner"] = True
+            try:
+                done = self._fast.run(body, timeout)
+            except ExecLost as exc:
+                raise AnsibleConnectionFailure(str(exc)) from None
+            if done is not None:
+                return done
+            forget_record(self._identity())
+            self._fast.close()
+            self._fast = None
+        self._sdk_connect()
+        result = self._call("Running a command", self._shell_client.exec, argv, stdin=stdin, env=env,
+                            timeout=timeout, become=become, module_runner=module_runner)
+        token = self._session.tokens.current
+        save_record(self._identity(), self._settings, token, SDK["EXEC_PATH"], token_expiry(token) if token else None)
+        return result.rc, result.stdout, result.stderr, result.timed_out
 
     def put_file(self, in_path, out_path):
         super().put_file(in_path, out_path)
@@ -178,14 +294,19 @@ class Connection(ConnectionBase):
         if not os.path.exists(to_bytes(in_path, errors="surrogate_or_strict")):
             raise AnsibleFileNotFound("file or module does not exist: %s" % to_native(in_path))
         # Like scp/sftp, no fsync: Ansible's uploads are payloads and temp files the modules move into place.
+        self._sdk_connect()
         self._call("Uploading %s" % out_path, self._shell_client.upload, in_path, out_path, sync=False)
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._play_context.remote_addr)
+        self._sdk_connect()
         self._call("Downloading %s" % in_path, self._shell_client.download, in_path, out_path, sync=False)
 
     def close(self):
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         if self._session is not None:
             self._cache.save(self._settings, self._session.tokens.current)
             self._session.close()

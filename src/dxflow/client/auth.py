@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.settings import ConnectionSettings
-from dxflow.common.crypto import KeyFileError, load_private_key, sign_nonce
 from dxflow.protocol.errors import AuthenticationError, ConfigError, ProtocolError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # cryptography is imported when a key is loaded: a cached token needs none of it
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     from dxflow.client.transport import Transport
 
 __all__ = [
@@ -37,10 +37,17 @@ VERIFY_PATH = "/api/auth/verify/"
 
 
 def quick_inspect(token: str, now: float | None = None) -> bool | None:
-    """Local check without the signature: True (has sub, not expiring), False (expired), None (can't tell)."""
+    """Local check without the signature: True (has sub, not expiring), False (expired), None (can't tell).
+
+    The JWT's header and claims are only base64url-decoded (no PyJWT, no cryptography: cheap in every process)."""
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3:
+        return None
     try:
-        claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
-    except jwt.InvalidTokenError:
+        header, claims = (json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4))) for p in parts[:2])
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
         return None
     if not claims.get("sub") or not isinstance(claims.get("exp"), int | float):
         return None
@@ -49,6 +56,8 @@ def quick_inspect(token: str, now: float | None = None) -> bool | None:
 
 def load_key(path: str) -> rsa.RSAPrivateKey:
     """The RSA private key at ``path``; ConfigError when it is missing, unreadable or open to others."""
+    from dxflow.common.crypto import KeyFileError, load_private_key
+
     try:
         return load_private_key(path)
     except KeyFileError as exc:
@@ -59,6 +68,8 @@ def answer_challenge(key: rsa.RSAPrivateKey, challenge: Any, lifetime: str | Non
     """The ``POST /api/auth/verify/`` body answering the challenge entity ``{identity, nonce}`` with ``key``."""
     if not isinstance(challenge, dict) or "nonce" not in challenge or "identity" not in challenge:
         raise ProtocolError("the engine's challenge has no nonce or identity")
+    from dxflow.common.crypto import sign_nonce
+
     signature = base64.b64encode(sign_nonce(key, challenge["nonce"])).decode()
     body = {"identity": challenge["identity"], "signature": signature}
     if lifetime:
