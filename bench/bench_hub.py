@@ -5,13 +5,17 @@ keep-alive session, cached token) once straight to the engine and once with ``co
 1. exec round trip of ``true``: median of ``--execs`` sequential calls (target: hub <= direct + 3 ms);
 2. upload and download of a ``--size-mb`` MB file (target: >= 100 MB/s through the hub, MB = 10^6 bytes);
 3. the director's peak RSS growth while the upload streams through it (flow control: one window per stream;
-   target: <= 32 MB).
+   target: <= 32 MB);
+4. ``--tunnels`` idle agent tunnels (enrolled like bench_director's agents, heartbeats on): the director's RSS
+   growth and CPU share over ``--idle-seconds`` (target for 1,000: <= 150 MB, <= 2 % of a core).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import shutil
+import ssl
 import statistics
 import sys
 import tempfile
@@ -19,12 +23,15 @@ import threading
 import time
 from pathlib import Path
 
+import aiohttp
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
+from bench_director import cpu_seconds, enroll  # noqa: E402
 from bench_engine import Engine, row  # noqa: E402
 from bench_exec import shell_client, transfer  # noqa: E402
 
@@ -74,6 +81,47 @@ def interleaved_round_trips(direct: ShellClient, hub: ShellClient, count: int) -
     return times
 
 
+async def hold_tunnels(url: str, ca: str, enrolled: list[tuple[str, Path, Path]], pid: int, seconds: float) -> tuple:
+    """Open one tunnel per enrolled agent, then measure the director while they idle: (RSS growth MB, CPU %)."""
+    base = rss_mb(pid)
+    async with aiohttp.ClientSession() as http:
+        sockets = []
+        for _, cert, key in enrolled:
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.load_cert_chain(cert, key)
+            sockets.append(await http.ws_connect(f"{url}/v1/agent/tunnel", ssl=ctx, heartbeat=10))
+        await asyncio.sleep(2)  # let the registrations settle before measuring
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0) * 100
+        growth = rss_mb(pid) - base
+        for ws in sockets:
+            await ws.close()
+    return growth, cpu
+
+
+def idle_tunnels(count: int, seconds: float) -> list[tuple[str, str, str, str]]:
+    work = Path(tempfile.mkdtemp(prefix="bench-hub-tunnels-", dir="/tmp"))
+    director = Director(
+        work / "director", register_rate=100000, max_pending=100000, max_pending_per_address=100000, log_level="WARNING"
+    )
+    try:
+        director.start()
+        admin = director.admin()
+        certs = work / "certs"
+        certs.mkdir()
+        enrolled = asyncio.run(enroll(director.url, str(director.ca), admin.cookies["dcvix_session"], count, certs))
+        assert director.proc is not None
+        growth, cpu = asyncio.run(hold_tunnels(director.url, str(director.ca), enrolled, director.proc.pid, seconds))
+        return [
+            row(f"{count} idle tunnels: director RSS growth", "<= 150 MB", f"{growth:.1f} MB", growth <= 150),
+            row(f"{count} idle tunnels: director CPU", "<= 2 % of a core", f"{cpu:.2f} %", cpu <= 2),
+        ]
+    finally:
+        director.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def hub_client(director: Director, engine: Engine, home: Path) -> ShellClient:
     bundle = director.client_bundle("bench")
     store = ProfileStore(home=home)
@@ -99,11 +147,24 @@ def hub_client(director: Director, engine: Engine, home: Path) -> ShellClient:
     return ShellClient(Session(resolve_settings(profile="hub", store=store, env={}), store))
 
 
+def print_rows(rows: list[tuple[str, str, str, str]]) -> None:
+    width = max(len(r[0]) for r in rows)
+    print(f"{'metric':<{width}}  {'target':<16}  {'measured':<22}  result")
+    for metric, target, measured, met in rows:
+        print(f"{metric:<{width}}  {target:<16}  {measured:<22}  {met}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--execs", type=int, default=200, help="sequential execs per route")
     parser.add_argument("--size-mb", type=int, default=200, help="file size for upload/download, MB")
+    parser.add_argument("--tunnels", type=int, default=1000, help="idle agent tunnels (0: skip)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="how long the idle tunnels are measured")
+    parser.add_argument("--only-tunnels", action="store_true", help="measure the idle tunnels only")
     args = parser.parse_args()
+    if args.only_tunnels:
+        print_rows(idle_tunnels(args.tunnels, args.idle_seconds))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench-hub-", dir="/tmp"))
     engine = Engine()
     director = Director(work / "director")
@@ -137,10 +198,9 @@ def main() -> None:
             row(f"download {mb} MB, hub", ">= 100 MB/s", f"{mb / h_down:.0f} MB/s", mb / h_down >= 100),
             row("director RSS growth during the hub transfers", "<= 32 MB", f"{growth:.1f} MB", growth <= 32),
         ]
-        width = max(len(r[0]) for r in rows)
-        print(f"{'metric':<{width}}  {'target':<14}  {'measured':<22}  result")
-        for metric, target, measured, met in rows:
-            print(f"{metric:<{width}}  {target:<14}  {measured:<22}  {met}")
+        if args.tunnels:
+            rows += idle_tunnels(args.tunnels, args.idle_seconds)
+        print_rows(rows)
     finally:
         if agent is not None:
             agent.stop()

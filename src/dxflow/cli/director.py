@@ -236,9 +236,12 @@ def tunnels_command(ctx: CliContext) -> None:
     with _client(ctx) as client:
         rows = client.tunnels()
     lines = [
-        [t["hostname"], _when(t["since"]), str(t["streamsOpen"]), str(t["bytesIn"]), str(t["bytesOut"])] for t in rows
+        [t["hostname"], _when(t["since"])]
+        + [str(t.get(k, "-")) for k in ("streamsOpen", "bytesIn", "bytesOut")]
+        + [t.get("replica", "this one")]
+        for t in rows
     ]
-    emit(ctx, rows, table(lines, ["HOSTNAME", "SINCE", "STREAMS", "BYTES IN", "BYTES OUT"]))
+    emit(ctx, rows, table(lines, ["HOSTNAME", "SINCE", "STREAMS", "BYTES IN", "BYTES OUT", "REPLICA"]))
 
 
 @director_group.group("servers")
@@ -258,6 +261,9 @@ def servers_list(ctx: CliContext, mine: bool, names: bool) -> None:
             emit(ctx, workstations, "\n".join(workstations))
             return
         rows = client.user_servers() if mine else client.servers()
+        hub = set() if mine else {t["serverId"] for t in client.tunnels()}
+    for s in rows:
+        s.setdefault("hub", None if mine else s.get("id") in hub)  # an agent tunnel to the hub is up
     lines = [
         [
             s["hostname"],
@@ -266,10 +272,11 @@ def servers_list(ctx: CliContext, mine: bool, names: bool) -> None:
             f"{s['engine'].get('address', '-')}:{s['engine'].get('port', '-')}" if s["engine"] else "-",
             str(len(s["sessions"])),
             _when(s["lastUpdate"]),
+            "yes" if s["hub"] else "-",
         ]
         for s in rows
     ]
-    emit(ctx, rows, table(lines, ["HOSTNAME", "IP", "TAGS", "ENGINE", "SESSIONS", "LAST UPDATE"]))
+    emit(ctx, rows, table(lines, ["HOSTNAME", "IP", "TAGS", "ENGINE", "SESSIONS", "LAST UPDATE", "HUB"]))
 
 
 @director_group.group("sessions")

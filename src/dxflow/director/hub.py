@@ -28,6 +28,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from sqlalchemy import Column, Float, MetaData, String, Table, delete, insert, select
 
+from dxflow.director.db import servers
 from dxflow.director.identity import Principal, principal, require_admin, require_agent
 from dxflow.director.state import STATE, DirectorState
 from dxflow.protocol.errors import ApiError, ProtocolError
@@ -120,6 +121,21 @@ class Hub:
         with self.state.db.engine.connect() as conn:
             replica = conn.execute(select(locations.c.replica).where(locations.c.server_guid == guid)).scalar()
         return None if replica is None or replica in self.local_names else str(replica)
+
+    def elsewhere(self) -> list[dict[str, Any]]:
+        """The tunnels other replicas hold: server id, hostname, since, replica."""
+        query = (
+            select(locations.c.server_guid, locations.c.replica, locations.c.since, servers.c.hostname)
+            .select_from(locations.outerjoin(servers, servers.c.guid == locations.c.server_guid))
+            .order_by(servers.c.hostname)
+        )
+        with self.state.db.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            {"serverId": r.server_guid, "hostname": r.hostname or "", "since": r.since, "replica": r.replica}
+            for r in rows
+            if r.server_guid not in self.tunnels and r.replica not in self.local_names
+        ]
 
     async def forward(self, replica: str, server: dict[str, Any], who: Principal) -> _Upstream:
         """The stream through the replica that holds the tunnel, as ``who`` (authorized here)."""
@@ -435,8 +451,9 @@ async def _relay(ws: web.WebSocketResponse, peer: Stream | _Upstream) -> str:
 
 @routes.get("/v1/admin/tunnels")
 async def list_tunnels(request: web.Request) -> web.Response:
-    """The tunnels connected to this replica."""
+    """The tunnels connected to this replica (with streams and bytes), then those other replicas hold."""
     state = request.app[STATE]
     await require_admin(request, state.certs, state.tokens, state.policy)
     hub = request.app[HUB]
-    return json_response({"tunnels": [t.public() for t in sorted(hub.tunnels.values(), key=lambda t: t.hostname)]})
+    local = [t.public() for t in sorted(hub.tunnels.values(), key=lambda t: t.hostname)]
+    return json_response({"tunnels": local + await asyncio.to_thread(hub.elsewhere)})

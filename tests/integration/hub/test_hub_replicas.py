@@ -39,7 +39,9 @@ def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: st
         guid = agent.guid
         wait_until(lambda: b.post(f"{second.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approve on b")
         wait_until(lambda: a.get(f"{first.url}/v1/admin/tunnels").json()["tunnels"], 30, what="tunnel on a")
-        assert b.get(f"{second.url}/v1/admin/tunnels").json()["tunnels"] == []
+        # Replica B lists the tunnel replica A holds, and where.
+        held = wait_until(lambda: b.get(f"{second.url}/v1/admin/tunnels").json()["tunnels"], 20, what="listed on b")
+        assert [(t["serverId"], t["replica"]) for t in held] == [(guid, first.url)]
 
         def server_on_b() -> dict:
             info = b.get(f"{second.url}/v1/hub/servers/replicated").json()
