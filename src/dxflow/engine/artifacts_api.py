@@ -53,6 +53,7 @@ from dxflow.engine.files_api import (
 from dxflow.engine.permissions import Permission
 from dxflow.engine.safepath import open_beneath, open_dir_beneath
 from dxflow.engine.shell_api import identities_of, page
+from dxflow.protocol.chunks import encode_chunk, entity_chunk
 from dxflow.protocol.durations import parse_duration
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import read_json
@@ -279,8 +280,8 @@ async def list_handler(request: web.Request) -> web.StreamResponse:
         selected = itertools.islice(items, offset, end)
         out = await ChunkStream(request).start()
         while batch := await _blocking(directory, _take, selected, BATCH):
-            for entity in batch:
-                await out.send(entity)
+            # one write per batch, the lines ChunkStream.send would write one by one
+            await out.response.write(b"".join(b"," + encode_chunk(entity_chunk(e)) + b"\n" for e in batch))
         return await out.finish()
     finally:
         items.close()
