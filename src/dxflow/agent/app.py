@@ -21,6 +21,7 @@ from dxflow.agent.identity import AgentIdentity
 from dxflow.agent.sessions import SessionBackend, make_backend
 from dxflow.agent.stats import host_stats
 from dxflow.agent.tunnel import AgentTunnel
+from dxflow.agent.tunnel import backoff as _backoff
 from dxflow.common.agent_config import AgentConfig
 from dxflow.common.runtime import tune_process
 from dxflow.protocol import director_wire as wire

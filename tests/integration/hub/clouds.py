@@ -81,6 +81,16 @@ class Cloud:
         sh("ip", "netns", "del", self.netns, check=False)
 
 
+def director_profile(home: Path, name: str, director: Director) -> Path:
+    """A CLI profile ``name`` for ``director`` with a fresh admin client bundle (returned)."""
+    bundle = director.client_bundle()
+    (home / f"{name}_config.yaml").write_text(
+        f"connection-address: {director.url}\nconnection-mode: mtls\nconnection-cert: {bundle}/tls.crt\n"
+        f"connection-cert-key: {bundle}/tls.key\nconnection-ca: {bundle}/ca.crt\n"
+    )
+    return bundle
+
+
 def iptables() -> str:
     """The iptables command, installed with apt-get when missing (CI runs as root on a fresh machine)."""
     found = shutil.which("iptables") or shutil.which("iptables-legacy")

@@ -42,6 +42,7 @@ from tests.integration.hub.clouds import (
     Cloud,
     CloudAgent,
     CloudEngine,
+    director_profile,
     iptables,
     make_clouds,
     sh,
@@ -110,11 +111,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             agents.append(CloudAgent(cloud, root / cloud.name, director).start())
         home = root / "home"
         home.mkdir()
-        bundle = director.client_bundle()
-        (home / "dir_config.yaml").write_text(
-            f"connection-address: {director.url}\nconnection-mode: mtls\nconnection-cert: {bundle}/tls.crt\n"
-            f"connection-cert-key: {bundle}/tls.key\nconnection-ca: {bundle}/ca.crt\n"
-        )
+        bundle = director_profile(home, "dir", director)
         for cloud, engine in zip(clouds, engines, strict=True):
             (home / f"{cloud.name}_config.yaml").write_text(
                 f"connection-route: director\nconnection-director: dir\nconnection-server: {cloud.name}\n"

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
-from tests.harness.director_harness import Agent, Director, Engine, cleanup, start_postgres, wait_until
+from tests.harness.director_harness import Agent, Engine, cleanup, start_replicas, wait_until
+from tests.integration.hub.clouds import director_profile
 
 pytestmark = [pytest.mark.xdist_group("hub-replicas"), pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    started = start_postgres()
-    if started is None:
-        pytest.fail("PostgreSQL is needed for the replica test (apt-get install postgresql)")
-    url, stop = started
-    yield url
-    stop()
-
-
 def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: str, tmp_path: Path) -> None:
-    shared = {"database_url": postgres, "token_key": "shared-secret-for-both-replicas"}
-    first = Director(tmp_path / "a", **shared).start()
-    second = Director(tmp_path / "b", **shared)
-    second.data_dir.mkdir(parents=True, mode=0o700)
-    for name in ("ca.crt", "ca.key"):
-        shutil.copy2(first.data_dir / name, second.data_dir / name)
-    second.start()
+    first, second = start_replicas(tmp_path, database_url=postgres, token_key="shared-secret-for-both-replicas")
     engine = Engine(tmp_path).start()
     agent = Agent(tmp_path / "replicated", first, engine_port=engine.port, engine_address="127.0.0.1").start()
     try:
@@ -52,11 +35,7 @@ def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: st
 
         home = tmp_path / "home"
         home.mkdir()
-        bundle = second.client_bundle()
-        (home / "b_config.yaml").write_text(
-            f"connection-address: {second.url}\nconnection-mode: mtls\nconnection-cert: {bundle}/tls.crt\n"
-            f"connection-cert-key: {bundle}/tls.key\nconnection-ca: {bundle}/ca.crt\n"
-        )
+        director_profile(home, "b", second)
         (home / "host_config.yaml").write_text(
             "connection-route: director\nconnection-director: b\nconnection-server: replicated\n"
             f"connection-key: {engine.data_dir / 'engine.key'}\n"
