@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 RENEW_CHECK = 60.0
 
 
-def _backoff(attempt: int, cap: float) -> float:
-    return min(cap, 2.0 ** min(attempt, 10)) * random.uniform(0.5, 1.0)
-
-
 class Agent:
     """The long-running parts of the agent."""
 
