@@ -73,7 +73,7 @@ def workflow_shell_reason(text: str, backend: str | None) -> str | None:
         return "the process backend runs each service's command on the engine host as the engine user"
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None
     services = raw.get("services") if isinstance(raw, dict) else None
     for name, service in services.items() if isinstance(services, dict) else ():

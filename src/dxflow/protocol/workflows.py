@@ -64,7 +64,7 @@ def declared_name(text: str) -> str | None:
     """The definition's top-level ``name:`` (a non-empty string), or None (also for text that is not YAML)."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None  # the engine reports the YAML error precisely
     name = data.get("name") if isinstance(data, dict) else None
     return name if isinstance(name, str) and name else None

@@ -37,8 +37,10 @@ def _swapper(root: Path, outside: Path, stop: threading.Event) -> None:
     while not stop.is_set():
         os.rename(directory, held)
         os.symlink(outside, directory)
+        stop.wait(0.0005)  # pacing, not synchronisation: both states last long enough to be met
         os.unlink(directory)
         os.rename(held, directory)
+        stop.wait(0.0005)
 
 
 def test_no_escape_while_a_directory_is_swapped_for_a_symlink(rooted: tuple[EngineProc, Path, Path]) -> None:

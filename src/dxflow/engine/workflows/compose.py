@@ -415,7 +415,7 @@ def declared_backend(text: str) -> str | None:
     """The backend a definition asks for in its ``x-dxflow: {backend: ...}`` extension, if any."""
     try:
         raw = yaml.safe_load(text)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return None  # parse_compose reports it
     ext = raw.get("x-dxflow") if isinstance(raw, dict) else None
     backend = ext.get("backend") if isinstance(ext, dict) else None
@@ -429,6 +429,8 @@ def _load(text: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ComposeError(f"definition is not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except RecursionError:
+        raise ComposeError("definition is nested too deeply") from None
     if not isinstance(raw, dict):
         raise ComposeError("definition must be a YAML mapping with a 'services' key")
     return raw
