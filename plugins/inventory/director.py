@@ -9,10 +9,13 @@ DOCUMENTATION = r"""
 name: director
 short_description: Hosts from the dxflow director's server list
 description:
-  - Every server whose agent reports to the director (C(/v1/servers)) becomes a host. By default its host variables
-    are only what connecting and grouping need (C(ansible_host), C(dxflow_id), C(dxflow_state), C(dxflow_tags),
-    C(dxflow_pools), C(dxflow_engine) with the engine's address, port and certificate fingerprint) plus the
-    operating system, architecture and versions when the agent reports them; O(extra_hostvars) adds more.
+  - Every server whose agent reports to the director (C(/v1/servers)) becomes a host. By default it gets only the host
+    variables that connecting needs. With O(use_engine_connection) that is C(ansible_dxflow_connection_address) and
+    C(ansible_dxflow_connection_fingerprint), and C(ansible_connection) is set once on the group C(dxflow_engines).
+    Without it, that is C(ansible_host). C(dxflow_os), C(dxflow_arch), C(dxflow_engine_version) and
+    C(dxflow_agent_version) are added when the agent reports them. O(extra_hostvars) adds more.
+  - O(compose), O(groups) and O(keyed_groups) can use every field (C(dxflow_state), C(dxflow_tags),
+    C(dxflow_engine), C(dxflow_stats)...) whether or not it is set as a host variable.
   - Groups come from tags (C(tag_<tag>)) and from the policy's pools (C(pool_<pool>)); Constructable options add
     more (compose, groups, keyed_groups).
   - With O(use_engine_connection), hosts are reached through their engine (connection C(dxflow.remote.engine)),
@@ -88,20 +91,24 @@ options:
     default: pool_
   extra_hostvars:
     description:
-      - Host variables to add to the lean default set. V(stats) (C(dxflow_stats), the agent's host statistics),
-        V(sessions) (C(dxflow_sessions)), V(hostname) (C(dxflow_hostname)), V(ip) (C(dxflow_ip)), V(last_update)
-        (C(dxflow_last_update), seconds since the epoch), V(all) for every one of them.
-      - Each costs time in every C(ansible-inventory) and C(ansible-playbook) run, in ansible-core rather than in
-        this plugin; with 10,000 servers, V(all) makes C(ansible-inventory --list) several times slower (see the
-        collection's docs/performance.md). Add only what plays or C(compose) use.
+      - Host variables to add to the lean default set. V(id) (C(dxflow_id)), V(state) (C(dxflow_state), V(online)
+        or V(stale)), V(tags) (C(dxflow_tags)), V(pools) (C(dxflow_pools)), V(engine) (C(dxflow_engine) with the
+        engine's C(address), C(port), C(fingerprint) and C(url)), V(stats) (C(dxflow_stats), the agent's host
+        statistics), V(sessions) (C(dxflow_sessions)), V(hostname) (C(dxflow_hostname)), V(ip) (C(dxflow_ip)),
+        V(last_update) (C(dxflow_last_update), seconds since the epoch), V(all) for every one of them.
+      - Each costs ansible-core time per host in every C(ansible-inventory) and C(ansible-playbook) run, lists and
+        dicts the most. With 10,000 servers, V(all) makes C(ansible-inventory --list) several times slower (see
+        the collection's docs/performance.md). Add only what plays use; O(compose) and O(keyed_groups) do not need
+        them.
     type: list
     elements: str
-    choices: [stats, sessions, hostname, ip, last_update, all]
+    choices: [id, state, tags, pools, engine, stats, sessions, hostname, ip, last_update, all]
     default: []
   use_engine_connection:
     description:
-      - Set C(ansible_connection=dxflow.remote.engine) on each host, with the engine's address
-        (C(ansible_dxflow_connection_address)) and certificate fingerprint (C(ansible_dxflow_connection_fingerprint)).
+      - Reach each host through its engine. Each host gets the engine's address
+        (C(ansible_dxflow_connection_address)) and certificate fingerprint (C(ansible_dxflow_connection_fingerprint))
+        and joins the group C(dxflow_engines), whose C(ansible_connection) is C(dxflow.remote.engine).
       - The engine's credentials (C(ansible_dxflow_connection_key) or a token) come from group or host variables.
     type: bool
     default: false
@@ -136,9 +143,9 @@ profile: director            # address + mTLS admin bundle in ~/.dxflow/director
 use_engine_connection: true
 include_tags: [web, db]
 exclude_pools: [maintenance]
-extra_hostvars: [stats]      # dxflow_stats, for compose below (each extra field costs time at scale)
+extra_hostvars: [state]      # dxflow_state as a host variable too (each extra field costs time at scale)
 keyed_groups:
-  - key: dxflow_state        # online / stale
+  - key: dxflow_state        # online / stale (compose and keyed_groups see every field)
     prefix: state
 compose:
   cpu_usage: dxflow_stats.cpu_usage
@@ -161,13 +168,20 @@ from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import direc
 display = Display()
 
 SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
-EXTRA_HOSTVARS = dict(
-    stats=lambda server: ("dxflow_stats", server.get("stats") or {}),
-    sessions=lambda server: ("dxflow_sessions", server.get("sessions") or []),
-    hostname=lambda server: ("dxflow_hostname", server.get("hostname")),
-    ip=lambda server: ("dxflow_ip", server.get("ip")),
-    last_update=lambda server: ("dxflow_last_update", server.get("lastUpdate")),
+# extra_hostvars choice -> (host variable, its value from (server, pools, state, engine entry with url)).
+FIELDS = dict(
+    id=("dxflow_id", lambda server, pools, state, engine: server.get("id")),
+    state=("dxflow_state", lambda server, pools, state, engine: state),
+    tags=("dxflow_tags", lambda server, pools, state, engine: list(server.get("tags") or [])),
+    pools=("dxflow_pools", lambda server, pools, state, engine: list(pools)),
+    engine=("dxflow_engine", lambda server, pools, state, engine: engine),
+    stats=("dxflow_stats", lambda server, pools, state, engine: server.get("stats") or {}),
+    sessions=("dxflow_sessions", lambda server, pools, state, engine: server.get("sessions") or []),
+    hostname=("dxflow_hostname", lambda server, pools, state, engine: server.get("hostname")),
+    ip=("dxflow_ip", lambda server, pools, state, engine: server.get("ip")),
+    last_update=("dxflow_last_update", lambda server, pools, state, engine: server.get("lastUpdate")),
 )
+ENGINE_GROUP = "dxflow_engines"
 # Host variable -> where agents report it (first found wins): stats and engine entries, or the server entry.
 REPORTED = dict(
     dxflow_os=(("stats", "os"), ("stats", "platform"), ("os",)),
@@ -228,6 +242,7 @@ def preload_engine_connection():
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "dxflow.remote.director"
+    _extra = ()  # the extra_hostvars fields, set by parse()
 
     def verify_file(self, path):
         return super().verify_file(path) and path.endswith(SUFFIXES)
@@ -251,7 +266,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if unknown:
             raise AnsibleError("dxflow director: unknown option(s) %s in %s" % (", ".join(unknown), path))
         extra = set(self.get_option("extra_hostvars"))
-        self._extra = sorted(EXTRA_HOSTVARS) if "all" in extra else sorted(extra)
+        self._extra = sorted(FIELDS) if "all" in extra else sorted(extra)
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache")
         read_cache = use_cache and cache
@@ -313,6 +328,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         tag_prefix, pool_prefix = self.get_option("tag_group_prefix"), self.get_option("pool_group_prefix")
         use_engine = self.get_option("use_engine_connection")
         seen = {}
+        engines = None
         for server in data.get("servers") or []:
             pools = membership.get(server.get("hostname"), [])
             state = server_state(server, now, self.get_option("stale_after"))
@@ -329,18 +345,27 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                                    "`hostnames` that name each server once" % (seen[name], server.get("id"), name))
             seen[name] = server.get("id")
             host = self.inventory.add_host(make_unsafe(name))
-            hostvars = self._hostvars(server, pools, state, use_engine, self._extra)
+            hostvars, fields = self._hostvars(server, pools, state, use_engine, self._extra)
             if use_engine and self.get_option("engine_route") == "director":
                 hostvars.update(self._route_vars(server))
             for key, value in hostvars.items():
                 self.inventory.set_variable(host, key, value)
+            if "ansible_dxflow_connection_address" in hostvars:
+                self.inventory.add_child(engines or self._engine_group(), host)
+                engines = ENGINE_GROUP
             for tag in server.get("tags") or []:
                 self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(tag_prefix + tag)), host)
             for pool in pools:
                 self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(pool_prefix + pool)), host)
-            self._set_composite_vars(self.get_option("compose"), hostvars, host, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, host, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, host, strict=strict)
+            self._set_composite_vars(self.get_option("compose"), fields, host, strict=strict)
+            self._add_host_to_composed_groups(self.get_option("groups"), fields, host, strict=strict)
+            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), fields, host, strict=strict)
+
+    def _engine_group(self):
+        """The group of hosts reached through their engine: ``ansible_connection`` is set once, on it."""
+        group = self.inventory.add_group(ENGINE_GROUP)
+        self.inventory.set_variable(group, "ansible_connection", "dxflow.remote.engine")
+        return group
 
     def _route_vars(self, server):
         """Host variables that send the engine connection through this director's hub."""
@@ -354,19 +379,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     @staticmethod
     def _hostvars(server, pools, state, use_engine, extra=()):
-        """The lean host variables of ``server`` (+ the ``extra`` fields), marked unsafe."""
-        engine = server.get("engine") if isinstance(server.get("engine"), dict) else {}
-        url = engine_address(engine, server.get("ip"))
-        hostvars = dict(
-            dxflow_id=server.get("id"),
-            dxflow_tags=list(server.get("tags") or []),
-            dxflow_pools=list(pools),
-            dxflow_state=state,
-            dxflow_engine=dict(engine, url=url),
-        )
-        address = server.get("ip") or engine.get("address")
-        if address:
-            hostvars["ansible_host"] = address
+        """(host variables to set, every field for compose/groups/keyed_groups), both marked unsafe.
+
+        Set are only what connecting needs (the engine's address and pinned fingerprint, or ``ansible_host``), what
+        the agent reports about the host (OS, architecture, versions) and the ``extra`` fields: every variable
+        costs ansible-core time per host, nested ones most."""
+        entry = server.get("engine") if isinstance(server.get("engine"), dict) else {}
+        url = engine_address(entry, server.get("ip"))
+        engine = dict(entry, url=url)
+        fields = dict((name, value(server, pools, state, engine)) for name, value in FIELDS.values())
+        hostvars = {}
         for name, places in REPORTED.items():
             for place in places:
                 value = field_value(server, ".".join(place))
@@ -374,11 +396,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     hostvars[name] = value
                     break
         for field in extra:
-            key, value = EXTRA_HOSTVARS[field](server)
-            hostvars[key] = value
+            name = FIELDS[field][0]
+            hostvars[name] = fields[name]
         if use_engine and url:
-            hostvars["ansible_connection"] = "dxflow.remote.engine"
             hostvars["ansible_dxflow_connection_address"] = url
-            if engine.get("fingerprint"):
-                hostvars["ansible_dxflow_connection_fingerprint"] = engine["fingerprint"]
-        return make_unsafe(hostvars)
+            if entry.get("fingerprint"):
+                hostvars["ansible_dxflow_connection_fingerprint"] = entry["fingerprint"]
+        elif server.get("ip") or entry.get("address"):
+            hostvars["ansible_host"] = server.get("ip") or entry.get("address")
+        fields.update(hostvars)
+        return make_unsafe(hostvars), make_unsafe(fields)
