@@ -60,6 +60,8 @@ class EngineConfig:
     """When set, upload/download paths must resolve (symlinks included) inside this directory."""
     max_shells: int = 64
     """Most interactive shells (pty sessions) kept at once."""
+    max_connections: int = 4096
+    """Most client connections held at once; past it a new connection is closed at once (idle-socket floods)."""
     header_timeout: float = 30.0
     """Seconds a new connection has to finish the TLS handshake and send a request's headers (slowloris)."""
     handshake_timeout: float = 10.0

@@ -74,6 +74,7 @@ async def serve(config: EngineConfig, stop: asyncio.Event) -> int | None:
             stop=stop,
             on_listening=listening,
             header_timeout=config.header_timeout,
+            max_connections=config.max_connections,
             handshake_timeout=config.handshake_timeout,
             keepalive_timeout=config.keepalive_timeout,
         )

@@ -5,6 +5,8 @@
   ``header_timeout`` seconds of being accepted is closed. aiohttp has no such option; its keep-alive timer only
   starts once a first request was answered, so each accepted connection gets a timer that closes it unless its
   request handler has parsed a request by then.
+- **Connection cap**: past ``max_connections`` live connections, a new one is closed as soon as it is made (after
+  the TLS handshake with TLS), so a flood of idle sockets cannot exhaust file descriptors.
 - **Keep-alive timeout**: idle connections between requests (aiohttp's ``keepalive_timeout``; partial later
   requests count as idle).
 """
@@ -23,6 +25,13 @@ from aiohttp.web_protocol import RequestHandler
 __all__ = ["ListenSite", "serve"]
 
 
+class _Refused(asyncio.Protocol):
+    """A connection past the cap: closed as soon as it is made, never parsed."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
 def _expire(handler: RequestHandler) -> None:
     """Close the connection unless a request arrived (the handshake timeout covers connections without one)."""
     if handler.transport is not None and not getattr(handler, "_request_count", 1):
@@ -32,7 +41,7 @@ def _expire(handler: RequestHandler) -> None:
 class ListenSite(web.BaseSite):
     """A TCP site with TLS-handshake and header-read timeouts."""
 
-    __slots__ = ("_bound", "_handshake_timeout", "_header_timeout", "_host", "_port")
+    __slots__ = ("_bound", "_handshake_timeout", "_header_timeout", "_host", "_max_connections", "_port")
 
     def __init__(
         self,
@@ -44,8 +53,10 @@ class ListenSite(web.BaseSite):
         backlog: int = 1024,
         header_timeout: float = 30.0,
         handshake_timeout: float = 10.0,
+        max_connections: int = 4096,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._max_connections = max_connections
         self._host, self._port, self._bound = host, port, port
         self._header_timeout, self._handshake_timeout = header_timeout, handshake_timeout
 
@@ -67,7 +78,9 @@ class ListenSite(web.BaseSite):
         assert server is not None
         timeout = self._header_timeout
 
-        def factory() -> RequestHandler:
+        def factory() -> RequestHandler | _Refused:
+            if len(server.connections) >= self._max_connections:
+                return _Refused()
             handler = server()
             loop.call_later(timeout, _expire, handler)
             return handler
@@ -97,6 +110,7 @@ async def serve(
     handshake_timeout: float = 10.0,
     keepalive_timeout: float = 75.0,
     backlog: int = 1024,
+    max_connections: int = 4096,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (default: until SIGTERM/SIGINT), then clean up.
 
@@ -119,6 +133,7 @@ async def serve(
             backlog=backlog,
             header_timeout=header_timeout,
             handshake_timeout=handshake_timeout,
+            max_connections=max_connections,
         )
         await site.start()
         if on_listening is not None:
