@@ -1,4 +1,5 @@
-"""``/api/shell/upload/`` and ``/api/shell/download/``: streamed file transfer to and from the engine host.
+"""``/api/x/upload/`` and ``/api/x/download/`` (ours; deprecated aliases ``/api/shell/upload/`` and
+``/api/shell/download/``): streamed file transfer to and from the engine host.
 
 Path rules (``?path=``): absolute, no NUL byte, no ``..`` component (400 otherwise); ``.`` and repeated ``/`` are
 normalised away. Without ``files_root`` any path the engine user may use is allowed (remote administration, like
@@ -37,9 +38,11 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.engine.auth import claims_of, requires
+from dxflow.engine.extensions import add_extension
 from dxflow.engine.permissions import Permission
 from dxflow.engine.safepath import open_beneath, open_dir_beneath
 from dxflow.protocol.errors import ApiError
+from dxflow.server.aliases import add_alias
 from dxflow.server.responses import ok
 
 __all__ = ["FilesRoot", "add_routes", "check_path", "parse_mode", "sweep_uploads"]
@@ -401,5 +404,5 @@ def add_routes(app: web.Application, files_root: Path | None, state_dir: Path | 
         sweep_uploads(journal)
     spelled = Path(os.path.normpath(files_root.absolute())) if files_root else None
     app[FILES_ROOT_KEY] = FilesRoot(files_root.resolve() if files_root else None, spelled, journal)
-    app.router.add_post("/api/shell/upload/", upload_handler)
-    app.router.add_get("/api/shell/download/", download_handler)
+    for method, name, handler in (("POST", "upload", upload_handler), ("GET", "download", download_handler)):
+        add_alias(app, method, f"/api/shell/{name}/", handler, add_extension(app, method, name, handler))
