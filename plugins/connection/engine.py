@@ -134,7 +134,7 @@ def pipelined_module(cmd):
         words = shlex.split(inner)
     except ValueError:
         return None
-    if not words or " ".join(shlex.quote(w) for w in words) != inner:
+    if not words:
         return None
     *assignments, interpreter = words
     env = {}
@@ -143,6 +143,10 @@ def pipelined_module(cmd):
         if not sep or not name.isidentifier():
             return None
         env[name] = value
+    # Exactly the words Ansible writes (NAME=<quoted value> ..., then the interpreter), so nothing was expanded.
+    canonical = ["%s=%s" % (name, shlex.quote(value)) for name, value in env.items()] + [shlex.quote(interpreter)]
+    if " ".join(canonical) != inner or len(env) != len(assignments):
+        return None
     if not interpreter.startswith("/") or "=" in interpreter:
         return None
     return interpreter, env
