@@ -193,9 +193,9 @@ def up() -> None:
     run("profile", "select", ENGINES[0])
     run("profile", "list")
     for name in ENGINES:
-        run("-C", name, "engine", "ping", "--count", "2", "--interval", "100")
+        run("-C", name, "engine", "ping", "--count", "2", "--interval", "1000")
         run("-C", name, "engine", "healthcheck")
-    run("engine", "stat")
+    run("engine", "stats")
     _, director_address = director_up()
     agents_up(director_address)
     approve_pending()
@@ -206,7 +206,7 @@ def up() -> None:
     print(
         f"\ndemo is up in {time.monotonic() - started:.1f} s; the play reached every host through the director hub "
         f"(agent tunnels: dxflow -C director director tunnels); try: DXFLOW_HOME={DEMO / 'home'} "
-        f".venv/bin/dxflow -C host2 engine stat; stop it with: make demo-down"
+        f".venv/bin/dxflow -C host2 engine stats; stop it with: make demo-down"
     )
 
 
