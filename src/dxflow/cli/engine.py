@@ -32,7 +32,8 @@ def ping_command(ctx: CliContext, count: int, interval: int) -> None:
     client = ctx.engine()
     sent = time.monotonic()
     for pong in client.ping(count, interval):
-        rtt = (time.monotonic() - sent) * 1000
+        # The engine streams one pong every ``interval`` ms: after the first, the wait includes that interval.
+        rtt = max(0.0, (time.monotonic() - sent) * 1000 - (interval if pong["seq"] > 1 else 0))
         emit_line(
             ctx,
             pong | {"rtt_ms": round(rtt, 2)},
