@@ -4,7 +4,8 @@ benchmark, not a test). Run: ``python bench/bench_collection.py [--servers 10000
 All on 127.0.0.1, one run, ratios printed at the end:
 1. inventory: ``ansible-inventory --list`` of N servers through ``dxflow.remote.director`` (lean default hostvars,
    and ``extra_hostvars: [all]``), a static YAML file holding the same hostvars as the lean run, and the same hosts
-   with no hostvars;
+   with no hostvars; then ``ansible-playbook --limit`` one host of them against the same play on a one-host static
+   inventory;
 2. playbooks, H hosts x K ``command: true`` tasks (forks = H, pipelining) and a mixed playbook (setup, copy,
    template, file, command) over ``local``, ssh (pipelining + ControlPersist; a private sshd per host on an ephemeral
    port with its own host key and config, started here and stopped by pid; needs ``/usr/sbin/sshd``:
@@ -111,6 +112,19 @@ def inventory_bench(work: Path, servers: int) -> dict[str, object]:
         bare = work / "bare.yml"
         bare.write_text(json.dumps({"all": {"hosts": dict.fromkeys(hostvars)}}))
         results["inventory_bare_hosts_s"] = round(timed_inventory(bare, ansible_env)[0], 2)
+        # One host of the fleet: --limit against the plugin, and the same play on a one-host static inventory.
+        one = sorted(hostvars)[len(hostvars) // 2]
+        play = work / "one.yml"
+        play.write_text("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug: {msg: hi}\n")
+        single = work / "single.yml"
+        single.write_text(json.dumps({"all": {"hosts": {one: hostvars[one]}}}))
+        results["playbook_limit_one_of_all_s"] = round(timed_playbook(play, ansible_env, lean, 5, limit=one), 2)
+        results["playbook_one_host_static_s"] = round(timed_playbook(play, ansible_env, single, 5), 2)
+        results["limit_vs_one_host_plus_bare"] = round(
+            results["playbook_limit_one_of_all_s"]
+            / (results["playbook_one_host_static_s"] + results["inventory_bare_hosts_s"]),
+            2,
+        )
         return results
     finally:
         director.stop()
@@ -315,12 +329,16 @@ def mixed_playbook(work: Path) -> Callable[[str], Path]:
 
 
 def timed_playbook(
-    playbook: Path, env: dict[str, str], inventory: Path, forks: int, extra_vars: dict | None = None
+    playbook: Path,
+    env: dict[str, str],
+    inventory: Path,
+    forks: int,
+    extra_vars: dict | None = None,
+    limit: str | None = None,
 ) -> float:
+    args = ("-f", str(forks), *(("--limit", limit) if limit else ()))
     t = time.perf_counter()
-    proc = run_playbook(
-        playbook, env, inventory=inventory, extra_vars=extra_vars, args=("-f", str(forks)), timeout=1800
-    )
+    proc = run_playbook(playbook, env, inventory=inventory, extra_vars=extra_vars, args=args, timeout=1800)
     wall = time.perf_counter() - t
     if proc.returncode != 0 or "ok=" not in proc.stdout or "failed=1" in proc.stdout:
         raise SystemExit(proc.stdout + proc.stderr)
