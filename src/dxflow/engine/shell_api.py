@@ -25,10 +25,10 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
@@ -142,49 +142,65 @@ async def _pump_output(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes | N
     await ws.close()
 
 
-async def _inputs(ws: web.WebSocketResponse) -> AsyncIterator[bytes | dict[str, Any]]:
-    async for msg in ws:
-        if msg.type == WSMsgType.BINARY:
-            yield msg.data
-        elif msg.type == WSMsgType.TEXT:
-            control = None
-            with contextlib.suppress(ValueError):
-                control = json.loads(msg.data)
-            yield control if isinstance(control, dict) and "type" in control else msg.data.encode()
+def _legacy_message(msg: WSMessage) -> bytes | dict[str, Any] | None:
+    """Keystrokes (binary frames, or text that is not a control message) or a ``{"type": ...}`` control message."""
+    if msg.type == WSMsgType.BINARY:
+        return msg.data
+    if msg.type != WSMsgType.TEXT:
+        return None
+    control = None
+    with contextlib.suppress(ValueError):
+        control = json.loads(msg.data)
+    return control if isinstance(control, dict) and "type" in control else msg.data.encode()
 
 
-@requires(Permission.SHELL, write=True)
-async def attach_handler(request: web.Request) -> web.StreamResponse:
+Pump = Callable[[web.WebSocketResponse, "asyncio.Queue[bytes | None]", Shell], Awaitable[None]]
+OnMessage = Callable[[web.WebSocketResponse, ShellManager, Shell, WSMessage], Awaitable[None]]
+
+
+async def _websocket(request: web.Request, pump: Pump, on_message: OnMessage) -> web.WebSocketResponse:
+    """Join a WebSocket to a shell: ``pump`` sends the shell's output, ``on_message`` takes each frame in."""
     shell = _shell(request)
     manager = _manager(request)
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1024 * 1024)
     await ws.prepare(request)
     log.info("shell %s attached by key %s from %s", shell.name, claims_of(request).sub, request.remote)
     queue = manager.subscribe(shell)
-    sender = asyncio.ensure_future(_pump_output(ws, queue, shell))
+    sender = asyncio.ensure_future(pump(ws, queue, shell))
     try:
-        async for item in _inputs(ws):
-            if isinstance(item, bytes):
-                with contextlib.suppress(ShellError):
-                    await manager.write(shell, item)
-            elif item.get("type") == "input" and isinstance(item.get("data"), str):
-                with contextlib.suppress(ShellError):
-                    await manager.write(shell, item["data"].encode())
-            elif item.get("type") == "resize":
-                try:
-                    manager.resize(shell, _size(item, "cols", 80), _size(item, "rows", 24))
-                except ApiError as exc:
-                    await ws.send_str(json.dumps({"type": "error", "message": exc.message}))
-            else:
-                await ws.send_str(
-                    json.dumps({"type": "error", "message": f"unknown message type {item.get('type')!r}"})
-                )
+        async for msg in ws:
+            await on_message(ws, manager, shell, msg)
     finally:
         shell.clients.discard(queue)
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await sender
     return ws
+
+
+async def _legacy_input(ws: web.WebSocketResponse, manager: ShellManager, shell: Shell, msg: WSMessage) -> None:
+    item = _legacy_message(msg)
+    if item is None:
+        return
+    if isinstance(item, bytes):
+        with contextlib.suppress(ShellError):
+            await manager.write(shell, item)
+    elif item.get("type") == "input" and isinstance(item.get("data"), str):
+        with contextlib.suppress(ShellError):
+            await manager.write(shell, item["data"].encode())
+    elif item.get("type") == "resize":
+        try:
+            manager.resize(shell, _size(item, "cols", 80), _size(item, "rows", 24))
+        except ApiError as exc:
+            await ws.send_str(json.dumps({"type": "error", "message": exc.message}))
+    else:
+        await ws.send_str(json.dumps({"type": "error", "message": f"unknown message type {item.get('type')!r}"}))
+
+
+@requires(Permission.SHELL, write=True)
+async def attach_handler(request: web.Request) -> web.StreamResponse:
+    """Our original WebSocket (deprecated): raw binary output, JSON control messages in."""
+    return await _websocket(request, _pump_output, _legacy_input)
 
 
 # --- the public API ----------------------------------------------------------------------------------------------
@@ -377,28 +393,17 @@ async def _pump_base64(ws: web.WebSocketResponse, queue: asyncio.Queue[bytes | N
     await ws.close(code=1000, message=f"exit {shell.rc}".encode())
 
 
+async def _public_input(ws: web.WebSocketResponse, manager: ShellManager, shell: Shell, msg: WSMessage) -> None:
+    if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
+        with contextlib.suppress(ShellError):
+            await manager.write(shell, data)
+
+
 @requires(Permission.SHELL, write=True)
 async def connect_handler(request: web.Request) -> web.StreamResponse:
     """The public WebSocket: base64 text frames out, keystrokes (text or binary frames) in."""
-    shell = _shell(request)
-    manager = _manager(request)
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=1024 * 1024)
-    await ws.prepare(request)
-    log.info("shell %s connected by key %s from %s", shell.name, claims_of(request).sub, request.remote)
-    queue = manager.subscribe(shell)
-    sender = asyncio.ensure_future(_pump_base64(ws, queue, shell))
-    try:
-        async for msg in ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                data = msg.data.encode() if msg.type == WSMsgType.TEXT else msg.data
-                with contextlib.suppress(ShellError):
-                    await manager.write(shell, data)
-    finally:
-        shell.clients.discard(queue)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await sender
-    return ws
+    return await _websocket(request, _pump_base64, _public_input)
 
 
 async def _shells_ctx(app: web.Application) -> AsyncIterator[None]:
