@@ -18,11 +18,14 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import psutil
+from aiohttp import web
+
+from dxflow.server.periodic import periodic_ctx
 
 __all__ = ["FIND_MINUTES", "KINDS", "LEGACY_KINDS", "LIVE_SECONDS", "StatRecorder", "legacy_sample", "rfc3339"]
 
@@ -157,25 +160,10 @@ class StatRecorder:
                 out.append({"points": item["points"], "time": item["time"]})
         return out
 
-    async def run(self) -> None:
-        """Sample forever (a task the app starts and cancels)."""
+    def ctx(self) -> Callable[[web.Application], AsyncIterator[None]]:
+        """``cleanup_ctx`` entry: sample now, then every ``period`` seconds while the app runs."""
         psutil.cpu_times_percent(interval=None, percpu=True)  # prime: the first call has no interval to measure
-        while True:
-            try:
-                await self.sample()
-            except Exception:
-                log.exception("host statistics sample failed")
-            await asyncio.sleep(self.period)
-
-    async def ctx(self, _app: object) -> AsyncIterator[None]:
-        """``cleanup_ctx`` entry: sample while the app runs."""
-        task = asyncio.create_task(self.run(), name="stat-recorder")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        return periodic_ctx(self.period, self.sample, name="host statistics sample", first=0)
 
 
 def _public(item: dict[str, Any]) -> dict[str, Any]:

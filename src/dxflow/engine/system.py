@@ -291,7 +291,7 @@ def add_routes(app: web.Application, config: EngineConfig) -> None:
     recorder = stats.StatRecorder(disks.values())
     engine_key = app[AUTH_KEY].keys.engine_key
     app[ENGINE_KEY] = EngineState(config, key_id(engine_key), HostAttribute(disks), recorder, time.monotonic())
-    app.cleanup_ctx.append(recorder.ctx)
+    app.cleanup_ctx.append(recorder.ctx())
     add = app.router.add_route
     add("GET", "/api/engine/attribute/", attribute)
     add("GET", "/api/engine/info/", info)

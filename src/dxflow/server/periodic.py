@@ -24,11 +24,13 @@ log = logging.getLogger(__name__)
 Job = Callable[[], Awaitable[object]]
 
 
-async def every(period: float, job: Job, *, jitter: float = 0.0, name: str | None = None) -> NoReturn:
-    """Await ``job()`` every ``period`` seconds (the first time after ``period`` plus up to ``jitter`` seconds)
-    until cancelled; a failing job is logged and tried again next period."""
+async def every(
+    period: float, job: Job, *, jitter: float = 0.0, name: str | None = None, first: float | None = None
+) -> NoReturn:
+    """Await ``job()`` every ``period`` seconds (the first time after ``first``, default ``period``, plus up to
+    ``jitter`` seconds) until cancelled; a failing job is logged and tried again next period."""
     what = name or getattr(job, "__name__", repr(job))
-    await asyncio.sleep(period + (random.uniform(0, jitter) if jitter > 0 else 0.0))
+    await asyncio.sleep((period if first is None else first) + (random.uniform(0, jitter) if jitter > 0 else 0.0))
     while True:
         try:
             await job()
@@ -38,12 +40,12 @@ async def every(period: float, job: Job, *, jitter: float = 0.0, name: str | Non
 
 
 def periodic_ctx(
-    period: float, job: Job, *, jitter: float = 0.0, name: str | None = None
+    period: float, job: Job, *, jitter: float = 0.0, name: str | None = None, first: float | None = None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry that runs ``every(period, job)`` while the app runs."""
+    """A ``cleanup_ctx`` entry that runs ``every(period, job, ...)`` while the app runs."""
 
     async def ctx(_app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(every(period, job, jitter=jitter, name=name), name=name)
+        task = asyncio.create_task(every(period, job, jitter=jitter, name=name, first=first), name=name)
         try:
             yield
         finally:
