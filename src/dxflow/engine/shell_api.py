@@ -34,7 +34,7 @@ from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.permissions import Permission
 from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager, default_command
 from dxflow.protocol.errors import ApiError
-from dxflow.server.aliases import add_alias
+from dxflow.server.aliases import add_alias, add_route_table
 from dxflow.server.bodies import read_json
 from dxflow.server.responses import ok
 
@@ -428,9 +428,7 @@ def add_routes(app: web.Application, max_shells: int) -> None:
     """Register the shell endpoints; every shell is killed when the engine stops."""
     app[SHELLS_KEY] = ShellManager(max_shells)
     app.cleanup_ctx.append(_shells_ctx)
-    for method, path, handler in PUBLIC_ROUTES:
-        app.router.add_route(method, path, handler)
-        app.router.add_route(method, path.rstrip("/"), handler)
+    add_route_table(app, PUBLIC_ROUTES)
     add_alias(app, "GET", "/api/shell/list/", list_handler, "/api/shell/")
     add_alias(app, "POST", "/api/shell/create/", create_handler, "/api/shell/")
     add_alias(app, "GET", "/api/shell/attach/{name}/", attach_handler, "/api/shell/{identity}/")

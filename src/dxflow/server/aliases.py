@@ -7,11 +7,11 @@ streamed handlers need no change. Call ``install`` once per app, then register a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
-__all__ = ["DEPRECATION_HEADER", "add_alias", "install", "successor_of"]
+__all__ = ["DEPRECATION_HEADER", "add_alias", "add_route_table", "install", "successor_of"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEPRECATION_HEADER = "Deprecation"
@@ -34,11 +34,20 @@ def install(app: web.Application) -> None:
         app.on_response_prepare.append(_mark)
 
 
+def _add_both(app: web.Application, method: str, path: str, handler: Handler) -> list[web.AbstractRoute]:
+    return [app.router.add_route(method, variant, handler) for variant in dict.fromkeys((path, path.rstrip("/")))]
+
+
+def add_route_table(app: web.Application, table: Iterable[tuple[str, str, Handler]]) -> None:
+    """Register ``(method, path, handler)`` routes with and without their trailing slash (clients send both)."""
+    for method, path, handler in table:
+        _add_both(app, method, path, handler)
+
+
 def add_alias(app: web.Application, method: str, path: str, handler: Handler, successor: str) -> None:
     """Register ``path`` (with and without its trailing slash) as a deprecated alias of ``successor``."""
     install(app)
-    for variant in dict.fromkeys((path, path.rstrip("/"))):
-        route = app.router.add_route(method, variant, handler)
+    for route in _add_both(app, method, path, handler):
         setattr(route, _SUCCESSOR_ATTR, successor)
 
 

@@ -27,7 +27,7 @@ from dxflow.engine.workflows.manager import NotFoundError, WorkflowManager
 from dxflow.engine.workflows.store import now_iso
 from dxflow.protocol.durations import parse_duration
 from dxflow.protocol.errors import ApiError
-from dxflow.server.aliases import add_alias
+from dxflow.server.aliases import add_alias, add_route_table
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
 
@@ -282,9 +282,7 @@ def add_routes(app: web.Application, config: EngineConfig) -> None:
     app.cleanup_ctx.append(lifetime)
     from dxflow.engine.workflows.public import PUBLIC_ROUTES  # it builds on this module's helpers
 
-    for method, path, handler in PUBLIC_ROUTES:  # first: /api/workflow/{name}/ below must not shadow them
-        app.router.add_route(method, path, handler)
-        app.router.add_route(method, path.rstrip("/"), handler)
+    add_route_table(app, PUBLIC_ROUTES)  # first: /api/workflow/{name}/ below must not shadow them
     add_alias(app, "GET", "/api/workflow/list/", list_handler, "/api/workflow/")
     add_alias(app, "POST", "/api/workflow/create/", create_handler, "/api/workflow/")
     add_alias(app, "POST", "/api/workflow/deploy/", deploy_handler, "/api/workflow/?start=true")
