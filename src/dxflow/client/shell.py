@@ -7,7 +7,6 @@ import base64
 import contextlib
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Any, BinaryIO
 
 from dxflow.client.engine_wire import DOWNLOAD_PATH, EXEC_PATH, SHELL_PATH, UPLOAD_PATH
 from dxflow.client.session import Session
+from dxflow.common.files import WriteBehind
 from dxflow.protocol.errors import TransportError
 
 __all__ = ["ExecResult", "ShellClient"]
 
 _CHUNK = 1024 * 1024
-_SYNC_EVERY = 16 * 1024 * 1024
 OutputCallback = Callable[[str, bytes], None]
 
 
@@ -56,30 +55,6 @@ def _exec_body(
     if max_output:
         body["max_output"] = max_output
     return body
-
-
-class _Flusher:
-    """Writes a file being downloaded back to disk while more arrives (``fdatasync`` in a helper thread every
-    ``_SYNC_EVERY`` bytes, one at a time), so the final fsync finds little left."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.pending = fd, 0
-        self.thread: threading.Thread | None = None
-
-    def wrote(self, count: int) -> None:
-        self.pending += count
-        if self.pending >= _SYNC_EVERY and (self.thread is None or not self.thread.is_alive()):
-            self.pending = 0
-            self.thread = threading.Thread(target=self._sync, daemon=True)
-            self.thread.start()
-
-    def _sync(self) -> None:
-        with contextlib.suppress(OSError):
-            os.fdatasync(self.fd)
-
-    def settle(self) -> None:
-        if self.thread is not None:
-            self.thread.join()
 
 
 class ShellClient:
@@ -218,7 +193,7 @@ class ShellClient:
                 target = target / Path(remote_path).name
             fd, temp = tempfile.mkstemp(prefix=".dxflow-download-", dir=target.parent)
             size = 0
-            flusher = _Flusher(fd) if sync else None
+            flusher = WriteBehind(fd) if sync else None
             try:
                 with os.fdopen(fd, "wb", buffering=0) as out:
                     try:

@@ -37,6 +37,7 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.web_protocol import RequestPayloadError
 
+from dxflow.common.files import WriteBehind
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.extensions import add_extension
 from dxflow.engine.permissions import Permission
@@ -50,7 +51,6 @@ __all__ = ["FilesRoot", "add_routes", "check_path", "parse_mode", "sweep_uploads
 log = logging.getLogger(__name__)
 DEFAULT_MODE = 0o644
 TEMP_PREFIX = ".dxflow-upload-"
-SYNC_EVERY = 16 * 1024 * 1024
 MAX_ID = 2**32 - 2  # uid/gid range (2**32 - 1 is "no change" for chown)
 _UNSAFE_HEADER = re.compile(r'[\x00-\x1f\x7f"\\]')
 
@@ -216,26 +216,6 @@ def _finish(fd: int, mode: int, owner: tuple[int, int] | None, strict_owner: boo
         os.fsync(fd)
 
 
-class _Flusher:
-    """Starts writing the file back to disk while it is still arriving (``fdatasync`` in a worker thread every
-    ``SYNC_EVERY`` bytes, one at a time), so the final fsync finds little left: disk and network overlap."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd, self.pending, self.task = fd, 0, None
-
-    def wrote(self, count: int) -> None:
-        self.pending += count
-        if self.pending >= SYNC_EVERY and (self.task is None or self.task.done()):
-            self.pending = 0
-            self.task = asyncio.get_running_loop().run_in_executor(None, os.fdatasync, self.fd)
-
-    async def settle(self) -> None:
-        """Wait for the write-back in flight (before the fd is closed, whatever happened)."""
-        if self.task is not None:
-            with contextlib.suppress(OSError):
-                await asyncio.shield(self.task)
-
-
 class _TempFile:
     """A ``.dxflow-upload-*`` file in the directory ``dirfd``, noted in the journal while it exists."""
 
@@ -282,7 +262,7 @@ def sweep_uploads(journal: Path) -> int:
 async def _receive(request: web.Request, temp: _TempFile, path: Path, sync: bool) -> int:
     """Stream the body into ``temp``; the byte count (400 when cut short)."""
     size, expected = 0, request.content_length
-    flusher = _Flusher(temp.fd) if sync else None
+    flusher = WriteBehind(temp.fd) if sync else None
     try:
         while True:
             try:
@@ -297,7 +277,7 @@ async def _receive(request: web.Request, temp: _TempFile, path: Path, sync: bool
                 flusher.wrote(len(chunk))
     finally:
         if flusher is not None:
-            await flusher.settle()
+            await flusher.asettle()
     if expected is not None and size != expected:
         raise ApiError(400, f"upload incomplete: {size} of {expected} bytes")
     return size
