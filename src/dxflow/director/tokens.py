@@ -38,7 +38,7 @@ def load_token_key(configured: str | None, data_dir: Path) -> bytes:
 
 
 @dataclass(frozen=True)
-class Claims:
+class SessionClaims:
     """A verified token's content."""
 
     sub: str
@@ -60,7 +60,7 @@ class TokenService:
         self._key = Key.new(version=4, purpose="local", key=key)
         # Tokens already decrypted and checked, with their expiry: a browser sends the same cookie on every
         # request, and pyseto's decrypt + claim parsing costs ~0.3 ms.
-        self._seen: dict[str, tuple[Claims, float]] = {}
+        self._seen: dict[str, tuple[SessionClaims, float]] = {}
 
     def __repr__(self) -> str:
         return "TokenService(key=[secure])"
@@ -69,7 +69,7 @@ class TokenService:
         payload = {"sub": sub, "scope": scope, "iat": int(time.time()), "jti": secrets.token_hex(16), **extra}
         return pyseto.encode(self._key, payload, exp=lifetime).decode()
 
-    def verify(self, token: str) -> Claims | None:
+    def verify(self, token: str) -> SessionClaims | None:
         """The claims of a valid, unexpired token, else None."""
         seen = self._seen.get(token)
         if seen is not None:
@@ -90,8 +90,8 @@ class TokenService:
             expires = datetime.fromisoformat(str(payload["exp"])).timestamp()
         except (KeyError, ValueError):
             # valid (pyseto checked it) but not cacheable
-            return Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra)
-        claims = Claims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra, expires=expires)
+            return SessionClaims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra)
+        claims = SessionClaims(sub=payload["sub"], scope=str(payload.get("scope", "")), extra=extra, expires=expires)
         if len(self._seen) >= MAX_SEEN:
             self._seen.clear()
         self._seen[token] = (claims, expires)
