@@ -261,9 +261,6 @@ def servers_list(ctx: CliContext, mine: bool, names: bool) -> None:
             emit(ctx, workstations, "\n".join(workstations))
             return
         rows = client.user_servers() if mine else client.servers()
-        hub = set() if mine else {t["serverId"] for t in client.tunnels()}
-    for s in rows:
-        s.setdefault("hub", None if mine else s.get("id") in hub)  # an agent tunnel to the hub is up
     lines = [
         [
             s["hostname"],
@@ -272,7 +269,7 @@ def servers_list(ctx: CliContext, mine: bool, names: bool) -> None:
             f"{s['engine'].get('address', '-')}:{s['engine'].get('port', '-')}" if s["engine"] else "-",
             str(len(s["sessions"])),
             _when(s["lastUpdate"]),
-            "yes" if s["hub"] else "-",
+            "yes" if (s.get("hub") or {}).get("connected") else "-",  # the director says: an agent tunnel is up
         ]
         for s in rows
     ]

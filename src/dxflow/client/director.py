@@ -104,7 +104,7 @@ class DirectorClient:
     # --- servers and sessions -------------------------------------------------------------------------
 
     def servers(self) -> list[dict[str, Any]]:
-        """Every server (admin)."""
+        """Every server (admin), each with ``hub``: ``{"connected", "since", "replica"}`` (docs/hub.md)."""
         return self._request("GET", "/v1/servers")
 
     def user_servers(self) -> list[dict[str, Any]]:

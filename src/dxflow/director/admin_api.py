@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from dxflow.director.db import HostnameTaken
+from dxflow.director.hub import servers_json
 from dxflow.director.identity import Principal, require_admin
 from dxflow.director.login import login
 from dxflow.director.state import STATE, DirectorState
@@ -105,8 +106,9 @@ async def revoke(request: web.Request) -> web.Response:
 
 @routes.get("/v1/servers")
 async def list_servers(request: web.Request) -> web.Response:
-    state, _ = await _admin(request)
-    return json_text(await state.updates.read(state.db.list_servers_json))
+    """Every live server: stats, tags, engine endpoint, sessions, and ``hub`` (reachable through a tunnel)."""
+    await _admin(request)
+    return json_text(await servers_json(request.app))
 
 
 @routes.get("/v1/admin/pools")

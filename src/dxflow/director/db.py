@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +140,7 @@ class HostnameTaken(ValueError):
 
 
 COUNTER_PURGE_PERIOD = 60.0  # seconds between deletions of expired security counters
+HUB_OFFLINE = {"connected": False, "since": None, "replica": None}  # a server's ``hub`` field without a tunnel
 UPSERT_COLUMNS = ("hostname", "ip", "agent_port", "tags", "stats", "engine", "updated_at")
 
 
@@ -582,8 +583,11 @@ class Database:
         with self.engine.connect() as conn:
             return [r.hostname for r in conn.execute(select(servers.c.hostname).distinct())]
 
-    def list_servers_json(self, hostnames: set[str] | None = None) -> str:
-        """Servers with their sessions as a JSON array; ``hostnames`` limits the list (policy).
+    def list_servers_json(
+        self, hostnames: set[str] | None = None, hub: Mapping[str, dict[str, Any]] | None = None
+    ) -> str:
+        """Servers with their sessions as a JSON array; ``hostnames`` limits the list (policy); ``hub`` gives each
+        server's ``hub`` field by server id (absent: ``{"connected": false, "since": null, "replica": null}``).
 
         The stored JSON columns are spliced in as they are (no parse and re-dump): 10,000 servers
         answer in well under the 300 ms target and without building 10,000 dicts.
@@ -601,10 +605,13 @@ class Database:
             for guid, data in conn.execute(session_query):
                 by_server.setdefault(guid, []).append(data)
         dumps = json.dumps
+        hub = hub or {}
+        offline = dumps(HUB_OFFLINE)
         parts = [
             f'{{"id": {dumps(r.guid)}, "hostname": {dumps(r.hostname)}, "ip": {dumps(r.ip)}, '
             f'"agentPort": {int(r.agent_port)}, "tags": {r.tags}, "stats": {r.stats}, "engine": {r.engine}, '
-            f'"lastUpdate": {float(r.updated_at)!r}, "sessions": [{", ".join(by_server.get(r.guid, ()))}]}}'
+            f'"lastUpdate": {float(r.updated_at)!r}, "sessions": [{", ".join(by_server.get(r.guid, ()))}], '
+            f'"hub": {dumps(hub[r.guid]) if r.guid in hub else offline}}}'
             for r in server_rows
         ]
         return "[" + ", ".join(parts) + "]"

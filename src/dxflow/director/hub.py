@@ -35,7 +35,7 @@ from dxflow.protocol.errors import ApiError, ProtocolError
 from dxflow.protocol.tunnel import Mux, Stream, StreamClosed
 from dxflow.server.responses import json_response
 
-__all__ = ["HUB", "Hub", "Tunnel", "hub_ctx", "routes"]
+__all__ = ["HUB", "Hub", "Tunnel", "hub_ctx", "routes", "servers_json"]
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("dxflow.director.audit")
@@ -137,6 +137,22 @@ class Hub:
             if r.server_guid not in self.tunnels and r.replica not in self.local_names
         ]
 
+    def _remote(self) -> dict[str, dict[str, Any]]:
+        """The tunnels the shared table places on other replicas (blocking)."""
+        with self.state.db.engine.connect() as conn:
+            rows = conn.execute(select(locations)).all()
+        return {
+            r.server_guid: {"connected": True, "since": r.since, "replica": r.replica}
+            for r in rows
+            if r.replica not in self.local_names
+        }
+
+    async def reachability(self) -> dict[str, dict[str, Any]]:
+        """``{server id: {"connected": True, "since": epoch, "replica": URL or None}}`` for every server reachable
+        through the hub: this replica's tunnels (``replica`` None) and those the shared table places elsewhere."""
+        local = {t.guid: {"connected": True, "since": t.since, "replica": None} for t in self.tunnels.values()}
+        return await asyncio.to_thread(self._remote) | local
+
     async def forward(self, replica: str, server: dict[str, Any], who: Principal) -> _Upstream:
         """The stream through the replica that holds the tunnel, as ``who`` (authorized here)."""
         if self._http is None:
@@ -214,6 +230,13 @@ async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await hub.close()
+
+
+async def servers_json(app: web.Application, hostnames: set[str] | None = None) -> str:
+    """The server list (``GET /v1/servers``, ``/v1/user/servers?detail=1``), each with its ``hub`` reachability."""
+    state = app[STATE]
+    reach = await app[HUB].reachability()
+    return await state.updates.read(state.db.list_servers_json, hostnames, reach)
 
 
 # --- agents -----------------------------------------------------------------------------------------------------

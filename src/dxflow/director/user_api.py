@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from dxflow.director.admin_api import create_session
+from dxflow.director.hub import servers_json
 from dxflow.director.identity import Principal, require_user
 from dxflow.director.login import login, logout
 from dxflow.director.policy import ALLOW_CUSTOM
@@ -46,13 +47,13 @@ async def user_logout(request: web.Request) -> web.Response:
 async def user_servers(request: web.Request) -> web.Response:
     """dcvix launchers: ``{"servers": [hostname, ..., "ALLOW_CUSTOM"]}`` from the policy (servers need not be up).
 
-    ``?detail=1``: the live servers the policy allows, each with its sessions, stats and engine endpoint.
-    Administrators get every live server and ``ALLOW_CUSTOM``.
+    ``?detail=1``: the live servers the policy allows, each with its sessions, stats, engine endpoint and ``hub``
+    reachability. Administrators get every live server and ``ALLOW_CUSTOM``.
     """
     state, who = await _user(request)
     allowed = _allowed(state, who)
     if request.query.get("detail", "").lower() in ("1", "true", "yes"):
-        return json_text(await state.updates.read(state.db.list_servers_json, allowed))
+        return json_text(await servers_json(request.app, allowed))
     names = state.policy.current.workstations(who.name)
     if who.admin:
         live = await state.updates.read(state.db.server_hostnames)

@@ -165,7 +165,7 @@ def test_agents_register_get_approved_and_open_their_tunnels(fleet: Fleet) -> No
     assert "cloud0" in listed.stdout and "cloud1" in listed.stdout
     listed = fleet.cli("-C", "dir", "-o", "json", "director", "servers", "list")
     assert listed.returncode == 0, listed.stderr
-    assert {s["hostname"]: s["hub"] for s in json.loads(listed.stdout)} == {"cloud0": True, "cloud1": True}
+    assert {s["hostname"]: s["hub"]["connected"] for s in json.loads(listed.stdout)} == {"cloud0": True, "cloud1": True}
 
 
 def test_cli_exec_and_cp_both_ways_through_the_hub(fleet: Fleet, tmp_path: Path) -> None:
