@@ -6,6 +6,7 @@ Screenshots go to the test's tmp dir; with DXFLOW_UPDATE_SCREENSHOTS=1 the READM
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,6 +122,12 @@ def test_servers_show_stats_and_escape_tags(fleet: Fleet, page: Page, tmp_path: 
     expect(tags).to_have_text(["gpu", EVIL_TAG])  # shown as text
     assert page.evaluate("window.pwned") is None
     assert page.locator("#servers script").count() == 0
+    # srv1's agent keeps a tunnel to the hub: the Hub column says so, as the API does.
+    listed = {s["hostname"]: s["hub"] for s in fleet.admin().get(f"{fleet.director.url}/v1/servers").json()}
+    assert listed["srv1"]["connected"] is True
+    expect(page.locator("#servers thead th").last).to_have_text("Hub")
+    expect(cells.last).to_have_text("connected")
+    expect(cells.last).to_have_attribute("title", re.compile(r"^tunnel up since .* UTC, through this replica$"))
     shot(page, tmp_path, "ui-servers")
 
 

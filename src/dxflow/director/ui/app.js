@@ -97,6 +97,14 @@ async function loadAgents(mine) {
   $("#registrations").textContent = notice;
 }
 
+// Reachable through an agent tunnel to the director hub (held by this replica or by another one)?
+function hubCell(hub) {
+  if (!hub || !hub.connected) return el("td", { class: "hub" }, el("span", { class: "badge hub-off" }, "offline"));
+  const where = hub.replica ? `through ${hub.replica}` : "through this replica";
+  return el("td", { class: "hub", title: `tunnel up since ${when(hub.since)}, ${where}` },
+    el("span", { class: "badge hub-on" }, "connected"));
+}
+
 async function loadServers(mine) {
   const servers = await api("GET", "/v1/servers");
   if (mine !== generation) return;
@@ -111,7 +119,7 @@ async function loadServers(mine) {
       el("td", {}, st.cpu_usage === undefined ? "–" : `${Number(st.cpu_usage).toFixed(1)} %`),
       el("td", {}, load.join(" / ")),
       el("td", { class: "tags" }, ...(s.tags || []).map((t) => el("span", { class: "tag" }, t))),
-      el("td", {}, engine + health), el("td", {}, (s.sessions || []).length));
+      el("td", {}, engine + health), el("td", {}, (s.sessions || []).length), hubCell(s.hub));
   });
   $("#servers tbody").replaceChildren(...rows);
 }
