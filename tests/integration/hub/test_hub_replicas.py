@@ -25,6 +25,12 @@ def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: st
         # Replica B lists the tunnel replica A holds, and where.
         held = wait_until(lambda: b.get(f"{second.url}/v1/admin/tunnels").json()["tunnels"], 20, what="listed on b")
         assert [(t["serverId"], t["replica"]) for t in held] == [(guid, first.url)]
+        # Both replicas' server lists say the host is reachable through the hub, and where the tunnel is.
+        hub_on_b = wait_until(
+            lambda: [s["hub"] for s in b.get(f"{second.url}/v1/servers").json() if s["hub"]["connected"]], 30
+        )
+        assert [h["replica"] for h in hub_on_b] == [first.url]
+        assert [s["hub"]["replica"] for s in a.get(f"{first.url}/v1/servers").json()] == [None]
 
         def server_on_b() -> dict:
             info = b.get(f"{second.url}/v1/hub/servers/replicated").json()
