@@ -50,11 +50,29 @@ options:
     default: true
     vars:
       - name: ansible_dxflow_module_runner
+  remote_user_check:
+    description:
+      - What to do when the play asks for a remote user (C(-u), C(remote_user), C(ansible_user)) other than the one
+        the engine runs as. The engine cannot log in as another user; commands always run as the engine's user, and
+        C(become) with C(become_user) is the way to run them as someone else.
+      - V(error) fails the host with a message naming both users and the fix; V(warn) runs the commands as the
+        engine's user and prints a warning; V(ignore) runs them as the engine's user silently (for example for an
+        AWX machine credential that carries a username for other hosts).
+      - When a remote user is set, the connection asks the engine for its user once per task (one C(id -un));
+        with V(ignore), or without a remote user, it does not.
+    type: str
+    choices: [error, warn, ignore]
+    default: error
+    env:
+      - name: ANSIBLE_DXFLOW_REMOTE_USER_CHECK
+    vars:
+      - name: ansible_dxflow_remote_user_check
 extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.connection.PLUGINS
 notes:
-  - Commands run as the user the engine runs as; use C(become) (C(sudo), with or without a password) to switch.
+  - Commands run as the user the engine runs as (a different C(-u)/C(remote_user) is an error by default, see
+    O(remote_user_check)); use C(become) (C(sudo), with or without a password) to switch.
     The sudo password is written to the command's standard input (C(sudo -S)) by the engine only when sudo prompts
     for it (never with NOPASSWD or an engine running as root); become methods that need a terminal to prompt
     (C(su)) work only without a password.
@@ -193,11 +211,36 @@ class Connection(ConnectionBase):
         record = load_record(self._identity())
         if record is not None:
             self._fast = FastExec(record)
-            display.vvv("DXFLOW ENGINE fast path to %s (cached token, pinned certificate)" % record["address"],
-                        host=self._play_context.remote_addr)
+            display.vvv("DXFLOW ENGINE fast path to %s as key %s (cached token, pinned certificate)"
+                        % (record["address"], record.get("key_id") or "unknown"), host=self._play_context.remote_addr)
             self._connected = True
-            return self
-        return self._sdk_connect()
+        else:
+            self._sdk_connect()
+        self._check_remote_user()
+        return self
+
+    def _check_remote_user(self):
+        """Fail (or warn) when the play asks for a remote user other than the engine's: the engine cannot switch."""
+        wanted = self._play_context.remote_user
+        policy = self.get_option("remote_user_check")
+        if not wanted or policy == "ignore":
+            return
+        rc, stdout, stderr, _ = self._exec(["/bin/sh", "-c", "id -un"], None, None, None, None, False)
+        actual = to_native(stdout).strip()
+        if rc != 0 or not actual:
+            raise AnsibleConnectionFailure("Could not tell which user the dxflow engine of %s runs as (id -un: rc %s, "
+                                           "%s)" % (self._play_context.remote_addr, rc, to_native(stderr).strip()))
+        if actual == wanted:
+            return
+        msg = ("remote_user '%s' was asked for on %s, but its dxflow engine runs commands as '%s' and cannot log in as "
+               "another user. Use become: true with become_user: %s to run as '%s' (or drop -u/remote_user/"
+               "ansible_user for this host); set ansible_dxflow_remote_user_check to warn or ignore to run as '%s' "
+               "anyway (e.g. for an AWX machine credential that carries a username)."
+               % (wanted, self._play_context.remote_addr, actual, wanted, wanted, actual))
+        if policy == "warn":
+            display.warning(msg)
+            return
+        raise AnsibleConnectionFailure(msg)
 
     def _sdk_connect(self):
         """The full connection: SDK session, settings resolution, login when the token is missing or expired."""
@@ -208,10 +251,17 @@ class Connection(ConnectionBase):
         self._settings = self._cache.load(settings)
         try:
             self._session = SDK["Session"](self._settings, store)
+            # An explicit key that cannot be read is an error here, never a cached token of another key.
+            identity = self._session.tokens.identity
         except SDK["errors"].DxflowError as exc:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
             raise self._failure("Connecting", exc) from None
         self._shell_client = SDK["ShellClient"](self._session)
-        display.vvv("ESTABLISH DXFLOW ENGINE SESSION to %s (profile %s)" % (settings.address, settings.profile),
+        display.vvv("ESTABLISH DXFLOW ENGINE SESSION to %s (profile %s, key %s, token %s)"
+                    % (settings.address, settings.profile, identity or "none",
+                       self._settings.sources.get("connection-token", "by login")),
                     host=self._play_context.remote_addr)
         self._connected = True
         return self

@@ -10,7 +10,8 @@ cryptography) costs each worker 0.2-0.3 s, more than a warm module run. After a 
 (SDK, login), it leaves a record in ``<DXFLOW_HOME>/cache/engine-fast/`` (0600): the engine's address, its pinned
 certificate fingerprint and the token, keyed by the connection's option values. Later workers with the same options
 send their ``exec`` with ``http.client`` to that address, accept only that certificate, and fall back to the SDK on
-anything unexpected (no record, token about to expire, another certificate, 401, an error reply).
+anything unexpected (no record, token about to expire, another certificate, 401, an error reply, a key file that no
+longer reads or holds another key than the one the token was issued to).
 Only direct HTTPS connections pinned to a certificate fingerprint with a key login take this path.
 """
 
@@ -53,19 +54,39 @@ def save_record(options, settings, token, exec_path, expires):
     from dxflow.common.crypto import normalize_fingerprint
     from dxflow.common.files import ensure_private_dir, write_private
 
+    key_digest = _key_digest(settings.key)
+    if key_digest is None:
+        return
     path = Path(record_path(options))
     ensure_private_dir(path.parent)
     record = dict(address=settings.address, fingerprint=normalize_fingerprint(settings.fingerprint), token=token,
-                  exec_path=exec_path, expires=expires, timeout=settings.timeout)
+                  exec_path=exec_path, expires=expires, timeout=settings.timeout, key=settings.key,
+                  key_digest=key_digest, key_id=_claim(token, "identity"))
     write_private(path, json.dumps(record))
+
+
+def _key_digest(path):
+    """SHA-256 of the key file's bytes (the record is good only for the key its token was issued to), or None."""
+    try:
+        with open(os.path.expanduser(path), "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
+def _claim(token, name):
+    """One claim of a JWT (not verified: the engine does that), or None."""
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))[name]
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return None
 
 
 def token_expiry(token):
     """The ``exp`` claim of a JWT (not verified: the engine does that), or None."""
     try:
-        claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
-        return float(claims["exp"])
-    except (IndexError, KeyError, TypeError, ValueError):
+        return float(_claim(token, "exp"))
+    except (TypeError, ValueError):
         return None
 
 
@@ -78,6 +99,8 @@ def load_record(options):
         return None
     if not isinstance(record, dict) or (record.get("expires") or 0) - MARGIN < time.time():
         return None
+    if not record.get("key_digest") or _key_digest(record.get("key")) != record["key_digest"]:
+        return None  # the key is gone, unreadable or replaced: the SDK path decides (and says why)
     return record
 
 

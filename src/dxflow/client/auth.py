@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dxflow.client.profiles import ProfileStore
@@ -24,8 +26,10 @@ __all__ = [
     "VERIFY_PATH",
     "TokenManager",
     "answer_challenge",
+    "key_identity",
     "load_key",
     "quick_inspect",
+    "token_identity",
     "token_of",
 ]
 
@@ -36,10 +40,8 @@ CHALLENGE_PATH = "/api/auth/challenge/"
 VERIFY_PATH = "/api/auth/verify/"
 
 
-def quick_inspect(token: str, now: float | None = None) -> bool | None:
-    """Local check without the signature: True (has sub, not expiring), False (expired), None (can't tell).
-
-    The JWT's header and claims are only base64url-decoded (no PyJWT, no cryptography: cheap in every process)."""
+def _claims(token: str) -> dict[str, Any] | None:
+    """The JWT's claims, only base64url-decoded (no PyJWT, no cryptography: cheap in every process), or None."""
     parts = token.split(".") if isinstance(token, str) else []
     if len(parts) != 3:
         return None
@@ -48,6 +50,52 @@ def quick_inspect(token: str, now: float | None = None) -> bool | None:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return claims
+
+
+def token_identity(token: str) -> str | None:
+    """The key id (``identity`` claim) an engine token was issued to, unverified; None when it names none."""
+    claims = _claims(token)
+    value = claims.get("identity") if claims else None
+    return value if isinstance(value, str) and value else None
+
+
+def key_identity(path: str, home: Path | None = None) -> str:
+    """The key id (SHA-256 of the public key, as the engine names it) of the private key at ``path``.
+
+    ConfigError when the key cannot be read. The id is memoised by the file's content digest in
+    ``<home>/cache/key-ids/`` so a cached token is matched to its key without loading cryptography each time."""
+    from dxflow.common.files import ensure_private_dir, is_private, write_private
+
+    file = Path(path).expanduser()
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"private key {file} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"private key {file} cannot be read: {exc.strerror}") from None
+    memo = Path(home) / "cache" / "key-ids" / hashlib.sha256(data).hexdigest()[:32] if home is not None else None
+    if memo is not None and is_private(file):
+        try:
+            known = memo.read_text().strip()
+        except OSError:
+            known = ""
+        if known:
+            return known
+    from dxflow.common.crypto import key_id
+
+    ident = key_id(load_key(str(file)))
+    if memo is not None:
+        ensure_private_dir(memo.parent)
+        write_private(memo, ident)
+    return ident
+
+
+def quick_inspect(token: str, now: float | None = None) -> bool | None:
+    """Local check without the signature: True (has sub, not expiring), False (expired), None (can't tell)."""
+    claims = _claims(token)
+    if claims is None:
         return None
     if not claims.get("sub") or not isinstance(claims.get("exp"), int | float):
         return None
@@ -94,11 +142,35 @@ class TokenManager:
         self._token = settings.token
         self._key: rsa.RSAPrivateKey | None = None
         self._checked = False
+        self._identity: str | None = None
         self.handshakes = 0
 
     @property
     def can_login(self) -> bool:
         return bool(self.settings.key) and self.settings.auth_mode in ("key", "auto", "edge")
+
+    @property
+    def identity(self) -> str | None:
+        """The key id of the configured key (None without a key); ConfigError when the key cannot be read."""
+        if self._identity is None and self.settings.key:
+            self._identity = key_identity(self.settings.key, self.settings.home)
+        return self._identity
+
+    @property
+    def token_is_cached(self) -> bool:
+        """The token was cached (profile or token cache), not given explicitly (parameter, environment, code)."""
+        return self.settings.sources.get("connection-token") in ("profile", "cache")
+
+    def _usable_cached(self, token: str) -> bool:
+        """A cached token serves only the key it was issued to: with a key configured, its identity claim must match.
+        An explicit token always serves as given."""
+        if not self.can_login or not self.token_is_cached:
+            return True
+        mine, theirs = self.identity, token_identity(token)
+        if theirs != mine:
+            log.info("cached token of key %s not used: the configured key is %s", theirs or "unknown", mine)
+            return False
+        return True
 
     @property
     def current(self) -> str | None:
@@ -110,6 +182,10 @@ class TokenManager:
         mode = self.settings.auth_mode
         if mode == "mtls" or (mode == "edge" and not self._token and not self.settings.key):
             return None  # the client certificate, or the edge token alone, is the credential
+        if self.can_login:
+            self.identity  # noqa: B018 - a key that cannot be read is an error, never a cached token of another key
+        if self._token and not self._checked and not self._usable_cached(self._token):
+            self._token = None
         if self._token and not self._checked:
             verdict = quick_inspect(self._token)
             if verdict is None:
@@ -159,7 +235,12 @@ class TokenManager:
         self.handshakes += 1
         self._token = token_of(result)
         self._checked = True
-        log.debug("logged in to %s (token expires %s)", self.settings.address, result.get("expires_at"))
+        log.debug(
+            "logged in to %s as key %s (token expires %s)",
+            self.settings.address,
+            token_identity(self._token) or self.identity,
+            result.get("expires_at"),
+        )
         self._persist(self._token)
         return self._token
 

@@ -82,8 +82,13 @@ class ConnectionSettings:
 
     @property
     def token_persistable(self) -> bool:
-        """New tokens are written back only to an existing profile that this address belongs to."""
-        return self.profile_exists and self.sources.get("connection-address") in ("profile", "matched")
+        """New tokens are written back only to an existing profile that this address belongs to, logged in with the
+        profile's own key (a token for a key given by parameter or environment goes to the token cache instead)."""
+        return (
+            self.profile_exists
+            and self.sources.get("connection-address") in ("profile", "matched")
+            and self.sources.get("connection-key") in (None, "profile")
+        )
 
 
 def _as_bool(value: Any) -> bool:

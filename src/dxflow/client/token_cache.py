@@ -2,7 +2,8 @@
 
 A profile caches its token in ``connection-token``; a host known only by address and key gets its token cached in
 ``<home>/cache/tokens/<digest>`` (0600, directory 0700), keyed by address, key path and pinned fingerprint, so
-later processes (one per Ansible task) reuse it instead of logging in again.
+later processes (one per Ansible task) reuse it instead of logging in again. A cached token is used only while the key
+at that path is the one it was issued to (``TokenManager`` compares the token's identity claim with the key's id).
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ class TokenCache:
         return bool(settings.key) and settings.auth_mode == "key" and not settings.token_persistable
 
     def load(self, settings: ConnectionSettings) -> ConnectionSettings:
-        """``settings`` with the cached token filled in (when there is one that has not expired)."""
-        if settings.token or not self.applies(settings):
+        """``settings`` with the cached token filled in (when there is one that has not expired). An explicit token is
+        kept; a profile's token is replaced (it belongs to the profile's key, and this login uses another)."""
+        explicit = settings.token and settings.sources.get("connection-token") != "profile"
+        if explicit or not self.applies(settings):
             return settings
         try:
             token = self.path(settings).read_text().strip()
@@ -42,7 +45,8 @@ class TokenCache:
             return settings
         if not token or quick_inspect(token) is False:
             return settings
-        return dataclasses.replace(settings, token=token)
+        # Marked as cached: the token manager uses it only if it was issued to the key configured now.
+        return dataclasses.replace(settings, token=token, sources={**settings.sources, "connection-token": "cache"})
 
     def save(self, settings: ConnectionSettings, token: str | None) -> None:
         if not token or not self.applies(settings) or token == settings.token:

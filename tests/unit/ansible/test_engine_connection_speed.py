@@ -88,9 +88,17 @@ def test_quick_inspect_without_pyjwt() -> None:
 
 def test_fast_path_record_is_private_keyed_by_options_and_expires(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DXFLOW_HOME", str(tmp_path))
-    options = {"connection_address": "https://127.0.0.1:1", "connection_key": "/k", "command_timeout": 5}
+    key = tmp_path / "k.pem"
+    key.write_text("a key\n")
+    options = {"connection_address": "https://127.0.0.1:1", "connection_key": str(key), "command_timeout": 5}
     settings = SimpleNamespace(
-        fingerprint="AB:CD", auth_mode="key", route="direct", address="https://127.0.0.1:1", insecure=False, timeout=9
+        fingerprint="AB:CD",
+        auth_mode="key",
+        route="direct",
+        address="https://127.0.0.1:1",
+        insecure=False,
+        timeout=9,
+        key=str(key),
     )
     token = _jwt({"sub": "k", "exp": time.time() + 3600})
     _fast_exec.save_record(options, settings, token, "/api/shell/exec/", _fast_exec.token_expiry(token))
@@ -100,6 +108,12 @@ def test_fast_path_record_is_private_keyed_by_options_and_expires(monkeypatch, t
     record = _fast_exec.load_record({**options, "command_timeout": 60})  # the timeout does not pick the target
     assert record is not None and record["fingerprint"] == "abcd" and record["token"] == token
     assert _fast_exec.load_record({**options, "connection_key": "/other"}) is None
+    key.write_text("another key\n")
+    assert _fast_exec.load_record(options) is None, "a replaced key file does not reuse the old key's token"
+    key.unlink()
+    assert _fast_exec.load_record(options) is None, "a key that is gone goes through the SDK (which says why)"
+    key.write_text("a key\n")
+    assert _fast_exec.load_record(options) is not None
     _fast_exec.forget_record(options)
     assert _fast_exec.load_record(options) is None
     expiring = _jwt({"sub": "k", "exp": time.time() + 10})
