@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog format bench sanity clean
+.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog docs format bench sanity clean
 
 all: test
 
@@ -63,6 +63,11 @@ changelog: setup
 	@tmp=$$(mktemp -d) && mkdir -p $$tmp/ansible_collections/dxflow && ln -s $(CURDIR) $$tmp/ansible_collections/dxflow/remote \
 	  && PATH=$(CURDIR)/$(VENV)/bin:$$PATH ANSIBLE_COLLECTIONS_PATH=$$tmp $(VENV)/bin/antsibull-changelog release \
 	  --version $$(awk '/^version:/ {print $$2}' galaxy.yml); rc=$$?; rm -rf $$tmp; exit $$rc
+
+## docs: the collection docs site with antsibull-docs (plugin pages + the guides in docs/) into build/docs (not in
+## `make test`, which runs the fast `tools/docs.py lint` instead).
+docs: setup
+	$(PY) tools/docs.py build
 
 ## sanity: ansible-test sanity on a temp ansible_collections/dxflow/remote copy (Python 3.11, local, offline pip stand-in).
 sanity: setup
