@@ -100,12 +100,12 @@ def test_register_approve_update_sessions_revoke(tmp_path: Path) -> None:
         )
         assert [(s["id"], s["owner"], s["hostname"]) for s in listed] == [("work1", "bob", "srv1")]
         # The session is a real shell on the host's engine, named after the session.
-        shell = {sh["name"]: sh for sh in shells.shells()}["work1"]
-        assert shell["status"] == "running" and shell["pid"] > 0
+        shell = {sh["identity"]: sh for sh in shells.shells()}["work1"]
+        assert shell["state"] == "running" and shell["pid"] > 0
         closed = _cli(director, bundle, "sessions", "close", "work1")
         assert closed["closed"] is True
         wait_until(lambda: _cli(director, bundle, "sessions", "list") == [], what="session gone")
-        assert "work1" not in {sh["name"] for sh in shells.shells()}, "closing the session removes the engine shell"
+        assert "work1" not in {sh["identity"] for sh in shells.shells()}, "closing the session removes the engine shell"
 
         # Revoke: the agent's own certificate is refused at once, its server disappears.
         _cli(director, bundle, "agents", "revoke", guid)
