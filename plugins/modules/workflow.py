@@ -12,7 +12,10 @@ description:
   - Sends a compose definition to the engine and puts the workflow in the wanted state.
   - Idempotent; an unchanged definition of a running workflow reports no change, like
     C(dxflow workflow compose deploy).
-  - In diff mode, the diff shows the status and each service's definition, so a change reads per service.
+  - The result holds the definition's digest and the services, not the definition's text (it may hold secrets,
+    such as C(environment:) values, and Ansible prints results with C(-v)); set O(return_definition) to get it.
+  - In diff mode, the diff shows the status, the digest and each field of each service as a digest, so a change
+    reads per service and field without the values; with O(return_definition), the fields themselves.
   - When O(wait) fails (a service exits at once, or the timeout passes), the message names the services' exit codes
     and ends with the workflow's last log lines. A definition that is not valid YAML is refused by the engine with
     the line and column of the error.
@@ -53,6 +56,13 @@ options:
     description: Seconds to wait with O(wait).
     type: float
     default: 60
+  return_definition:
+    description:
+      - Return the compose definition's text in RV(workflow.definition) and show the services' fields in the diff.
+      - Off by default because a definition may hold secrets (C(environment:) values, passwords in commands) that
+        would reach Ansible's output and logs.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.attributes
@@ -74,6 +84,14 @@ EXAMPLES = r"""
     definition: "{{ lookup('ansible.builtin.file', 'compose/web.yml') }}"
     wait: true
 
+- name: Deploy and get the definition back (it may hold secrets: keep the task's output private)
+  dxflow.remote.workflow:
+    profile: host1
+    src: compose/web.yml
+    return_definition: true
+  register: web
+  no_log: true
+
 - name: Stop it
   dxflow.remote.workflow:
     profile: host1
@@ -93,8 +111,23 @@ workflow:
     - The workflow as the engine shows it after the task (empty when absent).
     - In check mode, the prediction; its C(status) is V(running) for O(state=started) and V(restarted), V(stopped)
       for O(state=stopped), else the current status (V(created) for a new workflow).
+    - Holds the definition's C(digest) and the C(services); the definition's text only with O(return_definition).
   returned: always
   type: dict
+  contains:
+    digest:
+      description: The engine's digest of the definition (what decides whether a deploy changes it).
+      returned: when the workflow exists
+      type: str
+    services:
+      description: The services with their status.
+      returned: when the workflow exists
+      type: list
+      elements: dict
+    definition:
+      description: The compose text.
+      returned: when O(return_definition=true) and the workflow exists
+      type: str
   sample:
     name: web
     status: running
@@ -105,6 +138,10 @@ workflow:
 """
 
 from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule, error_message
+from ansible_collections.dxflow.remote.plugins.module_utils._workflow_view import (
+    diff_view,
+    public_workflow,
+)
 
 try:
     import yaml
@@ -151,21 +188,6 @@ def desired(current):
 PREDICTED = dict(started="running", restarted="running", stopped="stopped")
 
 
-def view(wf):
-    """What the diff shows: the status and each service's definition (per-service changes, not one text)."""
-    if not wf:
-        return {}
-    text = wf.get("definition") or ""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        data = None
-    services = data.get("services") if isinstance(data, dict) else None
-    if isinstance(services, dict):
-        return dict(status=wf.get("status"), services=services)
-    return dict(status=wf.get("status"), definition=text)
-
-
 def yaml_problem(text):
     """``line N, column M: problem`` when ``text`` is not YAML, else None."""
     try:
@@ -206,6 +228,7 @@ def main():
                        choices=["present", "started", "stopped", "restarted", "absent"]),
             wait=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=60),
+            return_definition=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("definition", "src")],
         required_if=[("state", "present", ("definition", "src"), True)],
@@ -273,15 +296,16 @@ def main():
                             raise DxflowError("workflow %s exited" % name)
                     except DxflowError as exc:
                         module.fail_json(msg=error_message(action, exc, module.settings) + failure_details(client, name),
-                                         workflow=client.get(name) or {})
+                                         workflow=public_workflow(client.get(name), p["return_definition"]))
                 after = client.get(name)
     except DxflowError as exc:
         module.fail_sdk(action, exc)
     finally:
         session.close()
-    result = dict(changed=changed, workflow=after or {})
+    result = dict(changed=changed, workflow=public_workflow(after, p["return_definition"]))
     if module._diff:
-        result["diff"] = dict(before=view(current), after=view(after))
+        result["diff"] = dict(before=diff_view(current, p["return_definition"]),
+                              after=diff_view(after, p["return_definition"]))
     module.exit_json(**result)
 
 

@@ -9,13 +9,21 @@ DOCUMENTATION = r"""
 module: workflow_info
 short_description: List the compose workflows of a dxflow engine, or read one with its logs
 description:
-  - Returns every workflow with its services' status, or one workflow (with its definition) when O(name) is set.
+  - Returns every workflow with its services' status, or one workflow when O(name) is set.
+  - Each workflow holds its definition's digest and its services; the definition's text (which may hold secrets,
+    such as C(environment:) values) only with O(return_definition) and O(name).
 author:
   - dxflow.remote maintainers (@dxflow)
 options:
   name:
-    description: Only this workflow (its definition is included).
+    description: Only this workflow.
     type: str
+  return_definition:
+    description:
+      - With O(name), include the compose definition's text in the workflow (C(definition)).
+      - Off by default because a definition may hold secrets that would reach Ansible's output and logs.
+    type: bool
+    default: false
   logs:
     description: With O(name), also return the last lines of its logs.
     type: bool
@@ -51,7 +59,8 @@ workflows:
   returned: always
   type: list
   elements: dict
-  sample: [{"name": "web", "status": "running", "services": [{"name": "app", "status": "running"}]}]
+  sample: [{"name": "web", "status": "running", "digest": "3f2a...",
+            "services": [{"name": "app", "status": "running"}]}]
 logs:
   description: Log lines of the workflow, oldest first.
   returned: when O(logs=true) and the workflow exists
@@ -61,6 +70,7 @@ logs:
 """
 
 from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowError, DxflowModule
+from ansible_collections.dxflow.remote.plugins.module_utils._workflow_view import public_workflow
 
 try:
     from dxflow.client.workflow import WorkflowClient
@@ -74,6 +84,7 @@ def main():
             name=dict(type="str"),
             logs=dict(type="bool", default=False),
             tail=dict(type="int", default=100),
+            return_definition=dict(type="bool", default=False),
         ),
     )
     if WorkflowClient is None:
@@ -85,11 +96,11 @@ def main():
     try:
         if p["name"]:
             wf = client.get(p["name"])
-            result["workflows"] = [wf] if wf else []
+            result["workflows"] = [public_workflow(wf, p["return_definition"])] if wf else []
             if wf and p["logs"]:
                 result["logs"] = [line.to_dict() for line in client.logs(p["name"], tail=p["tail"])]
         else:
-            result["workflows"] = client.list()
+            result["workflows"] = [public_workflow(wf) for wf in client.list()]
     except DxflowError as exc:
         module.fail_sdk("Reading workflows", exc)
     finally:

@@ -67,16 +67,24 @@ def test_workflow_deploy_idempotent_check_stop_remove(fleet: Fleet, tmp_path: Pa
             {**deploy, "register": "first"},
             {**deploy, "register": "second"},
             {"dxflow.remote.workflow_info": {"name": "wfdemo", "logs": True}, "register": "info"},
-            {"dxflow.remote.workflow": {"definition": CHANGED}, "register": "update_check", "check_mode": True},
+            {
+                "dxflow.remote.workflow": {"definition": CHANGED, "return_definition": True},
+                "register": "update_check",
+                "check_mode": True,
+            },
         ],
     )
     assert r["first"]["changed"] is True and r["first"]["workflow"]["status"] in ("running", "completed")
     assert r["second"]["changed"] is False
     assert r["first"]["diff"]["before"] == {}
-    assert r["first"]["diff"]["after"]["services"] == {"app": {"command": "sh -c 'echo serving; sleep 300'"}}
+    # Without return_definition, the diff shows each service field as a digest, the result the digest, no text.
+    assert list(r["first"]["diff"]["after"]["services"]) == ["app"]
+    assert r["first"]["diff"]["after"]["services"]["app"]["command"].startswith("sha256:")
+    assert "definition" not in r["first"]["workflow"] and r["first"]["workflow"]["digest"]
     assert [w["name"] for w in r["info"]["workflows"]] == ["wfdemo"]
     assert any("serving" in line["line"] for line in r["info"]["logs"])
     assert r["update_check"]["changed"] is True
+    assert r["update_check"]["workflow"]["definition"] == CHANGED
     assert r["update_check"]["diff"]["before"]["services"]["app"]["command"] == "sh -c 'echo serving; sleep 300'"
     assert r["update_check"]["diff"]["after"]["services"]["app"]["command"] == "sh -c 'echo serving v2; sleep 300'"
 
