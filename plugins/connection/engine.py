@@ -225,7 +225,7 @@ class Connection(ConnectionBase):
         policy = self.get_option("remote_user_check")
         if not wanted or policy == "ignore":
             return
-        rc, stdout, stderr, _ = self._exec(["/bin/sh", "-c", "id -un"], None, None, None, None, False)
+        rc, stdout, stderr = self._exec(["/bin/sh", "-c", "id -un"], None, None, None, None, False)[:3]
         actual = to_native(stdout).strip()
         if rc != 0 or not actual:
             raise AnsibleConnectionFailure("Could not tell which user the dxflow engine of %s runs as (id -un: rc %s, "
