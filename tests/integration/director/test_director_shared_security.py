@@ -11,7 +11,14 @@ import pyotp
 import pytest
 import requests
 
-from tests.harness.director_harness import ADMIN_PASSWORD, Director, cleanup, password_hash, start_replicas
+from tests.harness.director_harness import (
+    ADMIN_PASSWORD,
+    Director,
+    cleanup,
+    password_hash,
+    start_postgres,
+    start_replicas,
+)
 
 SECRET = pyotp.random_base32()
 
@@ -57,10 +64,17 @@ def test_failures_on_both_replicas_count_towards_one_lockout(replicas: tuple[Dir
     assert "locked out" in second.log()
 
 
-def test_one_rate_limit_across_replicas(postgres: str, tmp_path: Path) -> None:
-    first, second = start_replicas(tmp_path, database_url=postgres, login_rate=0.05)  # 1 request / 20 s
+def test_one_rate_limit_across_replicas(tmp_path: Path) -> None:
+    # A database of its own: the module's other tests leave login counters for 127.0.0.1 in the shared one.
+    started = start_postgres()
+    assert started is not None, "PostgreSQL is installed by the bootstrap"
+    url, stop = started
     try:
-        assert _login(first, "nobody", "x") == 401
-        assert _login(second, "nobody", "x") == 429
+        first, second = start_replicas(tmp_path, database_url=url, login_rate=0.05)  # 1 request / 20 s
+        try:
+            assert _login(first, "nobody", "x") == 401
+            assert _login(second, "nobody", "x") == 429
+        finally:
+            cleanup(first, second)
     finally:
-        cleanup(first, second)
+        stop()

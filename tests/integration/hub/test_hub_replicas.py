@@ -49,8 +49,9 @@ def test_a_client_on_one_replica_reaches_a_tunnel_held_by_the_other(postgres: st
         result = run_cli("-C", "host", "shell", "exec", "--", "echo", "via-b", home=home)
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "via-b"
-        assert "replica=https://127.0.0.1:" in second.log()
-        assert "via=replica" in first.log()
+        # The audit lines are written when each side sees its stream end, which may be just after the CLI exits.
+        wait_until(lambda: "replica=https://127.0.0.1:" in second.log(), 20, what="forwarding audit line on b")
+        wait_until(lambda: "via=replica" in first.log(), 20, what="relayed audit line on a")
 
         # A revoke on replica B closes the tunnel held by replica A.
         assert b.post(f"{second.url}/v1/admin/agents/{guid}/revoke").ok
