@@ -65,11 +65,16 @@ def start_engine(data_dir: Path, *args: str) -> EngineProc:
     """Start an engine in the foreground on an ephemeral port and wait until it listens."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.stderr"
+    # The engine's shells are login shells of the engine user: give them a home of their own, so the machine's
+    # profile (root's ~/.bashrc, e.g. a pyenv rehash that waits 60 s on a lock a killed shell left) stays out.
+    home = data_dir.parent / f"{data_dir.name}-home"
+    home.mkdir(mode=0o700, exist_ok=True)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [DXFLOW, "boot", "up", "--port", "0", "--data-dir", str(data_dir), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "HOME": str(home)},
         )
     state = data_dir / "engine.json"
     deadline = timeouts.deadline(20)
