@@ -21,6 +21,7 @@ try:
 except ImportError:  # the modules fail on the missing SDK (which needs PyYAML) before they get here
     yaml = None
 
+
 def _digest(value):
     text = json.dumps(value, sort_keys=True, default=str)
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]

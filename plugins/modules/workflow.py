@@ -84,7 +84,7 @@ EXAMPLES = r"""
     definition: "{{ lookup('ansible.builtin.file', 'compose/web.yml') }}"
     wait: true
 
-- name: Deploy and get the definition back (it may hold secrets: keep the task's output private)
+- name: Deploy and get the definition back (it may hold secrets, so keep the task output private)
   dxflow.remote.workflow:
     profile: host1
     src: compose/web.yml
