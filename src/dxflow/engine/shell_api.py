@@ -113,18 +113,24 @@ async def resize_handler(request: web.Request) -> web.Response:
     return ok([shell.info()])
 
 
+def _signal_shell(request: web.Request, shell: Shell, raw: object) -> signal.Signals:
+    """Send the signal named ``raw`` (``HUP``, ``SIGHUP``...) to a running shell's process group."""
+    name = str(raw).upper().removeprefix("SIG")
+    try:
+        sig = signal.Signals[f"SIG{name}"]
+    except KeyError:
+        raise ApiError(400, f"unknown signal {raw!r}") from None
+    if not shell.running:
+        raise ApiError(409, f"shell {shell.name!r} has already exited with {shell.rc}")
+    _manager(request).kill(shell, sig)
+    return sig
+
+
 @requires(Permission.SHELL)
 async def kill_handler(request: web.Request) -> web.Response:
     shell = _shell(request)
     body = await read_json(request) if request.can_read_body else {}
-    name = str(body.get("signal", "HUP")).upper().removeprefix("SIG")
-    try:
-        sig = signal.Signals[f"SIG{name}"]
-    except KeyError:
-        raise ApiError(400, f"unknown signal {body.get('signal')!r}") from None
-    if not shell.running:
-        raise ApiError(409, f"shell {shell.name!r} has already exited with {shell.rc}")
-    _manager(request).kill(shell, sig)
+    sig = _signal_shell(request, shell, body.get("signal", "HUP"))
     return ok([shell.info()], message=f"sent {sig.name}")
 
 
@@ -326,14 +332,7 @@ async def execute_handler(request: web.Request) -> web.Response:
 async def public_kill_handler(request: web.Request) -> web.Response:
     """Kill the shell's process group (``signal``, our addition, defaults to KILL); it stays listed as exited."""
     shell = _identity(request)
-    name = request.query.get("signal", "KILL").upper().removeprefix("SIG")
-    try:
-        sig = signal.Signals[f"SIG{name}"]
-    except KeyError:
-        raise ApiError(400, f"unknown signal {request.query.get('signal')!r}") from None
-    if not shell.running:
-        raise ApiError(409, f"shell {shell.name!r} has already exited with {shell.rc}")
-    _manager(request).kill(shell, sig)
+    sig = _signal_shell(request, shell, request.query.get("signal", "KILL"))
     return ok(message=f"sent {sig.name}")
 
 
