@@ -44,7 +44,7 @@ fuzz: setup
 	DXFLOW_FUZZ_EXAMPLES=$${DXFLOW_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q --timeout=0 tests/integration/security/test_fuzz_engine.py $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench tools
+	$(VENV)/bin/ruff check src tests bench tools plugins roles
 	$(VENV)/bin/ruff format --check src tests bench tools
 
 format: setup

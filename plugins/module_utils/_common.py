@@ -85,7 +85,7 @@ OPTION_KEYS = {
     "connection_director": "connection-director",
     "connection_server": "connection-server",
 }
-CONNECTION_OPTIONS = ("profile",) + tuple(OPTION_KEYS) + ("validate_certs",)
+CONNECTION_OPTIONS = ("profile", *OPTION_KEYS, "validate_certs")
 MODES = ["auto", "key", "token", "mtls", "edge", "plaintext"]
 
 

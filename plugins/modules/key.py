@@ -74,7 +74,7 @@ key:
 
 from ansible_collections.dxflow.remote.plugins.module_utils._common import DxflowModule
 
-try:
+try:  # noqa: SIM105 (an optional import, in the form ansible-test expects)
     from dxflow.common.crypto import KeyFileError, load_public_key, public_pem
 except ImportError:
     pass  # DxflowModule fails with the install hint
@@ -120,7 +120,7 @@ def main():
                       disabled=p["disabled"])
 
     with module.engine_client("Reading the keys") as engine:
-        current = next((k for k in engine.keys() if k["name"] == p["name"]), None)
+        current = next((k for k in engine.keys() if k["name"] == p["name"]), None)  # noqa: SIM118 (an SDK call)
         before = _view(current)
         after = wanted or {}
         changed = before != after

@@ -78,7 +78,8 @@ def select(sessions, p):
     out = []
     for s in sessions:
         if p["session_id"]:
-            if s.get("id") == p["session_id"] and (not p["server"] or p["server"] in (s.get("serverId"), s.get("hostname"))):
+            on_server = not p["server"] or p["server"] in (s.get("serverId"), s.get("hostname"))
+            if s.get("id") == p["session_id"] and on_server:
                 out.append(s)
             continue
         if p["server"] not in (s.get("serverId"), s.get("hostname")):

@@ -291,12 +291,15 @@ def main():
                 if p["wait"] and state in ("started", "restarted"):
                     action = "Waiting for workflow '%s' to run" % name
                     try:
-                        waited = client.wait(name, statuses=("running", "completed", "exited"), timeout=p["wait_timeout"])
+                        waited = client.wait(
+                            name, statuses=("running", "completed", "exited"), timeout=p["wait_timeout"]
+                        )
                         if waited["status"] == "exited":
                             raise DxflowError("workflow %s exited" % name)
                     except DxflowError as exc:
-                        module.fail_json(msg=error_message(action, exc, module.settings) + failure_details(client, name),
-                                         workflow=public_workflow(client.get(name), p["return_definition"]))
+                        message = error_message(action, exc, module.settings) + failure_details(client, name)
+                        current = public_workflow(client.get(name), p["return_definition"])
+                        module.fail_json(msg=message, workflow=current)
                 after = client.get(name)
     except DxflowError as exc:
         module.fail_sdk(action, exc)

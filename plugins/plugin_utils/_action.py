@@ -59,7 +59,7 @@ class ControllerAction(ActionBase):
         root = sdk_root()
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         if root and root not in paths:
-            os.environ["PYTHONPATH"] = os.pathsep.join(paths + [root])
+            os.environ["PYTHONPATH"] = os.pathsep.join([*paths, root])
         result.update(self._execute_module(module_name=self._task.resolved_action, module_args=args,
                                            task_vars=controller_vars))
         return result

@@ -18,6 +18,7 @@ Only direct HTTPS connections pinned to a certificate fingerprint with a key log
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -105,17 +106,15 @@ def load_record(options):
 
 
 def forget_record(options):
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(record_path(options))
-    except OSError:
-        pass
 
 
 class ExecLost(Exception):
     """The request went out and no complete answer came back: the command may have run, so it is not retried."""
 
 
-class FastExec(object):
+class FastExec:
     """``exec`` over one pinned HTTPS connection with a cached token. ``run`` answers None to mean "use the SDK",
     only when the engine cannot have started the command (no connection, another certificate, 401, 4xx)."""
 
@@ -161,7 +160,7 @@ class FastExec(object):
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise ExecLost("the connection to %s broke during the command: %s" % (self.record["address"], exc))
+            raise ExecLost("the connection to %s broke during the command: %s" % (self.record["address"], exc)) from exc
         if 400 <= response.status < 500:
             return None  # refused before running (401 expired/revoked token, 403, 400): the SDK says why
         try:
@@ -172,7 +171,7 @@ class FastExec(object):
             return (int(entity["rc"]), base64.b64decode(entity.get("stdout", "")),
                     base64.b64decode(entity.get("stderr", "")), bool(entity.get("timed_out", False)))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ExecLost("unexpected answer %s from %s: %s" % (response.status, self.record["address"], exc))
+            raise ExecLost("unexpected answer %s from %s: %s" % (response.status, self.record["address"], exc)) from exc
 
     def close(self):
         if self.conn is not None:

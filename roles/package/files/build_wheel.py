@@ -9,6 +9,7 @@ offline with the controller's own setuptools (>= 68) and wheel.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -56,16 +57,15 @@ def build(root: Path, cache: Path, isolation: bool) -> dict[str, object]:
             cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check", "-q"]
             cmd += [] if isolation else ["--no-build-isolation", "--no-index"]
             env = os.environ | {"SOURCE_DATE_EPOCH": "315532800"}
-            proc = subprocess.run([*cmd, "-w", str(out), str(tree)], env=env, text=True, capture_output=True, check=False)
+            argv = [*cmd, "-w", str(out), str(tree)]
+            proc = subprocess.run(argv, env=env, text=True, capture_output=True, check=False)
             if proc.returncode:
                 hint = "" if isolation else " (offline build: install setuptools>=68 and wheel on the controller)"
                 raise SystemExit(f"building the dxflow wheel failed{hint}: {proc.stderr.strip()[-2000:]}")
             built = Path(tmp) / "done"
             out.rename(built)
-            try:
+            with contextlib.suppress(OSError):  # a concurrent run finished first: use its wheel
                 built.rename(target)
-            except OSError:  # a concurrent run finished first; use its wheel
-                pass
         found = sorted(target.glob("dxflow-*.whl"))
     wheel = found[-1]
     return {"path": str(wheel), "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(), "cached": cached}

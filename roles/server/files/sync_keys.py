@@ -23,7 +23,7 @@ def main() -> None:
     store = ProfileStore()
     session = Session(resolve_settings(store=store), store)
     engine = EngineClient(session)
-    current = {k["name"]: k for k in engine.keys()}
+    current = {k["name"]: k for k in engine.keys()}  # noqa: SIM118 (an SDK call, not a dict)
     registered, unregistered = [], []
     for want in spec["keys"]:
         name = want["name"]
