@@ -9,23 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from dxflow.common.crypto import generate_rsa_key, private_pem
-from tests import timeouts
 from tests.conftest import EngineProc, start_engine
+from tests.harness.browser import CHROMIUM, chromium, page_without_errors
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CONSOLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "console"
 WORKFLOW = "services:\n  hello:\n    command: [sh, -c, 'echo hello-from-the-browser; sleep 300']\n"
 
@@ -44,22 +33,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(timeouts.scaled(20) * 1000)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, errors
+    with page_without_errors(browser, height=900, timeout=20) as pg:
+        yield pg
 
 
 def sign_in(page: Page, engine: EngineProc) -> None:

@@ -13,22 +13,12 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
+from tests.harness.browser import CHROMIUM, chromium, page_without_errors
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, password_hash, wait_until
 from tests.harness.people_harness import EVIL_TAG, Fleet, pending_agent
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS_IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
 
 pytestmark = [
@@ -39,21 +29,14 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 720})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, errors
+    with page_without_errors(browser, height=720) as pg:
+        yield pg
 
 
 def shot(page: Page, tmp_path: Path, name: str) -> Path:
