@@ -44,11 +44,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dxflow.engine.auth import AUTH_KEY, claims_of, public, requires
 from dxflow.engine.files_api import (
     FILES_ROOT_KEY,
-    _receive,
-    _SentFileResponse,
-    _TempFile,
-    _write_all,
+    SentFileResponse,
+    TempFile,
     content_disposition,
+    receive_into,
+    write_all,
 )
 from dxflow.engine.permissions import Permission
 from dxflow.engine.safepath import open_beneath, open_dir_beneath
@@ -373,7 +373,7 @@ def _send_fd(request: web.Request, fd: int, rel: str) -> web.FileResponse:
         "Content-Type": "application/octet-stream",
         "X-File-Mode": f"{stat.S_IMODE(info.st_mode):04o}",
     }
-    return _SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)  # the very file the descriptor holds
+    return SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)  # the very file the descriptor holds
 
 
 async def _download(request: web.Request, rel: str) -> web.StreamResponse:
@@ -406,7 +406,7 @@ async def _multipart_file(request: web.Request) -> tuple[Callable[[], Awaitable[
 async def _copy_part(read: Callable[[], Awaitable[bytes]], fd: int, rel: str) -> int:
     size = 0
     while chunk := await read():
-        _write_all(fd, chunk, Path(rel))
+        write_all(fd, chunk, Path(rel))
         size += len(chunk)
     return size
 
@@ -439,10 +439,10 @@ async def _upload(request: web.Request, rel: str, force: bool) -> web.Response:
         if current is not None and not force:
             raise ApiError(409, f"artifact {rel!r} already exists (force=true replaces it)")
         with _fs(rel):
-            temp = _TempFile(dirfd, Path(parent), state.journal)
+            temp = TempFile(dirfd, Path(parent), state.journal)
         try:
             if read is None:
-                size = await _receive(request, temp, Path(rel), True)
+                size = await receive_into(request, temp, Path(rel), True)
             else:
                 size = await _copy_part(read, temp.fd, rel)
             with _fs(rel):
@@ -565,7 +565,7 @@ def _zip(root: Path, rel: str, journal: Path | None) -> _Archived:
     try:
         if _lstat(name, dirfd) is None:
             raise FileNotFoundError(errno.ENOENT, "no such artifact")
-        temp = _TempFile(dirfd, root / parent, journal)
+        temp = TempFile(dirfd, root / parent, journal)
         try:
             with open(temp.fd, "wb", closefd=False) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
                 files, size = _zip_tree(zf, dirfd, name, name)

@@ -46,7 +46,17 @@ from dxflow.protocol.errors import ApiError
 from dxflow.server.aliases import add_alias
 from dxflow.server.responses import ok
 
-__all__ = ["FilesRoot", "add_routes", "check_path", "parse_mode", "sweep_uploads"]
+__all__ = [
+    "FilesRoot",
+    "SentFileResponse",
+    "TempFile",
+    "add_routes",
+    "check_path",
+    "parse_mode",
+    "receive_into",
+    "sweep_uploads",
+    "write_all",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_MODE = 0o644
@@ -191,7 +201,8 @@ def _owner_of(request: web.Request, current: os.stat_result | None) -> tuple[int
     return None if (uid, gid) == (-1, -1) else (uid, gid)
 
 
-def _write_all(fd: int, data: bytes, path: Path) -> None:
+def write_all(fd: int, data: bytes, path: Path) -> None:
+    """Write all of ``data`` to ``fd`` (a short write continues; errors name ``path``)."""
     view = memoryview(data)
     try:
         while view:
@@ -216,7 +227,7 @@ def _finish(fd: int, mode: int, owner: tuple[int, int] | None, strict_owner: boo
         os.fsync(fd)
 
 
-class _TempFile:
+class TempFile:
     """A ``.dxflow-upload-*`` file in the directory ``dirfd``, noted in the journal while it exists."""
 
     def __init__(self, dirfd: int, directory: Path, journal: Path | None) -> None:
@@ -259,7 +270,7 @@ def sweep_uploads(journal: Path) -> int:
     return removed
 
 
-async def _receive(request: web.Request, temp: _TempFile, path: Path, sync: bool) -> int:
+async def receive_into(request: web.Request, temp: TempFile, path: Path, sync: bool) -> int:
     """Stream the body into ``temp``; the byte count (400 when cut short)."""
     size, expected = 0, request.content_length
     flusher = WriteBehind(temp.fd) if sync else None
@@ -271,7 +282,7 @@ async def _receive(request: web.Request, temp: _TempFile, path: Path, sync: bool
                 raise ApiError(400, f"upload interrupted after {size} bytes: {exc}") from None
             if not chunk:
                 break
-            _write_all(temp.fd, chunk, path)
+            write_all(temp.fd, chunk, path)
             size += len(chunk)
             if flusher is not None:
                 flusher.wrote(len(chunk))
@@ -307,11 +318,11 @@ async def upload_handler(request: web.Request) -> web.Response:
         mode = requested if requested is not None else (stat.S_IMODE(current.st_mode) if current else DEFAULT_MODE)
         owner = _owner_of(request, current)
         try:
-            temp = _TempFile(dirfd, path.parent, root.journal)
+            temp = TempFile(dirfd, path.parent, root.journal)
         except PermissionError:
             raise ApiError(403, f"cannot write in {path.parent}: permission denied") from None
         try:
-            size = await _receive(request, temp, path, sync)
+            size = await receive_into(request, temp, path, sync)
             strict = bool(request.query.get("owner") or request.query.get("group"))
             await loop.run_in_executor(None, _finish, temp.fd, mode, owner, strict, sync)
             os.close(temp.fd)
@@ -338,7 +349,7 @@ def content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-class _SentFileResponse(web.FileResponse):
+class SentFileResponse(web.FileResponse):
     """A FileResponse the handler sends itself (while it holds the descriptor): aiohttp's second prepare is a no-op."""
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
@@ -367,7 +378,7 @@ async def download_handler(request: web.Request) -> web.StreamResponse:
             "download by key %s from %s: %s (%d bytes)", claims_of(request).sub, request.remote, path, info.st_size
         )
         # /proc/self/fd/N reopens the very file this descriptor holds: no path is looked up again.
-        response = _SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)
+        response = SentFileResponse(f"/proc/self/fd/{fd}", headers=headers)
         await response.prepare(request)
         return response
     finally:
