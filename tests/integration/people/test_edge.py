@@ -20,8 +20,8 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect, sync_playwright
 
+from tests.harness.browser import ARGS, CHROMIUM
 from tests.harness.director_harness import DXFLOW, Director, Engine, env, wait_until
-from tests.integration.people.test_admin_ui import ARGS, CHROMIUM
 
 AUDIENCE = "dxflow-edge-test"
 ISSUER = "https://edge.test"
