@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     create_engine,
     delete,
@@ -482,7 +483,7 @@ class Database:
     # --- servers and sessions ---------------------------------------------------------------------
 
     def write_updates(self, batch: Iterable[ServerUpdate]) -> int:
-        """Upsert servers and replace their sessions, in one transaction."""
+        """Upsert servers and replace the sessions each report knew about, in one transaction."""
         batch = list(batch)
         if not batch:
             return 0
@@ -518,7 +519,15 @@ class Database:
             if not rows:
                 return 0
             conn.execute(stmt, rows)
-            conn.execute(delete(sessions).where(sessions.c.server_guid.in_(live)))
+            # A report replaces the sessions it knew about; a session the director recorded after the
+            # report was taken (an admin's POST /v1/sessions racing a queued update) stays until the next one.
+            reported_at = {u.guid: u.at for u in batch if u.guid in live}
+            conn.execute(
+                delete(sessions).where(
+                    sessions.c.server_guid == bindparam("guid"), sessions.c.updated_at <= bindparam("at")
+                ),
+                [{"guid": g, "at": at} for g, at in reported_at.items()],
+            )
             session_rows = [self._session_row(u.guid, s, u.at) for u in batch if u.guid in live for s in u.sessions]
             if session_rows:
                 conn.execute(insert(sessions).on_conflict_do_nothing(), session_rows)
