@@ -17,15 +17,14 @@ __all__ = [
     "EXTENSION_PREFIX",
     "HEALTH_PATH",
     "INFO_PATH",
-    "SHELL_CREATE_PATH",
-    "SHELL_LIST_PATH",
+    "SHELL_KILL_PATH",
     "SHELL_PATH",
+    "SHELL_RESIZE_PATH",
     "UPLOAD_PATH",
     "chunked_reply",
     "create_shell_body",
-    "shell_attach_path",
     "shell_connect_path",
-    "shell_remove_path",
+    "shell_query",
     "stream_error",
 ]
 
@@ -38,18 +37,19 @@ EXEC_PATH = EXTENSION_PREFIX + "exec/"
 UPLOAD_PATH = EXTENSION_PREFIX + "upload/"
 DOWNLOAD_PATH = EXTENSION_PREFIX + "download/"
 SHELL_PATH = "/api/shell/"
-"""The public shell collection (``4.api/005.shell``); the connect WebSocket is ``/api/shell/{identity}/``."""
-SHELL_LIST_PATH = "/api/shell/list/"
-SHELL_CREATE_PATH = "/api/shell/create/"
+"""The public shell collection (``4.api/005.shell``): ``GET`` lists, ``POST`` creates, ``DELETE ?identity=`` removes;
+the connect WebSocket is ``/api/shell/{identity}/``. The sync SDK and its async twin both use these paths (the
+engine still serves the old ``/api/shell/list/``, ``create/``... as deprecated aliases; no client of ours calls
+them)."""
+SHELL_RESIZE_PATH = SHELL_PATH + "resize/"
+"""``PUT ?identity&columns&rows``."""
+SHELL_KILL_PATH = SHELL_PATH + "kill/"
+"""``PUT ?identity&signal``."""
 
 
-def shell_remove_path(name: str) -> str:
-    return f"/api/shell/remove/{quote(name, safe='')}/"
-
-
-def shell_attach_path(name: str) -> str:
-    """The deprecated attach WebSocket (binary frames); ``shell_connect_path`` is the public one."""
-    return f"/api/shell/attach/{quote(name, safe='')}/"
+def shell_query(name: str, **extra: str | int) -> dict[str, str]:
+    """The query string naming shell ``name`` (plus ``extra`` fields) for the public shell requests."""
+    return {"identity": name, **{key: str(value) for key, value in extra.items()}}
 
 
 def shell_connect_path(name: str) -> str:
@@ -65,19 +65,17 @@ def create_shell_body(
     env: Mapping[str, str] | None = None,
     cols: int = 80,
     rows: int = 24,
-    term: str = "xterm-256color",
 ) -> dict[str, Any]:
-    """The ``POST /api/shell/create/`` body: the engine user's login shell, or ``command`` (argv, or a string for
-    sh -c), on a ``cols`` x ``rows`` pty."""
-    body: dict[str, Any] = {"cols": cols, "rows": rows, "term": term}
-    if name:
-        body["name"] = name
-    if command:
-        body["command"] = command if isinstance(command, str) else list(command)
+    """The ``POST /api/shell/`` body ``{identity, path, args}`` (plus our ``cwd``, ``env``, ``columns``, ``rows``):
+    the OS default shell, or ``command`` (argv, or a string for sh -c), on a ``cols`` x ``rows`` pty."""
+    argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command or [])
+    body: dict[str, Any] = {"identity": name or "", "path": argv[0] if argv else "", "args": argv[1:]}
     if cwd:
         body["cwd"] = cwd
     if env:
         body["env"] = dict(env)
+    if (cols, rows) != (80, 24):
+        body["columns"], body["rows"] = cols, rows
     return body
 
 

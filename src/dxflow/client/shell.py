@@ -12,7 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from dxflow.client.engine_wire import DOWNLOAD_PATH, EXEC_PATH, SHELL_PATH, UPLOAD_PATH
+from dxflow.client.engine_wire import (
+    DOWNLOAD_PATH,
+    EXEC_PATH,
+    SHELL_KILL_PATH,
+    SHELL_PATH,
+    SHELL_RESIZE_PATH,
+    UPLOAD_PATH,
+    create_shell_body,
+    shell_query,
+)
 from dxflow.client.session import Session
 from dxflow.common.files import WriteBehind
 from dxflow.protocol.errors import TransportError
@@ -32,6 +41,8 @@ class ExecResult:
     stderr: bytes
     timed_out: bool = False
     truncated: bool = False
+    user: str | None = None
+    """The login name the command ran as (None from an engine that does not say)."""
 
 
 def _exec_body(
@@ -77,13 +88,20 @@ class ShellClient:
         on_output: OutputCallback | None = None,
         become: Mapping[str, str] | None = None,
         module_runner: bool = False,
+        user: str | None = None,
     ) -> ExecResult:
         """Run ``command`` (an argv list, or a string for ``/bin/sh -c``) and wait for it.
 
         With ``on_output(stream_name, data)`` the output is streamed to the callback as it comes (nothing is
         capped) and the result's ``stdout``/``stderr`` are empty. ``become`` ``{prompt, success, password}``: the
-        engine writes the password only if the prompt appears, and ``stdin`` once the success marker does."""
+        engine writes the password only if the prompt appears, and ``stdin`` once the success marker does.
+        ``user``: run as that login name (its groups, HOME, USER, home as cwd), which needs an engine running as
+        root unless it is the engine's own user; an engine that cannot honour it refuses before running anything
+        (ServerError(501) when it is too old to know ``user``)."""
         body = _exec_body(command, stdin, env, cwd, timeout, max_output)
+        if user:
+            self.session.require("user")  # an engine without it would ignore the field and run as itself
+            body["user"] = user
         if become is not None:
             body["become"] = dict(become)
         if module_runner:  # an AnsiballZ payload on stdin: the engine may run it in its warm module runner
@@ -100,6 +118,7 @@ class ShellClient:
             stderr=base64.b64decode(entity.get("stderr", "")),
             timed_out=bool(entity.get("timed_out", False)),
             truncated=bool(entity.get("truncated", False)),
+            user=entity.get("user"),
         )
 
     def _exec_streamed(self, body: dict[str, Any], timeouts: tuple, on_output: OutputCallback) -> ExecResult:
@@ -114,6 +133,7 @@ class ShellClient:
                     stderr=b"",
                     timed_out=bool(entity.get("timed_out", False)),
                     truncated=bool(entity.get("truncated", False)),
+                    user=entity.get("user"),
                 )
         raise TransportError("exec stream ended without an exit code")
 
@@ -128,18 +148,21 @@ class ShellClient:
         owner: str | int | None = None,
         group: str | int | None = None,
         sync: bool = True,
+        user: str | None = None,
     ) -> dict[str, Any]:
         """Stream a local file (path or binary file object) to the absolute ``remote_path``; the engine writes it
         atomically. ``mode`` defaults to the local file's mode when ``source`` is a path (else to the replaced
         file's mode, else 0644); ``owner``/``group`` need an engine running as root; ``sync=False`` skips the
-        fsync (scratch files that need not survive a power cut). Returns ``{path, size, mode}``."""
+        fsync (scratch files that need not survive a power cut); ``user``: the file is written for that login name
+        (owned by it and its primary group unless ``owner``/``group`` say otherwise), as ``exec(user=...)`` runs
+        commands. Returns ``{path, size, mode}``."""
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if mode is None:
                 mode = path.stat().st_mode & 0o7777
             with open(path, "rb") as fh:
-                return self._upload(fh, remote_path, mode, owner, group, sync)
-        return self._upload(source, remote_path, mode, owner, group, sync)
+                return self._upload(fh, remote_path, mode, owner, group, sync, user)
+        return self._upload(source, remote_path, mode, owner, group, sync, user)
 
     def _upload(
         self,
@@ -149,6 +172,7 @@ class ShellClient:
         owner: str | int | None,
         group: str | int | None,
         sync: bool,
+        user: str | None = None,
     ) -> dict[str, Any]:
         params = {"path": remote_path}
         if not sync:
@@ -159,6 +183,9 @@ class ShellClient:
             params["owner"] = str(owner)
         if group is not None:
             params["group"] = str(group)
+        if user:
+            self.session.require("user")
+            params["user"] = user
         self.session.require("upload")
         resp = self.session.send(
             "POST",
@@ -240,23 +267,16 @@ class ShellClient:
     ) -> dict[str, Any]:
         """Start a shell on a ``cols`` x ``rows`` pty: the OS default shell, or ``command`` (argv, or a string for
         sh -c)."""
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command or [])
-        body: dict[str, Any] = {"identity": name or "", "path": argv[0] if argv else "", "args": argv[1:]}
-        if cwd:
-            body["cwd"] = cwd
-        if env:
-            body["env"] = dict(env)
-        if (cols, rows) != (80, 24):
-            body["columns"], body["rows"] = cols, rows
+        body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows)
         return self.session.call("POST", SHELL_PATH, json=body).entities[0]
 
     def resize_shell(self, name: str, cols: int, rows: int) -> None:
-        self.session.call("PUT", f"{SHELL_PATH}resize/", params={"identity": name, "columns": cols, "rows": rows})
+        self.session.call("PUT", SHELL_RESIZE_PATH, params=shell_query(name, columns=cols, rows=rows))
 
     def kill_shell(self, name: str, signal: str = "KILL") -> None:
         """Send ``signal`` (a name like HUP, TERM, KILL, INT) to the shell's process group."""
-        self.session.call("PUT", f"{SHELL_PATH}kill/", params={"identity": name, "signal": signal})
+        self.session.call("PUT", SHELL_KILL_PATH, params=shell_query(name, signal=signal))
 
     def remove_shell(self, name: str) -> None:
         """Kill the shell if it runs (SIGHUP, then SIGKILL) and forget it."""
-        self.session.call("DELETE", SHELL_PATH, params={"identity": name})
+        self.session.call("DELETE", SHELL_PATH, params=shell_query(name))

@@ -2,17 +2,20 @@
 
 Every response of an alias (buffered, streamed or a WebSocket handshake) carries ``Deprecation: true`` and
 ``Link: <successor>; rel="successor-version"`` (RFC 9745 / RFC 8288), added when the response is prepared, so
-streamed handlers need no change. Call ``install`` once per app, then register aliases with ``add_alias``.
+streamed handlers need no change; each use is logged (``deprecated path METHOD PATH used``) so an operator can
+find the clients still on old paths. Call ``install`` once per app, then register aliases with ``add_alias``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
 __all__ = ["DEPRECATION_HEADER", "add_alias", "add_route_table", "install", "successor_of"]
 
+log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 DEPRECATION_HEADER = "Deprecation"
 _SUCCESSOR_ATTR = "dxflow_successor"
@@ -23,6 +26,7 @@ async def _mark(request: web.Request, response: web.StreamResponse) -> None:
     successor = getattr(request.match_info.route, _SUCCESSOR_ATTR, None)
     if successor is None:
         return
+    log.info("deprecated path %s %s used from %s (use %s)", request.method, request.path, request.remote, successor)
     response.headers[DEPRECATION_HEADER] = "true"
     response.headers["Link"] = f'<{successor}>; rel="successor-version"'
 

@@ -59,19 +59,22 @@ def test_engine_client_logs_in_retries_a_401_and_maps_errors(tmp_path: Path) -> 
         logins.append(body["identity"])
         return chunked(200, "OK", {"token": fresh})
 
-    @routes.get("/api/shell/list/")
+    created: list[dict[str, Any]] = []
+
+    @routes.get("/api/shell/")
     async def shells(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != f"Bearer {fresh}":
             return chunked(401, "token expired")
-        return chunked(200, "OK", {"name": "work1", "status": "running"})
+        return chunked(200, "OK", {"identity": "work1", "state": "running"})
 
-    @routes.post("/api/shell/create/")
+    @routes.post("/api/shell/")
     async def create(request: web.Request) -> web.Response:
+        created.append(await request.json())
         return chunked(409, "shell work1 exists")
 
-    @routes.delete("/api/shell/remove/{name}/")
+    @routes.delete("/api/shell/")
     async def remove(request: web.Request) -> web.Response:
-        return chunked(404, f"no shell {request.match_info['name']}")
+        return chunked(404, f"no shell {request.query['identity']}")
 
     @routes.get("/api/engine/healthcheck/")
     async def health(request: web.Request) -> web.Response:
@@ -84,13 +87,14 @@ def test_engine_client_logs_in_retries_a_401_and_maps_errors(tmp_path: Path) -> 
         client = AsyncEngineClient(settings)
         try:
             assert await client.healthy()
-            assert [s["name"] for s in await client.shells()] == ["work1"]
+            assert [s["identity"] for s in await client.shells()] == ["work1"]
             assert logins == ["id"], "one login after the 401, then the retry"
             with pytest.raises(Conflict, match="exists"):
                 await client.create_shell("work1", env={"A": "1"})
+            assert created == [{"identity": "work1", "path": "", "args": [], "env": {"A": "1"}}], "the public body"
             with pytest.raises(NotFound) as info:
                 await client.remove_shell("gone")
-            assert (info.value.status_code, info.value.url) == (404, "/api/shell/remove/gone/")
+            assert (info.value.status_code, info.value.url) == (404, "/api/shell/")
         finally:
             await client.close()
         down = AsyncEngineClient(ConnectionSettings(profile="t", profile_exists=False, address=url + "0"))

@@ -86,7 +86,7 @@ class EngineBackend:
                 raise SessionExists(f"session {session_id} already exists on the engine") from None
             except DxflowError as exc:
                 raise BackendDown(f"the engine refused the shell: {exc}") from None
-            session["shell"] = shell.get("name", session_id)
+            session["shell"] = shell.get("identity", session_id)
             session["pid"] = shell.get("pid")
         self._sessions[session_id] = session
         self._save()
@@ -97,14 +97,14 @@ class EngineBackend:
             return list(self._sessions.values())
         try:
             client = await self._client()
-            live = {s["name"]: s for s in await client.shells()}
+            live = {s["identity"]: s for s in await client.shells()}
         except (BackendDown, DxflowError) as exc:
             log.warning("cannot list engine shells: %s", exc)
             return list(self._sessions.values())
         result = []
         for session in self._sessions.values():
             shell = live.get(session.get("shell", session["id"]))
-            state = "READY" if shell is not None and shell.get("status") == "running" else "CLOSED"
+            state = "READY" if shell is not None and shell.get("state") == "running" else "CLOSED"
             result.append({**session, "state": state})
         return result
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dxflow.client.aio._http import HttpClient, SslArg, fingerprint_pin
 from dxflow.client.aio.terminal import AttachedShell, open_attach
 from dxflow.client.auth import CHALLENGE_PATH, VERIFY_PATH, answer_challenge, load_key, quick_inspect, token_of
-from dxflow.client.engine_wire import (
-    HEALTH_PATH,
-    SHELL_CREATE_PATH,
-    SHELL_LIST_PATH,
-    chunked_reply,
-    create_shell_body,
-    shell_remove_path,
-)
+from dxflow.client.engine_wire import HEALTH_PATH, SHELL_PATH, chunked_reply, create_shell_body, shell_query
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.tls import pinned_fingerprint, settings_context
 from dxflow.protocol.chunks import Chunked
@@ -43,12 +37,19 @@ class AsyncEngineClient:
     async def close(self) -> None:
         await self._http.close()
 
-    async def call(self, method: str, path: str, *, json: Any = None, token: str | None = None) -> Chunked:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        token: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Chunked:
         """A whole chunked reply; ApiError subclasses for error statuses."""
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        reply = await self._http.request(
-            method, self.settings.address + path, json=json, headers=headers, ssl=self._ssl
-        )
+        url = self.settings.address + path + (f"?{urlencode(params)}" if params else "")
+        reply = await self._http.request(method, url, json=json, headers=headers, ssl=self._ssl)
         return chunked_reply(reply.status, reply.content, reply.reason, reply.headers, method, path)
 
     # --- tokens -------------------------------------------------------------------------------------------------
@@ -83,9 +84,11 @@ class AsyncEngineClient:
             self._token = None
             return await fn(await self.login())
 
-    async def authed(self, method: str, path: str, *, json: Any = None) -> Chunked:
+    async def authed(
+        self, method: str, path: str, *, json: Any = None, params: Mapping[str, str] | None = None
+    ) -> Chunked:
         """An authenticated call, logging in again once after a 401."""
-        return await self._retrying(lambda token: self.call(method, path, json=json, token=token))
+        return await self._retrying(lambda token: self.call(method, path, json=json, token=token, params=params))
 
     # --- engine -------------------------------------------------------------------------------------------------
 
@@ -105,8 +108,9 @@ class AsyncEngineClient:
     # --- shells -------------------------------------------------------------------------------------------------
 
     async def shells(self) -> list[dict[str, Any]]:
-        """Every shell: ``{name, command, cwd, pid, status, rc, cols, rows, clients, created_at}``."""
-        return (await self.authed("GET", SHELL_LIST_PATH)).entities
+        """Every shell (``GET /api/shell/``): ``{identity, path, args, state, columns, rows, sessions, created_at}``
+        (our engine adds ``pid``, ``rc`` and ``cwd``)."""
+        return (await self.authed("GET", SHELL_PATH)).entities
 
     async def create_shell(
         self,
@@ -117,15 +121,14 @@ class AsyncEngineClient:
         env: Mapping[str, str] | None = None,
         cols: int = 80,
         rows: int = 24,
-        term: str = "xterm-256color",
     ) -> dict[str, Any]:
-        """Start a shell on a pty (see ``ShellClient.create_shell``)."""
-        body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows, term=term)
-        return (await self.authed("POST", SHELL_CREATE_PATH, json=body)).entities[0]
+        """Start a shell on a pty (``POST /api/shell/``; see ``ShellClient.create_shell``): its entity."""
+        body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows)
+        return (await self.authed("POST", SHELL_PATH, json=body)).entities[0]
 
-    async def remove_shell(self, name: str) -> dict[str, Any]:
-        """Kill the shell if it runs and forget it."""
-        return (await self.authed("DELETE", shell_remove_path(name))).entities[0]
+    async def remove_shell(self, name: str) -> None:
+        """Kill the shell if it runs and forget it (``DELETE /api/shell/?identity=``)."""
+        await self.authed("DELETE", SHELL_PATH, params=shell_query(name))
 
     async def attach(self, name: str) -> AttachedShell:
         """Open the shell's WebSocket (``async with await client.attach(name) as term: ...``)."""

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from dxflow.client.aio._http import SslArg, fingerprint_pin
-from dxflow.client.engine_wire import SHELL_PATH, shell_connect_path
+from dxflow.client.engine_wire import SHELL_RESIZE_PATH, shell_connect_path, shell_query
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.tls import pinned_fingerprint, settings_context
 from dxflow.protocol.errors import AuthenticationError, TransportError, api_error
@@ -40,11 +40,11 @@ class AttachedShell:
         await self._ws.send_bytes(data)
 
     async def resize(self, cols: int, rows: int) -> None:
-        params = {"identity": self._name, "columns": str(cols), "rows": str(rows)}
-        async with self._http.put(f"{self._base}{SHELL_PATH}resize/", params=params, ssl=self._ssl) as resp:
+        params = shell_query(self._name, columns=cols, rows=rows)
+        async with self._http.put(self._base + SHELL_RESIZE_PATH, params=params, ssl=self._ssl) as resp:
             if resp.status >= 400:
                 message = resp.headers.get(ERROR_HEADER) or resp.reason or "refused"
-                raise api_error(resp.status, message, "PUT", f"{SHELL_PATH}resize/")
+                raise api_error(resp.status, message, "PUT", SHELL_RESIZE_PATH)
 
     async def output(self) -> AsyncIterator[bytes]:
         """Terminal output as it comes (the scrollback first); ends when the shell exits (``rc`` set from the close
