@@ -11,7 +11,7 @@ from typing import Any
 from dxflow.protocol.errors import ConfigError
 from dxflow.server.config import load_config
 
-__all__ = ["EngineConfig", "default_engine_data_dir", "dxflow_home", "load_engine_config"]
+__all__ = ["EngineConfig", "WorkflowSources", "default_engine_data_dir", "dxflow_home", "load_engine_config"]
 
 
 def dxflow_home() -> Path:
@@ -23,6 +23,24 @@ def default_engine_data_dir() -> Path:
     """The engine's data dir when none is given: ``$DXFLOW_ENGINE_DATA_DIR`` or ``<home>/engine``."""
     env = os.environ.get("DXFLOW_ENGINE_DATA_DIR")
     return Path(env).expanduser() if env else dxflow_home() / "engine"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSources:
+    """``POST /api/workflow/?source=URL`` (``engine/workflows/sources.py``): off unless enabled with an allow-list."""
+
+    enabled: bool = False
+    allow: tuple[str, ...] = ()
+    """Host names (``*.domain`` for subdomains), IP addresses and CIDRs a source URL may name or resolve to."""
+    schemes: tuple[str, ...] = ("https",)
+    max_bytes: int = 1024 * 1024
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.enabled and not self.allow:
+            raise ConfigError("config key 'workflow_sources.enabled' needs 'workflow_sources.allow' (hosts, CIDRs)")
+        if not set(self.schemes) <= {"http", "https"} or self.max_bytes < 1 or self.timeout <= 0:
+            raise ConfigError("config key 'workflow_sources': schemes http/https, max_bytes >= 1, timeout > 0")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +86,8 @@ class EngineConfig:
     """Seconds a new connection has to finish the TLS handshake."""
     keepalive_timeout: float = 75.0
     """Seconds an idle keep-alive connection stays open."""
+    workflow_sources: WorkflowSources = field(default_factory=WorkflowSources)
+    """Whether and from where ``POST /api/workflow/?source=URL`` may fetch a workflow (off by default)."""
 
     def __post_init__(self) -> None:
         if self.volume is None:

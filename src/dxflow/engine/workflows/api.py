@@ -281,7 +281,9 @@ def add_routes(app: web.Application, config: EngineConfig) -> None:
 
     app.cleanup_ctx.append(lifetime)
     from dxflow.engine.workflows.public import PUBLIC_ROUTES  # it builds on this module's helpers
+    from dxflow.engine.workflows.sources import SOURCES_KEY
 
+    app[SOURCES_KEY] = config.workflow_sources
     add_route_table(app, PUBLIC_ROUTES)  # first: /api/workflow/{name}/ below must not shadow them
     add_alias(app, "GET", "/api/workflow/list/", list_handler, "/api/workflow/")
     add_alias(app, "POST", "/api/workflow/create/", create_handler, "/api/workflow/")

@@ -1,7 +1,8 @@
 """``/api/workflow/...`` as the public dxflow API documents it (``4.api/008.workflow``), over our workflow manager.
 
 A workflow's ``identity`` is its name. Query ``identity`` names the workflow (``identities`` for batches); create
-takes the compose YAML as the raw body (or from ``?source=URL``). Entities carry the documented keys with epoch
+takes the compose YAML as the raw body (or from ``?source=URL``, off unless the engine config allows it: see
+``sources.py``). Entities carry the documented keys with epoch
 seconds, plus ours (``backend``, ``desired``, ``digest``, ``updated_at``, ``services``, ``changed``). Reads need
 any valid token (READ_ONLY is enough); changes need WORKFLOW (or MASTER) and are refused to READ_ONLY tokens.
 """
@@ -15,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import psutil
 from aiohttp import web
 
@@ -27,6 +27,7 @@ from dxflow.engine.workflows.backend import LogQuery
 from dxflow.engine.workflows.container_backend import ContainerRuntime
 from dxflow.engine.workflows.manager import NotFoundError, Workflow
 from dxflow.engine.workflows.process_backend import ProcessRuntime
+from dxflow.engine.workflows.sources import SOURCES_KEY, fetch_source
 from dxflow.engine.workflows.steps import epoch, step_entities
 from dxflow.engine.workflows.store import read_json_lines
 from dxflow.protocol.errors import ApiError
@@ -102,28 +103,6 @@ async def list_handler(request: web.Request) -> web.Response:
     return ok(page(request, items), total=len(items))
 
 
-async def _fetch(url: str, limit: int) -> str:
-    """The workflow YAML at ``url`` (http or https), at most ``limit`` bytes."""
-    if not url.startswith(("http://", "https://")):
-        raise ApiError(400, "source must be an http:// or https:// URL")
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
-            http.get(url, allow_redirects=False) as resp,
-        ):
-            if resp.status != 200:
-                raise ApiError(400, f"source answered HTTP {resp.status}")
-            data = await resp.content.read(limit + 1)
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ApiError(400, f"cannot fetch source: {exc.__class__.__name__}") from None
-    if len(data) > limit:
-        raise ApiError(413, f"source is larger than {limit} bytes")
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        raise ApiError(400, "source is not UTF-8 text") from None
-
-
 @requires(Permission.WORKFLOW)
 async def create_handler(request: web.Request) -> web.Response:
     """The compose YAML as the raw body (or ``?source=URL``); ``?identity`` (else the YAML's ``name:``, else a
@@ -132,7 +111,7 @@ async def create_handler(request: web.Request) -> web.Response:
     source = request.query.get("source", "")
     raw = await read_body(request, limit)
     if source:
-        text = await _fetch(source, limit)
+        text = await fetch_source(request.app[SOURCES_KEY], source)
     else:
         try:
             text = raw.decode()
