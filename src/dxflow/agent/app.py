@@ -26,6 +26,7 @@ from dxflow.common.agent_config import AgentConfig
 from dxflow.common.runtime import tune_process
 from dxflow.protocol import director_wire as wire
 from dxflow.protocol.errors import ApiError, DxflowError, PendingApproval
+from dxflow.server import listen
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import json_error
 
@@ -213,17 +214,21 @@ async def serve(config: AgentConfig) -> None:
         await agent.close()
         return
     stopping.cancel()
-    runner = web.AppRunner(create_app(config, agent), access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.agent_host, config.agent_port, ssl_context=agent.make_server_ssl())
-    await site.start()
-    if config.agent_port == 0 and site._server is not None:
-        agent.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    log.info("agent API listening on https://%s:%d", config.agent_host, agent.port)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+
+    def listening(port: int) -> None:
+        agent.port = port
+        log.info("agent API listening on https://%s:%d", config.agent_host, port)
+
+    # The shared listener: TLS-handshake, header-read and keep-alive timeouts and a connection cap, as the
+    # engine and the director have.
+    await listen.serve(
+        create_app(config, agent),
+        config.agent_host,
+        config.agent_port,
+        agent.make_server_ssl(),
+        stop=stop,
+        on_listening=listening,
+    )
 
 
 def run(config: AgentConfig) -> None:

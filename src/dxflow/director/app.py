@@ -16,7 +16,6 @@ from dxflow.common.ca import CaError, CertificateAuthority, describe_server_cert
 from dxflow.common.director_config import DirectorConfig
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
-from dxflow.common.runtime import tune_process
 from dxflow.director import admin_api, agent_api, hub, openapi, ui_routes, user_api
 from dxflow.director.agent_client import AgentClient
 from dxflow.director.auth import LoginGuard, SharedRateLimiter, build_backend, build_otp
@@ -33,7 +32,7 @@ from dxflow.server.bodies import read_json
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import json_error, json_response
 
-__all__ = ["create_app", "init_pki", "run", "server_ssl_context"]
+__all__ = ["create_app", "init_pki", "server_ssl_context"]
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -167,19 +166,3 @@ def create_app(config: DirectorConfig) -> web.Application:
     app.router.add_get("/auth/connect", connect_page)
     return app
 
-
-def run(config: DirectorConfig) -> None:
-    """Serve until SIGTERM/SIGINT."""
-    tune_process()
-    ssl_ctx = server_ssl_context(config)
-    log.info("director listening on https://%s:%d", config.host, config.port)
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        ssl_context=ssl_ctx,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-        keepalive_timeout=config.keepalive_timeout,
-    )
