@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog docs format bench sanity clean
+.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog docs collection format bench sanity clean
 
 all: test
 
@@ -68,6 +68,10 @@ changelog: setup
 ## `make test`, which runs the fast `tools/docs.py lint` instead).
 docs: setup
 	$(PY) tools/docs.py build
+
+## collection: the release tarball into dist/ (ansible-galaxy collection build, with the guides as docsite RST).
+collection: setup
+	$(PY) tools/docs.py collection
 
 ## sanity: ansible-test sanity on a temp ansible_collections/dxflow/remote copy (Python 3.11, local, offline pip stand-in).
 sanity: setup

@@ -1,6 +1,7 @@
-"""Collection docs with antsibull-docs: ``lint`` (plugin docs and the guides, no Sphinx) and ``build`` (HTML into
-build/docs). Both work on a temporary ``ansible_collections/dxflow/remote`` tree that links the repository and adds
-``docs/docsite/rst/<guide>.rst`` converted from ``docs/<guide>.md`` (pandoc), so the Markdown stays the only source.
+"""Collection docs with antsibull-docs: ``lint`` (plugin docs and the guides, no Sphinx), ``build`` (HTML into
+build/docs) and ``collection`` (the release tarball, guides included). All work on a temporary
+``ansible_collections/dxflow/remote`` tree that adds ``docs/docsite/rst/<guide>.rst`` converted from
+``docs/<guide>.md`` (pandoc), so the Markdown stays the only source and nothing generated is committed.
 """
 
 from __future__ import annotations
@@ -61,11 +62,17 @@ def collection_tree(tmp: Path) -> Path:
             (coll / entry.name).symlink_to(entry)
     for entry in (ROOT / "docs" / "docsite").glob("*.yml"):
         (coll / "docs" / "docsite" / entry.name).symlink_to(entry)
+    write_guides(coll)
+    return coll
+
+
+def write_guides(coll: Path) -> None:
+    """docs/docsite/rst/<guide>.rst for every guide extra-docs.yml lists, under the collection tree ``coll``."""
+    (coll / "docs" / "docsite" / "rst").mkdir(parents=True, exist_ok=True)
     repository = yaml.safe_load((ROOT / "galaxy.yml").read_text())["repository"]
     names = guides()
     for name in names:
         (coll / "docs" / "docsite" / "rst" / f"{name}.rst").write_text(to_rst(name, set(names), repository))
-    return coll
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -121,13 +128,30 @@ def build(tmp: Path, dest: Path) -> int:
     return 0
 
 
+def collection(tmp: Path, dest: Path) -> int:
+    """``ansible-galaxy collection build`` of a copy of the repository with the generated guides, into ``dest``.
+
+    A copy, not links: ansible-galaxy skips symlinks that leave the collection. Its ``build_ignore`` still applies."""
+    coll = tmp / "ansible_collections" / "dxflow" / "remote"
+    ignore = shutil.ignore_patterns(".git", ".venv", ".demo*", "build", "dist", "__pycache__", "*.pyc", ".*_cache")
+    shutil.copytree(ROOT, coll, ignore=ignore, symlinks=True)
+    write_guides(coll)
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [str(BIN / "ansible-galaxy"), "collection", "build", "--force", "--output-path", str(dest)]
+    return subprocess.run(cmd, cwd=coll, env=_env(tmp), check=False).returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("action", choices=["lint", "build"])
-    parser.add_argument("--dest", type=Path, default=ROOT / "build" / "docs")
+    parser.add_argument("action", choices=["lint", "build", "collection"])
+    parser.add_argument("--dest", type=Path, help="build/docs for build, dist for collection")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dxflow-docs-") as tmp:
-        return lint(Path(tmp)) if args.action == "lint" else build(Path(tmp), args.dest.resolve())
+        if args.action == "lint":
+            return lint(Path(tmp))
+        if args.action == "build":
+            return build(Path(tmp), (args.dest or ROOT / "build" / "docs").resolve())
+        return collection(Path(tmp), (args.dest or ROOT / "dist").resolve())
 
 
 if __name__ == "__main__":

@@ -53,13 +53,16 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(bin dir of a fresh venv with ansible-core + requirements.txt, collections path with the built tarball)."""
     root = tmp_path_factory.mktemp("galaxy")
     _run(
-        [str(Path(sys.executable).parent / "ansible-galaxy"), "collection", "build", "--output-path", str(root)],
-        cwd=ROOT,
-    )
+        [sys.executable, str(ROOT / "tools" / "docs.py"), "collection", "--dest", str(root)], cwd=ROOT
+    )  # make collection
     tarball = next(root.glob("dxflow-remote-*.tar.gz"))
     with tarfile.open(tarball) as tar:
         names = tar.getnames()
+        guide = tar.extractfile("docs/docsite/rst/collection.rst").read().decode()  # type: ignore[union-attr]
     assert "requirements.txt" in names and "COPYING" in names and "src/dxflow/client/__init__.py" in names
+    # The guides as Galaxy / Automation Hub render them: RST made from docs/*.md, labelled for cross references.
+    assert {f"docs/docsite/rst/{g}.rst" for g in ("collection", "awx", "roles", "security")} <= set(names)
+    assert guide.startswith(".. _ansible_collections.dxflow.remote.docsite.collection:")
     assert not [n for n in names if n.startswith(("build/", "dist/", ".venv", "tools/", ".ci", "tests/integration"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     venv = root / "venv"
