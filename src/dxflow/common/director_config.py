@@ -36,7 +36,7 @@ class HousekeeperConfig:
     max_age: float = 30.0
     agents_period: float = 3600.0
     unseen_max_age: float = 30 * 86400.0
-    pending_max_age: float = 86400.0
+    pending_max_age: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, kw_only=True)
