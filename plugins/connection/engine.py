@@ -52,17 +52,23 @@ options:
       - name: ansible_dxflow_module_runner
   remote_user_check:
     description:
-      - What to do when the play asks for a remote user (C(-u), C(remote_user), C(ansible_user)) other than the one
-        the engine runs as. The engine cannot log in as another user; commands always run as the engine's user, and
-        C(become) with C(become_user) is the way to run them as someone else.
-      - V(error) fails the host with a message naming both users and the fix; V(warn) runs the commands as the
-        engine's user and prints a warning; V(ignore) runs them as the engine's user silently (for example for an
-        AWX machine credential that carries a username for other hosts).
-      - When a remote user is set, the connection asks the engine for its user once per task (one C(id -un));
-        with V(ignore), or without a remote user, it does not.
+      - What to do with the remote user the play asks for (C(-u), C(remote_user), C(ansible_user), an AWX machine
+        credential's username).
+      - V(honour) (or V(honor)) runs every command as that user and writes uploaded files (Ansible's temporary
+        files, C(copy) sources) owned by it, as an SSH login would (with its groups, its C(HOME), C(USER) and
+        C(LOGNAME), in its home). The engine must run as root to switch to another user; an
+        engine running as that very user needs nothing. An unknown user, or another user on an engine that is not
+        root, fails the task with the engine's message before anything runs. C(become) on top works as over SSH
+        (C(sudo) from that user, with the become password when its sudo rule asks for one).
+      - The old behaviours, where commands always run as the engine's user whatever the remote user is
+        (C(become) with C(become_user) being the way to run as someone else); V(error) fails the host when the
+        remote user is not the engine's user, with a message naming both; V(warn) runs the commands as the
+        engine's user and prints a warning; V(ignore) runs them as the engine's user silently. V(error) and
+        V(warn) ask the engine for its user once per task (one C(id -un)).
     type: str
-    choices: [error, warn, ignore]
-    default: error
+    choices: [honour, honor, error, warn, ignore]
+    default: honour
+    version_added: 1.1.0
     env:
       - name: ANSIBLE_DXFLOW_REMOTE_USER_CHECK
     vars:
@@ -71,11 +77,11 @@ extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.connection.PLUGINS
 notes:
-  - Commands run as the user the engine runs as (a different C(-u)/C(remote_user) is an error by default, see
-    O(remote_user_check)); use C(become) (C(sudo), with or without a password) to switch.
-    The sudo password is written to the command's standard input (C(sudo -S)) by the engine only when sudo prompts
-    for it (never with NOPASSWD or an engine running as root); become methods that need a terminal to prompt
-    (C(su)) work only without a password.
+  - Commands run as the remote user (C(-u)/C(remote_user)/C(ansible_user)) when one is set, which needs an engine
+    running as root (see O(remote_user_check)), else as the user the engine runs as; use C(become) (C(sudo), with
+    or without a password) to switch from there. The sudo password is written to the command's standard input
+    (C(sudo -S)) by the engine only when sudo prompts for it (never with NOPASSWD or when root runs sudo); become
+    methods that need a terminal to prompt (C(su)) work only without a password.
   - Pipelining is supported and recommended (C(ANSIBLE_PIPELINING=true)).
 """
 
@@ -91,6 +97,25 @@ EXAMPLES = r"""
   tasks:
     - name: Runs through the engine
       ansible.builtin.command: uptime
+      changed_when: false
+
+# As a given user (root engine): commands run as deploy, files it copies are owned by deploy
+- name: Deploy as the deploy user
+  hosts: fleet
+  remote_user: deploy
+  gather_facts: false
+  tasks:
+    - name: Runs as deploy, in /home/deploy
+      ansible.builtin.command: id -un
+      changed_when: false
+    - name: Owned by deploy
+      ansible.builtin.copy:
+        content: "hello\n"
+        dest: /home/deploy/hello.txt
+        mode: "0644"
+    - name: Root through sudo from deploy (its become password when its sudo rule asks for one)
+      ansible.builtin.command: id -un
+      become: true
       changed_when: false
 """
 
@@ -219,24 +244,31 @@ class Connection(ConnectionBase):
         self._check_remote_user()
         return self
 
+    def _user(self):
+        """The remote user the engine is asked to run commands as and write files for (None: the engine's user)."""
+        if self.get_option("remote_user_check") in ("honour", "honor"):
+            return self._play_context.remote_user or None
+        return None
+
     def _check_remote_user(self):
-        """Fail (or warn) when the play asks for a remote user other than the engine's: the engine cannot switch."""
+        """The old behaviours (remote_user_check error/warn): fail or warn when the play asks for a remote user other
+        than the engine's, which then runs the commands as itself."""
         wanted = self._play_context.remote_user
         policy = self.get_option("remote_user_check")
-        if not wanted or policy == "ignore":
+        if not wanted or policy not in ("error", "warn"):
             return
-        rc, stdout, stderr = self._exec(["/bin/sh", "-c", "id -un"], None, None, None, None, False)[:3]
+        rc, stdout, stderr = self._exec(["/bin/sh", "-c", "id -un"], None, None, None, None, False, None)[:3]
         actual = to_native(stdout).strip()
         if rc != 0 or not actual:
             raise AnsibleConnectionFailure("Could not tell which user the dxflow engine of %s runs as (id -un: rc %s, "
                                            "%s)" % (self._play_context.remote_addr, rc, to_native(stderr).strip()))
         if actual == wanted:
             return
-        msg = ("remote_user '%s' was asked for on %s, but its dxflow engine runs commands as '%s' and cannot log in as "
-               "another user. Use become: true with become_user: %s to run as '%s' (or drop -u/remote_user/"
-               "ansible_user for this host); set ansible_dxflow_remote_user_check to warn or ignore to run as '%s' "
-               "anyway (e.g. for an AWX machine credential that carries a username)."
-               % (wanted, self._play_context.remote_addr, actual, wanted, wanted, actual))
+        msg = ("remote_user '%s' was asked for on %s, but its dxflow engine runs commands as '%s' "
+               "(ansible_dxflow_remote_user_check is %s). Set ansible_dxflow_remote_user_check to honour to run as "
+               "'%s' (the engine must run as root), use become: true with become_user: %s, or drop -u/remote_user/"
+               "ansible_user for this host."
+               % (wanted, self._play_context.remote_addr, actual, policy, wanted, wanted))
         if policy == "warn":
             display.warning(msg)
             return
@@ -305,7 +337,7 @@ class Connection(ConnectionBase):
         if warm is not None:  # the same run without the two shells, so the engine's warm runner can take it
             argv, env = [warm[0]], warm[1]
         timeout = self.get_option("command_timeout")
-        rc, stdout, stderr, timed_out = self._exec(argv, in_data, env, timeout, become, warm is not None)
+        rc, stdout, stderr, timed_out = self._exec(argv, in_data, env, timeout, become, warm is not None, self._user())
         if prompt:
             stderr = stderr.replace(prompt, b"")
             if rc != 0 and not stdout and b"incorrect password" in stderr.lower():
@@ -314,20 +346,24 @@ class Connection(ConnectionBase):
             stderr += to_bytes("\n[dxflow] the command timed out after %s s" % timeout)
         return rc, stdout, stderr
 
-    def _exec(self, argv, stdin, env, timeout, become, module_runner):
-        """(rc, stdout, stderr, timed_out): over the fast path when it has a record, else (or when the engine
-        refused it before running the command, e.g. an expired token) through the SDK."""
-        if self._fast is not None:
+    def _exec(self, argv, stdin, env, timeout, become, module_runner, user):
+        """(rc, stdout, stderr, timed_out), run as ``user`` (None: the engine's user): over the fast path when it has
+        a record (that knows the engine honours ``user``, when one is asked for), else (or when the engine refused
+        it before running the command, e.g. an expired token) through the SDK, which checks that first."""
+        fast = self._fast
+        if fast is not None and user and "user" not in (fast.record.get("capabilities") or ()):
+            fast = None
+        if fast is not None:
             body = dict(argv=list(argv))
             if stdin is not None:
                 body["stdin_b64"] = base64.b64encode(stdin).decode()
-            for name, value in (("env", env), ("timeout", timeout), ("become", become)):
+            for name, value in (("env", env), ("timeout", timeout), ("become", become), ("user", user)):
                 if value:
                     body[name] = value
             if module_runner:
                 body["module_runner"] = True
             try:
-                done = self._fast.run(body, timeout)
+                done = fast.run(body, timeout)
             except ExecLost as exc:
                 raise AnsibleConnectionFailure(str(exc)) from None
             if done is not None:
@@ -336,10 +372,13 @@ class Connection(ConnectionBase):
             self._fast.close()
             self._fast = None
         self._sdk_connect()
-        result = self._call("Running a command", self._shell_client.exec, argv, stdin=stdin, env=env,
-                            timeout=timeout, become=become, module_runner=module_runner)
+        result = self._call("Running a command as %s" % user if user else "Running a command", self._shell_client.exec,
+                            argv, stdin=stdin, env=env, timeout=timeout, become=become, module_runner=module_runner,
+                            user=user)
         token = self._session.tokens.current
-        save_record(self._identity(), self._settings, token, SDK["EXEC_PATH"], token_expiry(token) if token else None)
+        capabilities = sorted(self._session.capabilities()) if user else ()  # known: the SDK checked "user"
+        save_record(self._identity(), self._settings, token, SDK["EXEC_PATH"], token_expiry(token) if token else None,
+                    capabilities)
         return result.rc, result.stdout, result.stderr, result.timed_out
 
     def put_file(self, in_path, out_path):
@@ -349,7 +388,8 @@ class Connection(ConnectionBase):
             raise AnsibleFileNotFound("file or module does not exist: %s" % to_native(in_path))
         # Like scp/sftp, no fsync: Ansible's uploads are payloads and temp files the modules move into place.
         self._sdk_connect()
-        self._call("Uploading %s" % out_path, self._shell_client.upload, in_path, out_path, sync=False)
+        self._call("Uploading %s" % out_path, self._shell_client.upload, in_path, out_path, sync=False,
+                   user=self._user())
 
     def fetch_file(self, in_path, out_path):
         super().fetch_file(in_path, out_path)

@@ -44,8 +44,9 @@ def record_path(options):
     return os.path.join(_home(), "cache", "engine-fast", digest + ".json")
 
 
-def save_record(options, settings, token, exec_path, expires):
-    """Remember how this connection reached its engine (only for the pinned, direct, key-login case)."""
+def save_record(options, settings, token, exec_path, expires, capabilities=()):
+    """Remember how this connection reached its engine (only for the pinned, direct, key-login case) and the
+    engine's ``capabilities`` when the caller knows them (``user``: it honours an exec's ``user``)."""
     if not token or not settings.fingerprint or settings.auth_mode != "key" or settings.route != "direct":
         return
     if not settings.address.startswith("https://") or settings.insecure:
@@ -62,7 +63,7 @@ def save_record(options, settings, token, exec_path, expires):
     ensure_private_dir(path.parent)
     record = dict(address=settings.address, fingerprint=normalize_fingerprint(settings.fingerprint), token=token,
                   exec_path=exec_path, expires=expires, timeout=settings.timeout, key=settings.key,
-                  key_digest=key_digest, key_id=_claim(token, "identity"))
+                  key_digest=key_digest, key_id=_claim(token, "identity"), capabilities=list(capabilities))
     write_private(path, json.dumps(record))
 
 

@@ -49,6 +49,7 @@ def shell_group() -> None:
 @click.option("-w", "--cwd", metavar="DIR", help="Absolute working directory on the engine host.")
 @click.option("-t", "--timeout", type=click.FloatRange(min=0, min_open=True), help="Kill the command after N s.")
 @click.option("-i", "--stdin", "use_stdin", is_flag=True, help="Send this process's stdin to the command.")
+@click.option("-u", "--user", metavar="NAME", help="Run as this user (its groups, HOME, home as cwd; root engine).")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def exec_command(
@@ -58,6 +59,7 @@ def exec_command(
     cwd: str | None,
     timeout: float | None,
     use_stdin: bool,
+    user: str | None,
     argv: tuple[str, ...],
 ) -> None:
     """Run `-- CMD ARGS...` on the engine host: its stdout/stderr are printed as they come, and the exit status is
@@ -68,7 +70,7 @@ def exec_command(
     stdin = sys.stdin.buffer.read() if use_stdin else None
     target = command if command else list(argv)
     if ctx.json:
-        result = _shell(ctx).exec(target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout)
+        result = _shell(ctx).exec(target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout, user=user)
         emit(
             ctx,
             {
@@ -78,6 +80,7 @@ def exec_command(
                 "stdout_b64": base64.b64encode(result.stdout).decode(),
                 "timed_out": result.timed_out,
                 "truncated": result.truncated,
+                "user": result.user,
             },
         )
     else:
@@ -87,7 +90,9 @@ def exec_command(
             outputs[name].write(data)
             outputs[name].flush()
 
-        result = _shell(ctx).exec(target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout, on_output=show)
+        result = _shell(ctx).exec(
+            target, stdin=stdin, env=variables, cwd=cwd, timeout=timeout, on_output=show, user=user
+        )
     if result.timed_out:
         click.echo(f"Error: the remote command timed out after {timeout:g} s and was killed", err=True)
     click.get_current_context().exit(_exit_code(result.rc))

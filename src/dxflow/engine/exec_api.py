@@ -5,14 +5,22 @@ Request body (JSON): ``argv`` (list of strings, run directly) or ``command`` (a 
 optional ``stdin`` (text) or ``stdin_b64`` (standard base64, binary-safe), ``env`` (object of strings merged over
 the engine's environment), ``cwd`` (absolute directory), ``timeout`` (seconds, at most 30 days), ``max_output``
 (bytes kept per stream, at most the engine's ``exec_max_output``); numbers must be finite; ``module_runner``
-(true: an AnsiballZ payload on stdin run by ``argv`` = [python] may run in the warm module runner, same results).
+(true: an AnsiballZ payload on stdin run by ``argv`` = [python] may run in the warm module runner, same results);
+``user`` (a login name: the command runs as that user, see ``dxflow.engine.children.run_as``: with its groups,
+HOME, USER, LOGNAME and SHELL, in its home unless ``cwd`` is given; 400 for an unknown user, 403 when the engine is
+not root and the user is not its own).
 
-Answer entity: ``{rc, stdout, stderr, encoding: "base64", timed_out, truncated}`` where ``stdout``/``stderr`` are
+Answer entity: ``{rc, stdout, stderr, encoding: "base64", timed_out, truncated, user}`` (``user``: the login name
+the command ran as) where ``stdout``/``stderr`` are
 standard base64 of the raw bytes. The command runs in a new session (its own process group); on timeout the whole
 group gets SIGKILL and ``rc`` is 124 with ``timed_out: true``. Each stream keeps at most ``max_output`` bytes
 (``truncated: true`` past it; the rest is read and dropped so the command never blocks on a full pipe).
 With ``?stream=true`` (or ``Accept: application/stream+json``) the output comes as it happens: entities
-``{stream: "stdout"|"stderr", data: base64}`` and a last ``{rc, timed_out, truncated}``; nothing is capped.
+``{stream: "stdout"|"stderr", data: base64}`` and a last ``{rc, timed_out, truncated, user}``; nothing is capped.
+
+``GET /api/x/user/?name=NAME`` (capability ``user``) answers ``{name, uid, gid, home, engine_user}`` for the account
+exec and upload would use for NAME (the engine's own without ``name``), with the same 400/403 as exec: a client can
+check before it runs anything, and an engine that lists ``user`` honours the ``user`` field.
 
 When the command exits, output still held open by a stray background child is read for ``DRAIN_GRACE`` seconds
 more, then dropped: a forgotten ``cmd &`` cannot hang the request.
@@ -35,13 +43,14 @@ from aiohttp import web
 
 from dxflow.engine.auth import claims_of, requires
 from dxflow.engine.become import Become, parse_become
-from dxflow.engine.children import Child, start_child
+from dxflow.engine.children import Child, RunAs, engine_user, run_as, start_child
 from dxflow.engine.extensions import add_extension
 from dxflow.engine.module_runner import ModuleRunner, RunnerChild
 from dxflow.engine.permissions import Permission
 from dxflow.protocol.errors import ApiError
 from dxflow.server.aliases import add_alias
 from dxflow.server.bodies import read_json
+from dxflow.server.openapi import declare
 from dxflow.server.procs import signal_group
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
@@ -71,6 +80,12 @@ class ExecRequest:
     timeout: float | None = None
     max_output: int = 64 * 1024 * 1024
     become: Become | None = None
+    user: RunAs | None = None
+
+    @property
+    def user_name(self) -> str:
+        """The login name the command runs as."""
+        return self.user.name if self.user is not None else engine_user()
 
 
 @dataclass
@@ -127,12 +142,15 @@ def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
         )
     ):
         raise ApiError(400, "env must be an object of string values (no NUL) with names that have no '='")
+    user = run_as(body.get("user"))
     cwd = body.get("cwd")
     if cwd is not None:
         if not isinstance(cwd, str) or not os.path.isabs(cwd) or "\0" in cwd:
             raise ApiError(400, "cwd must be an absolute path without NUL bytes")
         if not os.path.isdir(cwd):
             raise ApiError(400, f"cwd {cwd} is not a directory")
+    elif user is not None:
+        cwd = user.cwd
     wanted = _positive_number(body, "max_output", MAX_NUMBER)
     become = parse_become(body)  # stdin held back until the prompt or the success marker (dxflow.engine.become)
     stdin = _stdin_of(body)
@@ -144,6 +162,7 @@ def parse_exec_request(body: dict[str, Any], max_output: int) -> ExecRequest:
         _positive_number(body, "timeout", MAX_TIMEOUT),
         min(int(wanted), max_output) if wanted else max_output,
         become,
+        user,
     )
 
 
@@ -163,13 +182,16 @@ async def _feed(child: Child, data: bytes) -> None:
 async def spawn(req: ExecRequest, runner: ModuleRunner | None = None) -> Child | RunnerChild:
     """Start ``req`` in a new session (its own process group); ApiError(400) when it cannot start. With ``runner``
     an AnsiballZ payload may run in a warm child instead (``dxflow.engine.module_runner``)."""
-    env = {**os.environ, **req.env} if req.env else None
+    base = req.user.environ(os.environ) if req.user is not None else os.environ
+    env = {**base, **(req.env or {})} if req.env or req.user is not None else None
     if runner is not None:
-        warm = await runner.spawn(req.argv, req.stdin, env or dict(os.environ), req.cwd, _READ_SIZE)
+        warm = await runner.spawn(req.argv, req.stdin, env or dict(os.environ), req.cwd, _READ_SIZE, req.user)
         if warm is not None:
             return warm
     try:
-        return await start_child(req.argv, stdin=req.stdin is not None, env=env, cwd=req.cwd, limit=_READ_SIZE)
+        return await start_child(
+            req.argv, stdin=req.stdin is not None, env=env, cwd=req.cwd, limit=_READ_SIZE, user=req.user
+        )
     except FileNotFoundError:
         raise ApiError(400, f"command not found: {req.argv[0]}") from None
     except PermissionError:
@@ -238,9 +260,10 @@ async def run_exec(
 def _audit(request: web.Request, req: ExecRequest, outcome: ExecOutcome, started: float) -> None:
     """Who ran what, in sizes and flags only: arguments and stdin may hold secrets."""
     log.info(
-        "exec by key %s from %s: %s with %d argument(s), stdin %d bytes -> rc %d%s in %.0f ms",
+        "exec by key %s from %s as %s: %s with %d argument(s), stdin %d bytes -> rc %d%s in %.0f ms",
         claims_of(request).sub,
         request.remote,
+        req.user_name,
         req.argv[0],
         len(req.argv) - 1,
         len(req.stdin or b""),
@@ -286,6 +309,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
             "encoding": "base64",
             "timed_out": outcome.timed_out,
             "truncated": outcome.truncated,
+            "user": req.user_name,
         }
         return ok([entity])
     try:
@@ -306,8 +330,21 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
         _abandoned(request, req)
         return stream.response
     _audit(request, req, outcome, started)
-    await stream.send({"rc": outcome.rc, "timed_out": outcome.timed_out, "truncated": outcome.truncated})
+    last = {"rc": outcome.rc, "timed_out": outcome.timed_out, "truncated": outcome.truncated, "user": req.user_name}
+    await stream.send(last)
     return await stream.finish()
+
+
+@requires(Permission.SHELL)
+@declare(query={"name": {"type": "string", "description": "a login name (default: the engine's own user)"}})
+async def user_handler(request: web.Request) -> web.Response:
+    """The account exec and upload would use for ``?name=`` (the engine's own without it); 400/403 as exec."""
+    account = run_as(request.query.get("name") or None)
+    if account is None:
+        entity = {"name": engine_user(), "uid": os.geteuid(), "gid": os.getegid(), "home": os.path.expanduser("~")}
+    else:
+        entity = {"name": account.name, "uid": account.uid, "gid": account.gid, "home": account.home}
+    return ok([entity | {"engine_user": engine_user()}])
 
 
 def add_routes(app: web.Application, max_body: int, max_output: int) -> None:
@@ -320,3 +357,4 @@ def add_routes(app: web.Application, max_body: int, max_output: int) -> None:
 
     app.on_cleanup.append(stop_runner)
     add_alias(app, "POST", "/api/shell/exec/", exec_handler, add_extension(app, "POST", "exec", exec_handler))
+    add_extension(app, "GET", "user", user_handler)

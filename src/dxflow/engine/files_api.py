@@ -10,7 +10,9 @@ cannot lead outside it (400 otherwise).
 
 Uploads stream the raw body into a temporary file in the destination's directory, fsync it, give it the mode (and,
 as root, the owner) and ``os.replace`` it into place, so readers see the old file or the new one and an
-interrupted upload leaves neither a partial destination nor a temporary file. The temporary file is created,
+interrupted upload leaves neither a partial destination nor a temporary file. ``?user=NAME`` (a login name, as for
+exec: 400 unknown, 403 on an engine that is not root) writes the file for that user: it gets the user's uid and
+primary gid unless ``owner``/``group`` say otherwise. The temporary file is created,
 renamed and synced through a descriptor of the destination's directory. A symlink at the destination is replaced,
 never written through. Every temporary file is noted in ``<data_dir>/uploads/`` while it exists, so the ones a
 killed engine left behind are removed at the next start. The body is not limited by the JSON ``max_body``.
@@ -39,6 +41,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from dxflow.common.files import WriteBehind
 from dxflow.engine.auth import claims_of, requires
+from dxflow.engine.children import run_as
 from dxflow.engine.extensions import add_extension
 from dxflow.engine.permissions import Permission
 from dxflow.engine.safepath import open_beneath, open_dir_beneath
@@ -192,10 +195,12 @@ def _group_id(raw: str) -> int:
 
 
 def _owner_of(request: web.Request, current: os.stat_result | None) -> tuple[int, int] | None:
-    """The (uid, gid) to give the new file: as asked, else the replaced file's, else the engine user's."""
+    """The (uid, gid) to give the new file: as asked, else the ``user``'s, else the replaced file's, else the engine
+    user's."""
     owner, group = request.query.get("owner"), request.query.get("group")
-    uid = _user_id(owner) if owner else (current.st_uid if current else -1)
-    gid = _group_id(group) if group else (current.st_gid if current else -1)
+    account = run_as(request.query.get("user") or None)
+    uid = _user_id(owner) if owner else (account.uid if account else current.st_uid if current else -1)
+    gid = _group_id(group) if group else (account.gid if account else current.st_gid if current else -1)
     if (owner or group) and os.geteuid() != 0 and (uid not in (-1, os.geteuid()) or gid not in (-1, *os.getgroups())):
         raise ApiError(403, "setting another owner or group needs an engine running as root")
     return None if (uid, gid) == (-1, -1) else (uid, gid)
@@ -323,7 +328,7 @@ async def upload_handler(request: web.Request) -> web.Response:
             raise ApiError(403, f"cannot write in {path.parent}: permission denied") from None
         try:
             size = await receive_into(request, temp, path, sync)
-            strict = bool(request.query.get("owner") or request.query.get("group"))
+            strict = any(request.query.get(name) for name in ("owner", "group", "user"))
             await loop.run_in_executor(None, _finish, temp.fd, mode, owner, strict, sync)
             os.close(temp.fd)
             temp.fd = -1

@@ -8,9 +8,12 @@ the runner takes module_utils from the payloads it receives: the first payload f
 with the same module_utils (checked file by file against the CRCs in their zip) run in a child the zygote forks.
 
 The child has what a fresh process has: its own pid and session (process group; killed with its group on timeout or
-disconnect like any exec), the request's cwd and environment, the engine's uid and resource limits (inherited from
-the engine as a spawned command would). Anything else (become wrappers, other commands, a zygote that failed or is
-still starting, a payload whose module_utils differ) runs cold: ``ModuleRunner.spawn`` returns None.
+disconnect like any exec), the request's cwd and environment, the engine's resource limits (inherited from the
+engine as a spawned command would) and the engine's uid, or the request's ``user``: the zygote runs as the engine's
+user (root, for an engine that can switch) and the forked child sets the user's groups, gid and uid before it reads
+the payload, as a cold process started as that user would. Anything else (become wrappers, other commands, a zygote
+that failed or is still starting, a payload whose module_utils differ) runs cold: ``ModuleRunner.spawn`` returns
+None.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from dxflow.engine.children import _reader, _writer
+from dxflow.engine.children import RunAs, _reader, _writer
 from dxflow.server.procs import ExitWatch, signal_group
 
 __all__ = ["ModuleRunner", "RunnerChild", "payload_zip"]
@@ -189,8 +192,8 @@ class Zygote:
                 ExitWatch(pid).future.add_done_callback(lambda _, f=exited: f.done() or f.set_result(None))
         self.exits.clear()
 
-    async def run(self, env: dict[str, str], cwd: str | None, limit: int) -> RunnerChild:
-        """Start one run: the child's stdin, stdout and stderr are pipes to us."""
+    async def run(self, env: dict[str, str], cwd: str | None, limit: int, user: RunAs | None = None) -> RunnerChild:
+        """Start one run (as ``user`` when given): the child's stdin, stdout and stderr are pipes to us."""
         self.next_id += 1
         run_id = self.next_id
         pipes = [os.pipe2(os.O_CLOEXEC) for _ in range(3)]
@@ -200,7 +203,10 @@ class Zygote:
             started: asyncio.Future[int] = self.loop.create_future()
             self.started[run_id] = started
             self.exits[run_id] = exited = self.loop.create_future()
-            message = json.dumps({"id": run_id, "cwd": cwd, "env": env}).encode()
+            request: dict[str, Any] = {"id": run_id, "cwd": cwd, "env": env}
+            if user is not None:
+                request["ids"] = [user.uid, user.gid, list(user.groups)]
+            message = json.dumps(request).encode()
             socket.send_fds(self.sock, [message], theirs)
             for fd in theirs:
                 os.close(fd)
@@ -239,9 +245,16 @@ class ModuleRunner:
         self.zygotes: OrderedDict[tuple[Any, ...], Zygote] = OrderedDict()
 
     async def spawn(
-        self, argv: list[str], stdin: bytes | None, env: dict[str, str], cwd: str | None, limit: int
+        self,
+        argv: list[str],
+        stdin: bytes | None,
+        env: dict[str, str],
+        cwd: str | None,
+        limit: int,
+        user: RunAs | None = None,
     ) -> RunnerChild | None:
-        """Run the AnsiballZ payload ``stdin`` with interpreter ``argv[0]`` in a warm child, or None (run it cold)."""
+        """Run the AnsiballZ payload ``stdin`` with interpreter ``argv[0]`` in a warm child (as ``user`` when
+        given), or None (run it cold)."""
         if len(argv) != 1 or not os.path.isabs(argv[0]) or "python" not in os.path.basename(argv[0]):
             return None
         archive = payload_zip(stdin)
@@ -258,7 +271,7 @@ class ModuleRunner:
         if not zygote.usable or not zygote.matches(archive):
             return None
         try:
-            return await zygote.run(env, cwd, limit)
+            return await zygote.run(env, cwd, limit, user)
         except (OSError, TimeoutError, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise

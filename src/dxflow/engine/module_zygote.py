@@ -3,8 +3,9 @@
 Run by the host's own Python (not the engine's: this file imports only the standard library) as
 ``python -c <this source> CONTROL_FD ZIP``: it imports Ansible's module_utils from ``ZIP`` (the payload of an
 earlier module run), then forks one child per request received on the ``CONTROL_FD`` socket (``SOCK_SEQPACKET``).
-A request is a JSON record ``{"id", "cwd", "env"}`` carrying three file descriptors (the child's stdin, stdout and
-stderr). The child starts its own session, takes those descriptors, the cwd and the environment, reads the AnsiballZ
+A request is a JSON record ``{"id", "cwd", "env"}`` (and ``"ids": [uid, gid, [groups]]`` to run as another user)
+carrying three file descriptors (the child's stdin, stdout and stderr). The child starts its own session, takes those
+descriptors, drops to the requested ids (groups, gid, then uid), takes the cwd and the environment, reads the AnsiballZ
 wrapper from its stdin and runs it as ``__main__`` exactly as ``python`` reading a script from stdin would. Records
 back: ``{"ready": [preloaded zip names]}`` or ``{"error": text}`` once, then ``{"id", "pid"}`` when a child has
 started (its session set) and ``{"id", "status"}`` (a ``waitpid`` status) when it has ended.
@@ -93,8 +94,21 @@ def exit_code(exc):
     return 1
 
 
-def run_child(fds, cwd, env, base_path, streams):
-    """In the forked child: become a fresh ``python`` reading its script from stdin, run it, exit."""
+def drop_privileges(ids):
+    """Take the groups, gid and uid of ``ids`` (``[uid, gid, [groups]]``), or exit 126 saying why on stderr."""
+    uid, gid, groups = ids
+    try:
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        os.write(2, f"cannot switch to uid {uid}: {exc.strerror}\n".encode())
+        os._exit(126)
+
+
+def run_child(fds, cwd, env, base_path, streams, ids=None):
+    """In the forked child: become a fresh ``python`` (run by the user of ``ids``) reading its script from stdin,
+    run it, exit."""
     import atexit
     import builtins
     import io
@@ -105,6 +119,8 @@ def run_child(fds, cwd, env, base_path, streams):
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+    if ids:
+        drop_privileges(ids)
     if cwd:
         os.chdir(cwd)
     os.environ.clear()
@@ -179,7 +195,7 @@ def serve(control, base_path):
                 if pid == 0:
                     try:
                         os.setsid()
-                        run_child(list(fds), request.get("cwd"), request["env"], base_path, streams)
+                        run_child(list(fds), request.get("cwd"), request["env"], base_path, streams, request.get("ids"))
                     finally:
                         os._exit(127)
                 os.close(started_w)

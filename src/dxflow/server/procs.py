@@ -48,8 +48,12 @@ def spawn(
     stderr: _File = subprocess.PIPE,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    extra_groups: Sequence[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a new session (it leads its own process group); the pid is also the group id.
+    ``user``/``group``/``extra_groups``: the ids the child takes before exec (a root parent dropping privileges).
 
     Raises OSError (FileNotFoundError, PermissionError...) when it cannot start.
     """
@@ -62,6 +66,9 @@ def spawn(
         cwd=cwd,
         start_new_session=True,
         close_fds=True,
+        user=user,
+        group=group,
+        extra_groups=extra_groups,
     )
 
 

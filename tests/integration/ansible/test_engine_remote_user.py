@@ -1,62 +1,207 @@
-"""``-u``/``remote_user`` with the dxflow.remote.engine connection: the engine cannot log in as another user, so a
-different user fails the host (default), warns, or is ignored (``ansible_dxflow_remote_user_check``)."""
+"""``-u``/``remote_user`` with the dxflow.remote.engine connection: a root engine runs the commands as that user and
+writes the files it uploads owned by that user (``ansible_dxflow_remote_user_check: honour``, the default); become
+from there is sudo from that user (its password answered through the engine); an unknown user fails the task with
+the engine's message; ``error``/``warn``/``ignore`` keep the old behaviour (the engine's own user). The SDK and
+``dxflow shell exec --user`` take the same ``user``.
+
+The tests run as root (as the engines do here and in CI) with a throwaway local account
+(``tests.harness.local_account``: a home and a sudo rule that asks for its password), removed afterwards.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.ansible_env import recap, run_playbook
-from tests.integration.ansible.conftest import Fleet
+from dxflow.client import Session, resolve_settings
+from dxflow.client.profiles import ProfileStore
+from dxflow.client.shell import ShellClient
+from dxflow.protocol.errors import ApiError
+from tests.ansible_env import collection_env, recap, run_playbook
+from tests.conftest import EngineProc, run_cli
+from tests.harness.local_account import Account, local_account, shared_python
 
-pytestmark = [pytest.mark.xdist_group("dxflow-fleet"), pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.xdist_group("engine-remote-user"), pytest.mark.timeout(400)]
 
-ENGINE_USER = pwd.getpwuid(os.getuid()).pw_name  # the fleet's engines run as the test's user
-OTHER_USER = "dxflow-nobody-such"
-
-
-def _playbook(tmp_path: Path) -> tuple[Path, Path]:
-    marker = tmp_path / "ran"
-    playbook = tmp_path / "who.yml"
-    playbook.write_text(
-        "- hosts: host1\n  gather_facts: false\n  tasks:\n"
-        f"    - ansible.builtin.command: touch {marker}\n      changed_when: false\n"
-        "    - ansible.builtin.command: id -un\n      register: who\n      changed_when: false\n"
-        f"    - ansible.builtin.assert:\n        that: [who.stdout == '{ENGINE_USER}']\n"
-    )
-    return playbook, marker
+ENGINE_USER = pwd.getpwuid(os.geteuid()).pw_name  # the engine runs as the test's user: root
+UNKNOWN_USER = "dxflow-nobody-such"
 
 
-def test_other_remote_user_fails_the_host_and_names_the_fix(fleet: Fleet, tmp_path: Path) -> None:
-    playbook, marker = _playbook(tmp_path)
-    proc = run_playbook(playbook, fleet.env, inventory=fleet.inventory, args=("-u", OTHER_USER))
-    out = proc.stdout + proc.stderr
-    assert proc.returncode != 0, out
-    assert recap(proc.stdout)["host1"]["unreachable"] == 1, out
-    assert f"remote_user '{OTHER_USER}'" in out and f"runs commands as '{ENGINE_USER}'" in out, out
-    assert f"become_user: {OTHER_USER}" in out and "ansible_dxflow_remote_user_check" in out, out
-    assert not marker.exists()  # nothing ran as the wrong user
+@pytest.fixture(scope="module")
+def account() -> Iterator[Account]:
+    with local_account() as made:
+        yield made
 
 
-@pytest.mark.parametrize(
-    ("user", "check", "warned"),
-    [(OTHER_USER, "warn", True), (OTHER_USER, "ignore", False), (ENGINE_USER, "error", False)],
-)
-def test_remote_user_check_warn_ignore_and_same_user(
-    fleet: Fleet, tmp_path: Path, user: str, check: str, warned: bool
-) -> None:
-    playbook, marker = _playbook(tmp_path)
-    proc = run_playbook(
-        playbook,
-        fleet.env,
-        inventory=fleet.inventory,
-        extra_vars={"ansible_dxflow_remote_user_check": check},
-        args=("-u", user),
-    )
+def _inventory(engine: EngineProc, tmp_path: Path, **extra: str) -> Path:
+    host = {
+        "ansible_connection": "dxflow.remote.engine",
+        "ansible_dxflow_connection_address": engine.address,
+        "ansible_dxflow_connection_fingerprint": engine.fingerprint,
+        "ansible_dxflow_connection_key": str(engine.key),
+        "ansible_python_interpreter": shared_python(),
+        **extra,
+    }
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps({"all": {"hosts": {"engine": host}}}))
+    return path
+
+
+def _env(tmp_path: Path, pipelining: str = "true") -> dict[str, str]:
+    # The remote temp dir of an SSH login: in the user's home (the harness's default is a root-only test dir).
+    extra = {"ANSIBLE_PIPELINING": pipelining, "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp"}
+    return collection_env(tmp_path / "ansible", extra=extra)
+
+
+HONOUR = """\
+- hosts: engine
+  gather_facts: false
+  tasks:
+    - name: as the remote user
+      ansible.builtin.command: id -un
+      register: who
+    - name: its login environment, in its home
+      ansible.builtin.shell: 'echo "$HOME $USER $LOGNAME $(pwd)"'
+      register: login
+    - name: a file written for it
+      ansible.builtin.copy: {{content: "hello\\n", dest: "{home}/copied.txt", mode: "0640"}}
+    - name: root through sudo from the remote user (its password answered by the engine)
+      ansible.builtin.command: whoami
+      become: true
+      vars: {{ansible_become_password: "{password}"}}
+      register: root
+    - ansible.builtin.assert:
+        that:
+          - who.stdout == '{name}'
+          - login.stdout == '{home} {name} {name} {home}'
+          - root.stdout == 'root'
+"""
+
+
+@pytest.mark.parametrize("pipelining", ["true", "false"])
+def test_remote_user_is_honoured(engine: EngineProc, account: Account, tmp_path: Path, pipelining: str) -> None:
+    (account.home / "copied.txt").unlink(missing_ok=True)
+    playbook = tmp_path / "honour.yml"
+    playbook.write_text(HONOUR.format(name=account.name, home=account.home, password=account.password))
+    inventory = _inventory(engine, tmp_path)
+    proc = run_playbook(playbook, _env(tmp_path, pipelining), inventory=inventory, args=("-u", account.name))
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
-    assert recap(proc.stdout)["host1"]["failed"] == 0 and marker.exists()
-    assert (f"remote_user '{user}'" in out) is warned, out
+    assert recap(proc.stdout)["engine"]["failed"] == 0, out
+    copied = account.home / "copied.txt"
+    assert copied.read_text() == "hello\n"
+    info = copied.stat()
+    assert (pwd.getpwuid(info.st_uid).pw_name, info.st_gid, info.st_mode & 0o777) == (
+        account.name,
+        pwd.getpwnam(account.name).pw_gid,
+        0o640,
+    )
+    assert account.password not in out, "the become password leaked into the output"
+    # Ansible's temp files went where the user's own login would put them, owned by it.
+    tmp = account.home / ".ansible"
+    assert tmp.is_dir() and tmp.stat().st_uid == pwd.getpwnam(account.name).pw_uid
+
+
+def test_ansible_user_var_is_honoured_and_unknown_user_fails(
+    engine: EngineProc, account: Account, tmp_path: Path
+) -> None:
+    playbook = tmp_path / "who.yml"
+    playbook.write_text(
+        "- hosts: engine\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: id -un\n      register: who\n      changed_when: false\n"
+        f"    - ansible.builtin.assert:\n        that: [who.stdout == '{account.name}']\n"
+    )
+    env = _env(tmp_path)
+    proc = run_playbook(playbook, env, inventory=_inventory(engine, tmp_path, ansible_user=account.name))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = run_playbook(playbook, env, inventory=_inventory(engine, tmp_path), args=("-u", UNKNOWN_USER))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    counts = recap(proc.stdout)["engine"]
+    assert counts["failed"] + counts["unreachable"] == 1, out
+    assert f"no such user on the engine host: '{UNKNOWN_USER}'" in out, out
+
+
+OLD = """\
+- hosts: engine
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: touch {marker}
+      changed_when: false
+    - ansible.builtin.command: id -un
+      register: who
+      changed_when: false
+    - ansible.builtin.assert:
+        that: [who.stdout == '{engine_user}']
+"""
+
+
+@pytest.mark.parametrize("check", ["error", "warn"])
+def test_old_remote_user_checks(engine: EngineProc, account: Account, tmp_path: Path, check: str) -> None:
+    """``error`` fails the host naming both users and the fixes; ``warn`` runs as the engine's user and says so."""
+    marker = tmp_path / "ran"
+    playbook = tmp_path / "old.yml"
+    playbook.write_text(OLD.format(marker=marker, engine_user=ENGINE_USER))
+    inventory = _inventory(engine, tmp_path, ansible_dxflow_remote_user_check=check)
+    proc = run_playbook(playbook, _env(tmp_path), inventory=inventory, args=("-u", account.name))
+    out = proc.stdout + proc.stderr
+    assert f"remote_user '{account.name}'" in out and f"runs commands as '{ENGINE_USER}'" in out, out
+    if check == "error":
+        assert proc.returncode != 0 and recap(proc.stdout)["engine"]["unreachable"] == 1, out
+        assert f"become_user: {account.name}" in out and "ansible_dxflow_remote_user_check to honour" in out, out
+        assert not marker.exists()  # nothing ran as the wrong user
+    else:
+        assert proc.returncode == 0 and marker.exists(), out
+        assert marker.stat().st_uid == os.geteuid()
+
+
+def _session(engine: EngineProc, tmp_path: Path) -> Session:
+    settings = resolve_settings(
+        overrides={
+            "connection-address": engine.address,
+            "connection-key": str(engine.key),
+            "connection-fingerprint": engine.fingerprint,
+        },
+        store=ProfileStore(tmp_path / "sdk-home", tmp_path / "nosystem"),
+        env={},
+    )
+    return Session(settings)
+
+
+def test_sdk_and_cli_run_as_user(engine: EngineProc, account: Account, tmp_path: Path, home: Path) -> None:
+    uid = pwd.getpwnam(account.name).pw_uid
+    with _session(engine, tmp_path) as session:
+        shell = ShellClient(session)
+        result = shell.exec("id -un; pwd; echo $HOME", user=account.name)
+        assert (result.rc, result.user) == (0, account.name)
+        assert result.stdout.decode().split() == [account.name, str(account.home), str(account.home)]
+        assert shell.exec(["id", "-un"], user=ENGINE_USER).stdout == f"{ENGINE_USER}\n".encode()  # a no-op
+        with pytest.raises(ApiError) as caught:
+            shell.exec(["id"], user=UNKNOWN_USER)
+        assert caught.value.status_code == 400
+        assert caught.value.message == f"no such user on the engine host: '{UNKNOWN_USER}'"
+        source = tmp_path / "payload"
+        source.write_text("data")
+        target = account.home / "uploaded.txt"
+        shell.upload(source, str(target), 0o600, user=account.name)
+        assert (target.stat().st_uid, target.read_text()) == (uid, "data")
+        # Who the engine would run a command as, before running anything.
+        entity = session.call("GET", "/api/x/user/", params={"name": account.name}).entities[0]
+        assert (entity["name"], entity["uid"], entity["home"]) == (account.name, uid, str(account.home))
+    for key, value in [
+        ("connection-address", engine.address),
+        ("connection-key", str(engine.key)),
+        ("connection-fingerprint", engine.fingerprint),
+    ]:
+        assert run_cli("config", "set", key, value, home=home).returncode == 0
+    result = run_cli("shell", "exec", "--user", account.name, "--", "id", "-un", home=home)
+    assert (result.returncode, result.stdout) == (0, f"{account.name}\n"), result.stderr
+    result = run_cli("-o", "json", "shell", "exec", "-u", account.name, "-c", "touch made; pwd", home=home)
+    assert json.loads(result.stdout)["user"] == account.name and (account.home / "made").stat().st_uid == uid
+    result = run_cli("shell", "exec", "--user", UNKNOWN_USER, "--", "id", home=home)
+    assert result.returncode == 1 and f"400 no such user on the engine host: '{UNKNOWN_USER}'" in result.stderr
