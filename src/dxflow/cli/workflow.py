@@ -227,11 +227,20 @@ def logs_command(
     services: tuple[str, ...],
     timestamps: bool,
 ) -> None:
-    """View logs from workflow steps (``step | line``); both streams share one log per step."""
+    """View logs from workflow steps (``step | line``): stdout and stderr, or only one with --stdout or --stderr."""
     lines_per_step = tail if tail is not None else (None if count < 0 or since else count)
     if live and tail is None and count == 1:
         lines_per_step = 0  # --live alone: only new lines
-    lines = _client(ctx).logs(identity, list(services) or None, lines_per_step, since, live, step=step or -1)
+    lines = _client(ctx).logs(
+        identity,
+        list(services) or None,
+        lines_per_step,
+        since,
+        live,
+        step=step or -1,
+        stdout=only_stdout,
+        stderr=only_stderr,
+    )
     width = 0
     for line in lines:
         width = max(width, len(line.service))

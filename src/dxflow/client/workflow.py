@@ -16,18 +16,20 @@ PATH = "/api/workflow/"
 
 
 class LogLine(str):
-    """One log line: the text itself, plus ``service`` and ``time`` (RFC 3339 UTC, when the engine read it)."""
+    """One log line: the text itself, plus ``service``, ``time`` (RFC 3339 UTC, when the engine read it) and
+    ``stream`` (``stdout``/``stderr``; empty when the engine does not tell)."""
 
     service: str
     time: str
+    stream: str
 
-    def __new__(cls, line: str, service: str = "", time: str = "") -> LogLine:
+    def __new__(cls, line: str, service: str = "", time: str = "", stream: str = "") -> LogLine:
         obj = super().__new__(cls, line)
-        obj.service, obj.time = service, time
+        obj.service, obj.time, obj.stream = service, time, stream
         return obj
 
     def to_dict(self) -> dict[str, str]:
-        return {"service": self.service, "time": self.time, "line": str(self)}
+        return {"service": self.service, "time": self.time, "line": str(self), "stream": self.stream}
 
 
 class WorkflowClient:
@@ -136,11 +138,15 @@ class WorkflowClient:
         follow: bool = False,
         *,
         step: int = -1,
+        stdout: bool = False,
+        stderr: bool = False,
     ) -> Iterator[LogLine]:
         """Log lines (oldest first; ``tail`` per step, all when None; ``since`` RFC 3339, unix seconds or e.g.
         ``10m``; ``step`` 1-based, or ``service`` names); with ``follow`` the stored lines, then new ones until the
-        workflow is removed or the caller stops iterating."""
+        workflow is removed or the caller stops iterating. ``stdout`` or ``stderr`` alone picks that stream (neither:
+        both)."""
         params: dict[str, Any] = {**self._identity(name), "step": step, "count": -1 if tail is None else tail}
+        params.update({flag: "true" for flag, on in (("stdout", stdout), ("stderr", stderr)) if on})
         if service:
             params["service"] = [service] if isinstance(service, str) else list(service)
         if since:
@@ -151,7 +157,9 @@ class WorkflowClient:
         else:
             entries = iter(self.session.call("GET", f"{PATH}logs/", params=params).entities)
         for entry in entries:
-            yield LogLine(entry.get("output", ""), entry.get("prefix", ""), str(entry.get("time", "")))
+            yield LogLine(
+                entry.get("output", ""), entry.get("prefix", ""), str(entry.get("time", "")), entry.get("stream", "")
+            )
 
     def events(
         self, name: str | None = None, tail: int | None = None, since: str | None = None, follow: bool = False

@@ -35,6 +35,8 @@ class LogQuery:
     tail: int | None = None
     since: str | None = None
     follow: bool = False
+    streams: frozenset[str] | None = None
+    """``stdout``/``stderr`` (None: both); backends that cannot tell them apart (docker, podman) ignore it."""
 
 
 @dataclass

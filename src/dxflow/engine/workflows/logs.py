@@ -1,9 +1,12 @@
-"""Service logs: a FIFO per service read by the engine, timestamped lines in rotated files, live subscribers.
+"""Service logs: a FIFO per service and stream read by the engine, timestamped lines in rotated files, live
+subscribers.
 
-Each service writes its stdout and stderr into a named pipe (``run/<service>.fifo``) that it holds open read-write,
-so it never gets SIGPIPE while the engine is down: output waits in the pipe buffer (raised to 1 MiB) until the
-engine is back and drains it. The engine stamps each line with the time it read it and appends
-``<RFC 3339 time> <text>`` to ``logs/<service>.log``, rotated at ``max_bytes`` into ``.1`` ... ``.<keep>``.
+Each service writes its stdout into a named pipe (``run/<service>.fifo``) and its stderr into another
+(``run/stderr/<service>.fifo``); the engine holds them open read-write, so a service never gets SIGPIPE while the
+engine is down: output waits in the pipe buffer (raised to 1 MiB) until the engine is back and drains it. The engine
+stamps each line with the time it read it and appends ``<RFC 3339 time> <text>`` to ``logs/<service>.log`` (stdout)
+or ``logs/stderr/<service>.log`` (stderr), rotated at ``max_bytes`` into ``.1`` ... ``.<keep>``. Service names
+have no ``/``, so the ``stderr/`` folders never collide with a service's files. Every line carries its ``stream``.
 """
 
 from __future__ import annotations
@@ -22,19 +25,31 @@ from typing import Any
 
 from dxflow.engine.workflows.store import now_iso
 
-__all__ = ["LogHub", "LogSink", "read_history"]
+__all__ = ["STREAMS", "LogHub", "LogSink", "read_history", "stream_dir"]
 
 log = logging.getLogger(__name__)
 F_SETPIPE_SZ = 1031
 PIPE_SIZE = 1 << 20
 MAX_LINE = 64 * 1024
 TS_LEN = len("2026-01-01T00:00:00.000000Z")
+STREAMS = ("stdout", "stderr")
+
+
+def stream_dir(base: Path, stream: str) -> Path:
+    """Where ``stream``'s files live under ``base`` (``logs/`` or ``run/``): stdout on top, stderr in ``stderr/``."""
+    return base if stream == "stdout" else base / stream
 
 
 @dataclass
 class _Subscriber:
     services: frozenset[str] | None
     queue: asyncio.Queue[dict[str, Any] | None]
+    streams: frozenset[str] | None = None
+
+    def wants(self, entry: dict[str, Any]) -> bool:
+        if self.services is not None and entry.get("service") not in self.services:
+            return False
+        return self.streams is None or entry.get("stream", "stdout") in self.streams
 
 
 class LogHub:
@@ -44,9 +59,12 @@ class LogHub:
         self._subs: list[_Subscriber] = []
         self._maxsize = maxsize
 
-    def subscribe(self, services: frozenset[str] | None = None) -> asyncio.Queue[dict[str, Any] | None]:
+    def subscribe(
+        self, services: frozenset[str] | None = None, streams: frozenset[str] | None = None
+    ) -> asyncio.Queue[dict[str, Any] | None]:
+        """New entries of ``services`` (all when None) and ``streams`` (both when None)."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._maxsize)
-        self._subs.append(_Subscriber(services, queue))
+        self._subs.append(_Subscriber(services, queue, streams))
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
@@ -54,7 +72,7 @@ class LogHub:
 
     def publish(self, entry: dict[str, Any]) -> None:
         for sub in list(self._subs):
-            if sub.services is not None and entry.get("service") not in sub.services:
+            if not sub.wants(entry):
                 continue
             try:
                 sub.queue.put_nowait(entry)
@@ -81,12 +99,21 @@ def log_files(log_dir: Path, service: str, keep: int) -> list[Path]:
 
 
 class LogSink:
-    """Reads one service's FIFO and appends timestamped lines to its rotated log file."""
+    """Reads one stream's FIFO of one service and appends timestamped lines to its rotated log file."""
 
-    def __init__(self, service: str, run_dir: Path, log_dir: Path, hub: LogHub, max_bytes: int, keep: int) -> None:
-        self.service = service
-        self.fifo = run_dir / f"{service}.fifo"
-        self.path = log_dir / f"{service}.log"
+    def __init__(
+        self,
+        service: str,
+        run_dir: Path,
+        log_dir: Path,
+        hub: LogHub,
+        max_bytes: int,
+        keep: int,
+        stream: str = "stdout",
+    ) -> None:
+        self.service, self.stream = service, stream
+        self.fifo = stream_dir(run_dir, stream) / f"{service}.fifo"
+        self.path = stream_dir(log_dir, stream) / f"{service}.log"
         self.hub, self.max_bytes, self.keep = hub, max_bytes, keep
         self._fd: int | None = None
         self._file: Any = None
@@ -105,6 +132,8 @@ class LogSink:
         """Start reading (idempotent). The engine keeps the FIFO open read-write so it never sees EOF."""
         if self._fd is not None:
             return
+        for folder in (self.fifo.parent, self.path.parent):
+            folder.mkdir(mode=0o700, exist_ok=True)
         self._ensure_fifo()
         self._fd = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         with contextlib.suppress(OSError):
@@ -166,7 +195,7 @@ class LogSink:
         for raw in lines:
             text = raw.rstrip(b"\r").decode("utf-8", "replace")
             out.append(f"{ts} {text}\n".encode())
-            self.hub.publish({"service": self.service, "time": ts, "line": text})
+            self.hub.publish({"service": self.service, "time": ts, "line": text, "stream": self.stream})
         if self._file is None:
             return
         self._file.write(b"".join(out))
@@ -188,11 +217,11 @@ class LogSink:
         os.chmod(self.path, 0o600)
 
 
-def _parse(line: str, service: str) -> dict[str, Any]:
+def _parse(line: str, service: str, stream: str) -> dict[str, Any]:
     line = line.rstrip("\n")
     if len(line) > TS_LEN and line[TS_LEN] == " ":
-        return {"service": service, "time": line[:TS_LEN], "line": line[TS_LEN + 1 :]}
-    return {"service": service, "time": "", "line": line}
+        return {"service": service, "time": line[:TS_LEN], "line": line[TS_LEN + 1 :], "stream": stream}
+    return {"service": service, "time": "", "line": line, "stream": stream}
 
 
 def _last_lines(path: Path, count: int) -> list[str]:
@@ -224,24 +253,39 @@ def _iter_since(files: list[Path], since: str | None) -> Iterator[str]:
                     yield line
 
 
+def _stream_history(log_dir: Path, service: str, keep: int, tail: int | None, since: str | None) -> Any:
+    """The stored lines of one service's stream (``log_dir`` is that stream's folder)."""
+    files = log_files(log_dir, service, keep)
+    if tail is not None and since is None:
+        picked: list[str] = []
+        for path in reversed(files):
+            picked = _last_lines(path, tail - len(picked)) + picked
+            if len(picked) >= tail:
+                break
+        return picked
+    lines: Any = _iter_since(files, since)
+    return deque(lines, maxlen=tail) if tail is not None else lines
+
+
 def read_history(
-    log_dir: Path, services: list[str], keep: int, tail: int | None, since: str | None
+    log_dir: Path,
+    services: list[str],
+    keep: int,
+    tail: int | None,
+    since: str | None,
+    streams: tuple[str, ...] | frozenset[str] = STREAMS,
 ) -> list[dict[str, Any]]:
-    """Stored lines of ``services`` (``tail`` per service, from ``since``), merged in time order."""
+    """Stored lines of ``services`` and ``streams`` (``tail`` per service, both streams together, from ``since``),
+    merged in time order."""
     merged: list[dict[str, Any]] = []
     for service in services:
-        files = log_files(log_dir, service, keep)
-        if tail is not None and since is None:
-            picked: list[str] = []
-            for path in reversed(files):
-                picked = _last_lines(path, tail - len(picked)) + picked
-                if len(picked) >= tail:
-                    break
-            lines: Any = picked
-        else:
-            lines = _iter_since(files, since)
-            if tail is not None:
-                lines = deque(lines, maxlen=tail)
-        merged.extend(_parse(line, service) for line in lines)
+        own = [
+            _parse(line, service, stream)
+            for stream in STREAMS
+            if stream in streams
+            for line in _stream_history(stream_dir(log_dir, stream), service, keep, tail, since)
+        ]
+        own.sort(key=lambda e: e["time"])
+        merged.extend(own[-tail:] if tail else [] if tail == 0 else own)
     merged.sort(key=lambda e: e["time"])
     return merged

@@ -13,7 +13,7 @@ from typing import Any
 
 from dxflow.engine.workflows.backend import Backend, LogQuery, Runtime, WorkflowContext
 from dxflow.engine.workflows.compose import ComposeError, ComposeSpec
-from dxflow.engine.workflows.logs import read_history
+from dxflow.engine.workflows.logs import STREAMS, read_history
 from dxflow.engine.workflows.store import ServiceState, now_iso
 from dxflow.engine.workflows.supervisor import ServiceRunner
 from dxflow.server.procs import group_members, kill_group
@@ -114,7 +114,7 @@ class ProcessRuntime(Runtime):
     async def remove(self) -> None:
         await self.stop()
         for runner in self.runners.values():
-            runner.sink.close()
+            runner.close_logs()
 
     def services(self) -> list[dict[str, Any]]:
         return [r.to_entity() for r in self.runners.values()]
@@ -122,8 +122,10 @@ class ProcessRuntime(Runtime):
     async def logs(self, query: LogQuery) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]
         services = query.services or list(self.ctx.spec.order)
         # history and subscription in one step of the event loop: no line is lost or repeated in between
-        history = read_history(self.ctx.dir / "logs", services, self.ctx.log_keep, query.tail, query.since)
-        queue = self.ctx.log_hub.subscribe(frozenset(services)) if query.follow else None
+        streams = query.streams or frozenset(STREAMS)
+        logs, keep = self.ctx.dir / "logs", self.ctx.log_keep
+        history = read_history(logs, services, keep, query.tail, query.since, streams)
+        queue = self.ctx.log_hub.subscribe(frozenset(services), streams) if query.follow else None
         try:
             for entry in history:
                 yield entry

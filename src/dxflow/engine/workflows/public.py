@@ -183,13 +183,14 @@ def _services(wf: Workflow, step: int) -> list[str]:
 
 def _logs(request: web.Request, step: int, count: int | None, follow: bool) -> AsyncIterator[dict[str, Any]]:
     wf = _workflow(request)
-    _flag(request, "stdout"), _flag(request, "stderr")  # validated; both streams share one log per step
+    stdout, stderr = _flag(request, "stdout"), _flag(request, "stderr")
+    streams = None if stdout == stderr else frozenset({"stdout" if stdout else "stderr"})  # neither or both: both
     named = [s for raw in request.query.getall("service", []) for s in raw.split(",") if s]  # ours: by name
     services = named or _services(wf, step)
     index = {name: i for i, name in enumerate(wf.ctx.spec.order, 1)}
     since = _since(request.query.get("since"))  # ours
     with _errors(wf.record.name):
-        items = _manager(request).logs(wf.record.name, LogQuery(services, count, since, follow))
+        items = _manager(request).logs(wf.record.name, LogQuery(services, count, since, follow, streams))
 
     async def entities() -> AsyncIterator[dict[str, Any]]:
         async for entry in items:
@@ -197,7 +198,13 @@ def _logs(request: web.Request, step: int, count: int | None, follow: bool) -> A
                 yield entry
                 continue
             name = entry["service"]
-            yield {"output": entry["line"], "prefix": name, "step": index.get(name, 0), "time": entry["time"]}
+            yield {
+                "output": entry["line"],
+                "prefix": name,
+                "step": index.get(name, 0),
+                "time": entry["time"],
+                "stream": entry.get("stream", ""),
+            }
 
     return entities()
 

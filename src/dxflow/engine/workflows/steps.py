@@ -68,7 +68,6 @@ def step_entities(identity: str, spec: ComposeSpec, services: list[dict[str, Any
     out = []
     for index, name in enumerate(spec.order, 1):
         state = by_name.get(name, {})
-        log_path = f"{identity}/logs/{name}.log"  # both streams go to one file (relative to the workflows volume)
         out.append(
             {
                 "identity": f"{identity}.{name}",
@@ -80,8 +79,8 @@ def step_entities(identity: str, spec: ComposeSpec, services: list[dict[str, Any
                 "exit_code": state.get("exit_code") or 0,
                 "started_at": epoch(state.get("started_at")),
                 "exited_at": epoch(state.get("finished_at")),
-                "stdout_path": log_path,
-                "stderr_path": log_path,
+                "stdout_path": f"{identity}/logs/{name}.log",  # artifact paths (relative to the volume)
+                "stderr_path": f"{identity}/logs/stderr/{name}.log",
                 "health": state.get("health"),
                 "restarts": state.get("restarts", 0),
                 "message": state.get("message", ""),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dxflow.engine.workflows.compose import DependsOn, Service, read_env_file
-from dxflow.engine.workflows.logs import LogSink
+from dxflow.engine.workflows.logs import STREAMS, LogSink
 from dxflow.engine.workflows.procs import cancel_and_wait
 from dxflow.engine.workflows.store import ServiceState, now_iso
 from dxflow.server.procs import ExitWatch, exit_code, group_members, kill_group, signal_group, spawn, start_ticks
@@ -42,8 +42,9 @@ class ServiceRunner:
     def __init__(self, runtime: ProcessRuntime, service: Service, state: ServiceState) -> None:
         self.rt, self.svc, self.state = runtime, service, state
         ctx = runtime.ctx
-        self.sink = LogSink(
-            service.name, ctx.dir / "run", ctx.dir / "logs", ctx.log_hub, ctx.log_max_bytes, ctx.log_keep
+        self.sink, self.err_sink = (
+            LogSink(service.name, ctx.dir / "run", ctx.dir / "logs", ctx.log_hub, ctx.log_max_bytes, ctx.log_keep, s)
+            for s in STREAMS
         )
         self.task: asyncio.Task[None] | None = None
         self.health_task: asyncio.Task[None] | None = None
@@ -224,13 +225,14 @@ class ServiceRunner:
             cwd = self.workdir()
         except OSError as exc:  # SpawnFailed passes through
             raise SpawnFailed(f"working_dir: {exc}") from None
-        fd = self.sink.child_fd()
+        out, err = self.sink.child_fd(), self.err_sink.child_fd()
         try:
-            self.popen = spawn(self.svc.argv, stdout=fd, stderr=fd, cwd=cwd, env=env)
+            self.popen = spawn(self.svc.argv, stdout=out, stderr=err, cwd=cwd, env=env)
         except OSError as exc:
             raise SpawnFailed(f"cannot start {self.svc.argv[0]!r}: {exc.strerror or exc}") from None
         finally:
-            os.close(fd)
+            os.close(out)
+            os.close(err)
         pid = self.popen.pid
         self.watch = ExitWatch(pid, self.popen)
         self.started_this_run = True
@@ -246,8 +248,14 @@ class ServiceRunner:
         )
         self.rt.ctx.event("started", f"started pid {pid}", self.name)
 
+    def close_logs(self) -> None:
+        """Stop reading the service's output (what is unread stays in the pipes for the next engine)."""
+        self.sink.close()
+        self.err_sink.close()
+
     def _adopt(self) -> None:
-        self.sink.open()
+        self.sink.open()  # a service started by an older engine writes both streams here
+        self.err_sink.open()
         assert self.state.pid is not None
         self.watch = ExitWatch(self.state.pid)
         self.update(status="running", message="adopted after an engine restart")
@@ -291,7 +299,7 @@ class ServiceRunner:
             self.health_task.cancel()
         if self.watch is not None:
             self.watch.close()
-        self.sink.close()
+        self.close_logs()
 
     # --- healthcheck -------------------------------------------------------------------------------------------
     def _start_health(self) -> None:
