@@ -3,14 +3,17 @@
 1. Inventory update: ``ansible-inventory --list`` in a runner private data dir, the director credential injected as
    AWX does (every ``file`` injector written, also for empty fields; env vars pointing at them; no profile).
 2. Job: the update's JSON as an executable inventory script, the operator credential (engine key as file content,
-   the mTLS fields left empty, so their files are empty), a machine credential's become password answered through
-   ``env/passwords``; tasks through the engine connection with ``become``, and ``engine_info`` on every host.
+   the mTLS fields left empty, so their files are empty), a machine credential (a username, passed as ``-u`` as AWX
+   does, and its become password answered through ``env/passwords``); tasks through the engine connection run as
+   that user (the engines run as root and honour it, no ``remote_user_check`` setting), ``become`` is sudo from that
+   user with the credential's password (its sudo rule asks for it), and ``engine_info`` on every host.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import ansible_runner
@@ -18,11 +21,10 @@ import pytest
 
 from tests import timeouts
 from tests.ansible_env import collection_env
+from tests.harness.local_account import Account, local_account, shared_python
 from tests.integration.ansible.conftest import HOSTS, Fleet, fleet  # noqa: F401 (the fleet fixture)
 
 pytestmark = [pytest.mark.xdist_group("dxflow-fleet"), pytest.mark.timeout(900)]
-
-BECOME_PASSWORD = "machine-cred-" + "s3cr3t"
 
 INVENTORY_SOURCE = """\
 plugin: dxflow.remote.director
@@ -37,6 +39,10 @@ JOB = """\
   hosts: all
   gather_facts: false
   tasks:
+    - name: Who runs the commands
+      ansible.builtin.command: id -un
+      register: user
+      changed_when: false
     - name: Who runs the commands with become
       ansible.builtin.command: id -un
       become: true
@@ -48,8 +54,15 @@ JOB = """\
       register: info
     - name: Report
       ansible.builtin.debug:
-        msg: "{{ inventory_hostname }} {{ who.stdout }} {{ info.address }}"
+        msg: "{{ inventory_hostname }} {{ user.stdout }} {{ who.stdout }} {{ info.address }}"
 """
+
+
+@pytest.fixture
+def machine_user() -> Iterator[Account]:
+    """The machine credential's account on the hosts (one machine: every engine runs here)."""
+    with local_account() as account:
+        yield account
 
 
 def _inject(root: Path, fields: dict[str, str]) -> dict[str, str]:
@@ -79,7 +92,11 @@ def _runner_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def test_awx_inventory_update_and_job_with_become(fleet: Fleet, tmp_path: Path) -> None:  # noqa: F811
+def test_awx_inventory_update_and_job_with_become(
+    fleet: Fleet,  # noqa: F811
+    tmp_path: Path,
+    machine_user: Account,
+) -> None:
     base = _runner_env(tmp_path)
     mtls = fleet.home / "director" / "mtls"
     creds = tmp_path / "creds"
@@ -122,12 +139,18 @@ def test_awx_inventory_update_and_job_with_become(fleet: Fleet, tmp_path: Path) 
     script.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.write(open({str(out)!r}).read())\n")
     script.chmod(0o700)
     operator_env = _inject(creds, {"key": fleet.ci_key.read_text()})
-    (job / "env" / "envvars").write_text(json.dumps({**base, **operator_env}))
-    (job / "env" / "extravars").write_text(
-        json.dumps({"ansible_dxflow_connection_key": operator_env["CONNECTION_KEY"], "ansible_pipelining": True})
-    )
-    (job / "env" / "cmdline").write_text("--ask-become-pass")
-    (job / "env" / "passwords").write_text(json.dumps({r"^BECOME password.*:\s*?$": BECOME_PASSWORD}))
+    # The machine user's remote temp dir is in its home, as over SSH (the harness's default is a root-only test dir);
+    # its Python is the system one (the test venv's lives under /root).
+    (job / "env" / "envvars").write_text(json.dumps({**base, **operator_env, "ANSIBLE_REMOTE_TEMP": "~/.ansible/tmp"}))
+    extravars = {
+        "ansible_dxflow_connection_key": operator_env["CONNECTION_KEY"],
+        "ansible_pipelining": True,
+        "ansible_python_interpreter": shared_python(),
+    }
+    (job / "env" / "extravars").write_text(json.dumps(extravars))
+    # A machine credential: AWX passes its username as -u and answers the become prompt with its password.
+    (job / "env" / "cmdline").write_text(f"--ask-become-pass -u {machine_user.name}")
+    (job / "env" / "passwords").write_text(json.dumps({r"^BECOME password.*:\s*?$": machine_user.password}))
     result = ansible_runner.run(
         private_data_dir=str(job), playbook="job.yml", quiet=True, timeout=int(timeouts.scaled(600))
     )
@@ -138,6 +161,7 @@ def test_awx_inventory_update_and_job_with_become(fleet: Fleet, tmp_path: Path) 
         for e in result.events
         if e.get("event") == "runner_on_ok" and e["event_data"].get("task") == "Report"
     ]
-    assert sorted(reports) == sorted(f"{h} root {fleet.engine_url(h)}" for h in HOSTS), output
+    expected = sorted(f"{h} {machine_user.name} root {fleet.engine_url(h)}" for h in HOSTS)
+    assert sorted(reports) == expected, output
     artifacts = "".join(p.read_text(errors="replace") for p in (job / "artifacts").rglob("*") if p.is_file())
-    assert BECOME_PASSWORD not in output and BECOME_PASSWORD not in artifacts
+    assert machine_user.password not in output and machine_user.password not in artifacts
