@@ -68,7 +68,6 @@ options:
     type: str
     choices: [honour, honor, error, warn, ignore]
     default: honour
-    version_added: 1.1.0
     env:
       - name: ANSIBLE_DXFLOW_REMOTE_USER_CHECK
     vars:
