@@ -2,11 +2,14 @@
 the engine volume.
 
 An artifact's ``identity`` is its path relative to the engine volume (``--volume``, shown by
-``/api/engine/parameter/``): no NUL byte, not absolute, no ``..`` component (400 otherwise). Every path is opened by
-descriptor from the volume down (``safepath``): a symlink is followed only while it stays beneath the volume, at
-check and at open time alike, so a symlink swapped in mid-request cannot lead outside it. Entities are
-``{identity, name, permission, size, modified_at}`` (epoch seconds) plus our ``type`` (file, directory, symlink,
-other).
+``/api/engine/parameter/``): no NUL byte, no ``..`` component (400 otherwise). A client may also name it by its
+absolute path on the engine host (``/srv/volume/data/x``, as the public docs' examples do): accepted when it lies in
+the volume (and in ``--files-root`` when the engine has one: it confines host paths), it is then used as the
+volume-relative path it spells; any other absolute path is a 400. Entities always carry the relative identity.
+Every path is opened by descriptor from the volume down (``safepath``): a symlink is followed only while it stays
+beneath the volume, at check and at open time alike, so a symlink swapped in mid-request cannot lead outside it.
+Entities are ``{identity, name, permission, size, modified_at}`` (epoch seconds) plus our ``type`` (file,
+directory, symlink, other).
 
 Permissions: every request needs ARTIFACT (or MASTER); a READ_ONLY token may list and download, never change
 anything (zip and unzip write files, so they count as changes too). The presigned requests need no token: the
@@ -62,7 +65,7 @@ from dxflow.server.ratelimit import RateLimiter
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
 
-__all__ = ["ARTIFACTS_KEY", "ROUTES", "Artifacts", "add_routes", "artifact_path", "share_key_of"]
+__all__ = ["ARTIFACTS_KEY", "ROUTES", "Artifacts", "add_routes", "artifact_path", "client_path", "share_key_of"]
 
 log = logging.getLogger(__name__)
 
@@ -101,21 +104,39 @@ ARTIFACTS_KEY = web.AppKey("artifacts", Artifacts)
 
 def artifact_path(raw: object, what: str = "identity", *, root_ok: bool = False) -> str:
     """The normalised volume-relative path ``raw`` names (``"."``: the volume itself, only with ``root_ok``);
-    ApiError(400) for a non-string, NUL, an absolute path, ``..``, or an over-long path or name."""
+    ApiError(400) for a non-string, NUL, ``..``, an absolute path (see ``client_path``), or an over-long path or
+    name."""
     if not isinstance(raw, str):
         raise ApiError(400, f"{what} must be a string")
     if "\0" in raw:
         raise ApiError(400, f"{what} must not contain NUL bytes")
-    if raw.startswith("/"):
-        raise ApiError(400, f"{what} must be relative to the engine volume, not absolute: {raw[:200]!r}")
     if ".." in raw.split("/"):
         raise ApiError(400, f"{what} must not contain '..': {raw[:200]!r}")
+    if raw.startswith("/"):
+        raise ApiError(400, f"{what} must be relative to the engine volume, not absolute: {raw[:200]!r}")
     rel = posixpath.normpath(raw) if raw else "."
     if len(rel.encode()) > MAX_PATH or any(len(part.encode()) > MAX_NAME for part in rel.split("/")):
         raise ApiError(400, f"{what} is too long (at most {MAX_PATH} bytes, {MAX_NAME} per name)")
     if rel == "." and not root_ok:
         raise ApiError(400, f"{what} is required (a path relative to the engine volume)")
     return rel
+
+
+def client_path(request: web.Request, raw: object, what: str = "identity", *, root_ok: bool = False) -> str:
+    """``artifact_path`` of a path a client sent, where an absolute one names a host path inside the volume (and
+    inside the files root, when the engine has one); 400 for an absolute path anywhere else."""
+    if isinstance(raw, str) and raw.startswith("/") and "\0" not in raw and ".." not in raw.split("/"):
+        path = Path(posixpath.normpath("/" + raw.lstrip("/")))
+        files_root = request.app.get(FILES_ROOT_KEY)
+        if files_root is not None:
+            files_root.relative(path)  # 400 outside it
+        root = _state(request).root
+        if path != root and root not in path.parents:
+            raise ApiError(
+                400, f"{what} {raw[:200]!r} is outside the engine volume {root}: give a path in it, or relative to it"
+            )
+        raw = str(path.relative_to(root))
+    return artifact_path(raw, what, root_ok=root_ok)
 
 
 def _os_error(exc: OSError, rel: str) -> ApiError:
@@ -262,7 +283,7 @@ async def list_handler(request: web.Request) -> web.StreamResponse:
     Buffered answers are sorted by identity with a ``total``; streamed ones (``?stream=true``) send each entity as
     the directory is read, unsorted and without a total."""
     root = _state(request).root
-    directory = artifact_path(request.query.get("directory", ""), "directory", root_ok=True)
+    directory = client_path(request, request.query.get("directory", ""), "directory", root_ok=True)
     depth = query_int(request, "depth", _DEPTH, clamp=False)
     limit = query_int(request, "limit", _LIMIT, clamp=False)
     offset = query_int(request, "offset", _OFFSET, clamp=False)
@@ -294,7 +315,7 @@ async def create_handler(request: web.Request) -> web.Response:
     """Create an empty file (or, ``directory: true``, a directory) and its missing parents. An existing one is a
     409 unless ``force`` (a file is then emptied; an existing directory is kept)."""
     body = await read_json(request, required=("identity",))
-    rel = artifact_path(body["identity"])
+    rel = client_path(request, body["identity"])
     directory, force = _flag(body.get("directory", False), "directory"), _flag(body.get("force", False), "force")
     root = _state(request).root
 
@@ -341,7 +362,7 @@ def _remove(root: Path, rel: str) -> None:
 @declare(query={"identity": _STRING})
 async def delete_handler(request: web.Request) -> web.Response:
     """Delete a file, symlink or directory tree."""
-    rel = artifact_path(request.query.get("identity", ""))
+    rel = client_path(request, request.query.get("identity", ""))
     await _blocking(rel, _remove, _state(request).root, rel)
     log.info("artifact %s deleted by key %s", rel, claims_of(request).sub)
     return ok([{"identity": rel}], message="Deleted")
@@ -354,7 +375,7 @@ async def delete_batch_handler(request: web.Request) -> web.Response:
     root, results = _state(request).root, []
     for raw in identities_of(request):
         try:
-            rel = artifact_path(raw)
+            rel = client_path(request, raw)
             await _blocking(rel, _remove, root, rel)
             results.append({"identity": raw, "error": ""})
         except ApiError as exc:
@@ -391,7 +412,7 @@ async def _download(request: web.Request, rel: str) -> web.StreamResponse:
 @declare(query={"identity": _STRING})
 async def download_handler(request: web.Request) -> web.StreamResponse:
     """The file's bytes (``Content-Disposition`` names it; ``X-File-Mode`` is its mode)."""
-    return await _download(request, artifact_path(request.query.get("identity", "")))
+    return await _download(request, client_path(request, request.query.get("identity", "")))
 
 
 async def _multipart_file(request: web.Request) -> tuple[Callable[[], Awaitable[bytes]], str]:
@@ -474,7 +495,7 @@ async def upload_handler(request: web.Request) -> web.Response:
     """Write the request body (raw bytes, or the first file of a multipart form) to ``identity``; missing parent
     directories are made. An existing file is a 409 unless ``force``; a multipart upload to a directory goes in it
     under the part's file name."""
-    rel = artifact_path(request.query.get("identity", ""))
+    rel = client_path(request, request.query.get("identity", ""))
     return await _upload(request, rel, _flag(request.query.get("force", ""), "force"))
 
 
@@ -483,7 +504,7 @@ async def upload_handler(request: web.Request) -> web.Response:
 async def rename_handler(request: web.Request) -> web.Response:
     """Rename or move an artifact (missing parents of ``new_identity`` are made; an existing one is a 409)."""
     body = await read_json(request, required=("identity", "new_identity"))
-    rel, new = artifact_path(body["identity"]), artifact_path(body["new_identity"], "new_identity")
+    rel, new = client_path(request, body["identity"]), client_path(request, body["new_identity"], "new_identity")
     if new == rel or new.startswith(rel + "/"):
         raise ApiError(400, f"cannot move {rel!r} to {new!r}: into itself")
     root = _state(request).root
@@ -684,7 +705,7 @@ _ARCHIVE_BODY = {"identity": _STRING, "quiet": _BOOL}
 async def _archive_body(request: web.Request) -> str:
     body = await read_json(request, required=("identity",))
     _flag(body.get("quiet", False), "quiet")  # the CLI prints progress; the engine's answer is the same
-    return artifact_path(body["identity"])
+    return client_path(request, body["identity"])
 
 
 @requires(Permission.ARTIFACT)
@@ -747,7 +768,7 @@ async def share_handler(request: web.Request) -> web.Response:
     now = int(time.time())
     entities = []
     for raw in identities:
-        rel = artifact_path(raw)
+        rel = client_path(request, raw)
         if not writable:
             with _fs(rel):
                 fd = open_beneath(state.root, rel, _READ_FLAGS)
