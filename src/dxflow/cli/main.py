@@ -10,7 +10,6 @@ import click
 from dxflow import __version__
 from dxflow.cli import agent, artifact, boot, config, director, engine, key, profile, shell, workflow
 from dxflow.cli.context import CliContext
-from dxflow.common.crypto import KeyFileError
 from dxflow.protocol.errors import DxflowError
 
 __all__ = ["cli", "main"]
@@ -115,7 +114,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except (DxflowError, KeyFileError) as exc:
+    except DxflowError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -66,15 +66,9 @@ def key_identity(path: str, home: Path | None = None) -> str:
 
     ConfigError when the key cannot be read. The id is memoised by the file's content digest in
     ``<home>/cache/key-ids/`` so a cached token is matched to its key without loading cryptography each time."""
-    from dxflow.common.files import ensure_private_dir, is_private, write_private
+    from dxflow.common.files import ensure_private_dir, is_private, read_key_file, write_private
 
-    file = Path(path).expanduser()
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"private key {file} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"private key {file} cannot be read: {exc.strerror}") from None
+    file, data = read_key_file(path)
     memo = Path(home) / "cache" / "key-ids" / hashlib.sha256(data).hexdigest()[:32] if home is not None else None
     if memo is not None and is_private(file):
         try:

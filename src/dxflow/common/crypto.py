@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dxflow.common.files import is_private, write_private
+from dxflow.common.files import is_private, read_key_file, write_private
+from dxflow.protocol.errors import KeyFileError
 
 __all__ = [
     "KeyFileError",
@@ -31,10 +32,6 @@ __all__ = [
     "self_signed_cert",
     "sign_nonce",
 ]
-
-
-class KeyFileError(ValueError):
-    """A key file that cannot be used: missing, too open, wrong format."""
 
 
 def generate_rsa_key(bits: int = 2048) -> rsa.RSAPrivateKey:
@@ -59,13 +56,7 @@ def public_pem(key: rsa.RSAPrivateKey | rsa.RSAPublicKey) -> bytes:
 
 def load_private_key(path: Path | str, *, check_mode: bool = True) -> rsa.RSAPrivateKey:
     """Load an RSA private key from a PEM file (PKCS#1 or PKCS#8), refusing open permissions and OpenSSH keys."""
-    path = Path(path).expanduser()
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"private key {path} does not exist") from None
-    except OSError as exc:
-        raise KeyFileError(f"private key {path} cannot be read: {exc.strerror}") from None
+    path, data = read_key_file(path)
     if check_mode and not is_private(path):
         raise KeyFileError(f"private key {path} is readable by group or others; run: chmod 600 {path}")
     if b"BEGIN OPENSSH PRIVATE KEY" in data:

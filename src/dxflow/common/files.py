@@ -9,7 +9,9 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["SYNC_EVERY", "WriteBehind", "ensure_private_dir", "is_private", "write_private"]
+from dxflow.protocol.errors import KeyFileError
+
+__all__ = ["SYNC_EVERY", "WriteBehind", "ensure_private_dir", "is_private", "read_key_file", "write_private"]
 
 SYNC_EVERY = 16 * 1024 * 1024
 """Bytes between two write-backs of a file being transferred."""
@@ -45,6 +47,17 @@ def write_private(path: Path, data: bytes | str, mode: int = 0o600) -> None:
 def is_private(path: Path) -> bool:
     """True when ``path`` is not readable or writable by group or others."""
     return not (stat.S_IMODE(path.stat().st_mode) & 0o077)
+
+
+def read_key_file(path: Path | str, what: str = "private key") -> tuple[Path, bytes]:
+    """(expanded path, bytes) of a key file; KeyFileError that names the file when it is missing or unreadable."""
+    file = Path(path).expanduser()
+    try:
+        return file, file.read_bytes()
+    except FileNotFoundError:
+        raise KeyFileError(f"{what} {file} does not exist") from None
+    except OSError as exc:
+        raise KeyFileError(f"{what} {file} cannot be read: {exc.strerror}") from None
 
 
 class WriteBehind:

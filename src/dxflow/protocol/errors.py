@@ -5,6 +5,7 @@ the daemons' error middleware answers an ``ApiError`` with its status and messag
 
 DxflowError
 ├── ConfigError                 bad or missing settings (also a ValueError)
+│   ├── KeyFileError            a key file is missing, unreadable, open to others or not a usable key
 │   └── ProfileNotFound         an explicitly named profile does not exist
 ├── StartupError                a daemon cannot start (key permissions, database, port)
 ├── TransportError              the peer could not be reached or the connection broke
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "Conflict",
     "DxflowError",
+    "KeyFileError",
     "NotFound",
     "PayloadTooLarge",
     "PendingApproval",
@@ -54,6 +56,10 @@ class DxflowError(Exception):
 
 class ConfigError(DxflowError, ValueError):
     """Settings are missing, invalid or unusable."""
+
+
+class KeyFileError(ConfigError):
+    """A key file that cannot be used: missing, unreadable, readable by others, or in the wrong format."""
 
 
 class ProfileNotFound(ConfigError):
