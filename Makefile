@@ -39,9 +39,11 @@ integration: setup
 slow: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/slow $(PYTEST_ARGS)
 
-## fuzz: the engine fuzzer (part of `make test` with a small budget) with 1,000 generated requests per route.
+## fuzz: the engine and director fuzzers (part of `make test` with a small budget) with 1,000 generated requests
+## per route.
 fuzz: setup
-	DXFLOW_FUZZ_EXAMPLES=$${DXFLOW_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q --timeout=0 tests/integration/security/test_fuzz_engine.py $(PYTEST_ARGS)
+	DXFLOW_FUZZ_EXAMPLES=$${DXFLOW_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q --timeout=0 \
+	  tests/integration/security/test_fuzz_engine.py tests/integration/security/test_fuzz_director.py $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench tools plugins roles

@@ -28,7 +28,7 @@ from dxflow.director.state import CONFIG, STATE, DirectorState
 from dxflow.director.tokens import TokenService, load_token_key
 from dxflow.director.updates import UpdateBatcher
 from dxflow.protocol.errors import ApiError, StartupError
-from dxflow.server.bodies import read_json
+from dxflow.server.bodies import identity_body_middleware, quiet_parser_errors, read_json
 from dxflow.server.middleware import error_middleware
 from dxflow.server.responses import json_error, json_response
 
@@ -148,11 +148,14 @@ async def _state_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: DirectorConfig) -> web.Application:
     """The director's aiohttp application (state is created on startup)."""
-    middlewares = [error_middleware(json_error, "director"), csrf_middleware]
+    quiet_parser_errors()
+    # Compressed bodies are refused (415, JSON) by a middleware, not decoded: aiohttp's parser would refuse an
+    # undecodable deflate/br body itself, with a text/plain 400 no middleware sees (found by the director fuzzer).
+    middlewares = [error_middleware(json_error, "director"), identity_body_middleware(json_error), csrf_middleware]
     if config.edge_jwks:
         verifier = EdgeVerifier(config.edge_jwks, config.edge_audience or "", config.edge_issuer)
         middlewares.insert(0, edge_middleware(verifier))
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY, handler_args={"auto_decompress": False})
     app[CONFIG] = config
     app.cleanup_ctx.append(_state_ctx)
     app.cleanup_ctx.append(hub.hub_ctx)
@@ -165,4 +168,3 @@ def create_app(config: DirectorConfig) -> web.Application:
     app.add_routes(hub.routes)
     app.router.add_get("/auth/connect", connect_page)
     return app
-
