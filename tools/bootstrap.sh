@@ -11,6 +11,8 @@ APT_PACKAGES+=(postgresql)
 APT_PACKAGES+=(slapd ldap-utils freeradius chromium)
 # The engine connection plugin's become test switches users with sudo.
 APT_PACKAGES+=(sudo)
+# The role tests check every rendered unit file with systemd-analyze verify (no systemd PID 1 needed).
+APT_PACKAGES+=(systemd)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

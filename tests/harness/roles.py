@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests import timeouts
+from tests.ansible_env import ROOT
+
+# What a collection snapshot holds: the Ansible content and the package sources the package role builds.
+COLLECTION_PARTS = ("galaxy.yml", "meta", "plugins", "roles", "playbooks", "pyproject.toml", "README.md", "src")
 
 DXFLOW = str(Path(sys.executable).parent / "dxflow")
 
@@ -25,18 +30,65 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def stop_all(inventory: Path) -> None:
     """``down`` every daemon the inventory's hosts may run."""
-    data = json.loads(inventory.read_text())
     env = os.environ | {"DXFLOW_HOME": str(inventory.parent / "teardown-home")}
-    for group in data["all"]["children"].values():
-        for hv in group["hosts"].values():
-            etc = Path(hv["dxflow_config_dir"])
-            for cmd in (
-                ["agent", "down", "--config", str(etc / "dxflow-agent.yaml")],
-                ["boot", "down", "--data-dir", hv["dxflow_server_data_dir"]],
-                ["director", "down", "--config", str(etc / "dxflow-director.yaml")],
-            ):
-                if cmd[0] == "boot" or Path(cmd[-1]).exists():
-                    subprocess.run([DXFLOW, *cmd], env=env, capture_output=True, timeout=timeouts.scaled(30))
+    for hv in _hosts(inventory).values():
+        etc = Path(hv["dxflow_config_dir"])
+        for cmd in (
+            ["agent", "down", "--config", str(etc / "dxflow-agent.yaml")],
+            ["boot", "down", "--data-dir", hv["dxflow_server_data_dir"]],
+            ["director", "down", "--config", str(etc / "dxflow-director.yaml")],
+        ):
+            if cmd[0] == "boot" or Path(cmd[-1]).exists():
+                subprocess.run([DXFLOW, *cmd], env=env, capture_output=True, timeout=timeouts.scaled(30))
+
+
+def snapshot_collection(tmp: Path) -> Path:
+    """A copy of the collection installed as ``<tmp>/ansible_collections/dxflow/remote``; returns ``tmp`` (the
+    collections path). Its wheel stays the same while the working tree changes, so a multi-run test sees its own
+    edits only."""
+    dest = tmp / "ansible_collections" / "dxflow" / "remote"
+    dest.mkdir(parents=True)
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for part in COLLECTION_PARTS:
+        src = ROOT / part
+        (shutil.copytree(src, dest / part, ignore=skip) if src.is_dir() else shutil.copy2(src, dest / part))
+    return tmp
+
+
+def _hosts(inventory: Path) -> dict[str, dict]:
+    data = json.loads(inventory.read_text())
+    return {name: hv for group in data["all"]["children"].values() for name, hv in group["hosts"].items()}
+
+
+def daemon_pids(inventory: Path) -> dict[str, int]:
+    """``{"h1/engine": pid, "h1/agent": pid, "ctl/director": pid}`` of the daemons that run now (by ``status``)."""
+    env = os.environ | {"DXFLOW_HOME": str(inventory.parent / "teardown-home")}
+    pids: dict[str, int] = {}
+    for host, hv in _hosts(inventory).items():
+        etc = Path(hv["dxflow_config_dir"])
+        for name, cmd in (
+            ("engine", ["boot", "status", "--data-dir", hv["dxflow_server_data_dir"]]),
+            ("agent", ["agent", "status", "--config", str(etc / "dxflow-agent.yaml")]),
+            ("director", ["director", "status", "--config", str(etc / "dxflow-director.yaml")]),
+        ):
+            if name != "engine" and not Path(cmd[-1]).exists():
+                continue
+            proc = subprocess.run(
+                [DXFLOW, "-o", "json", *cmd], env=env, capture_output=True, text=True, timeout=timeouts.scaled(60)
+            )
+            if proc.returncode == 0 and json.loads(proc.stdout).get("pid"):
+                pids[f"{host}/{name}"] = int(json.loads(proc.stdout)["pid"])
+    return pids
+
+
+def installed_version(venv: Path) -> str:
+    """What ``<venv>/bin/dxflow --version`` reports ("" when the venv is gone)."""
+    if not (venv / "bin" / "dxflow").exists():
+        return ""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's own dxflow, not this checkout's
+    argv = [str(venv / "bin" / "dxflow"), "--version"]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeouts.scaled(60))
+    return proc.stdout.split()[-1] if proc.returncode == 0 else ""
 
 
 @pytest.fixture
