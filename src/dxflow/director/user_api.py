@@ -112,7 +112,10 @@ async def auth_token_verify(request: web.Request) -> web.Response:
     state = request.app[STATE]
     if request.content_length and request.content_length > 16 * 1024:
         raise ApiError(413, "request body too large")
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError as exc:  # no multipart boundary, a broken part, bytes that are not UTF-8 (found by the fuzzer)
+        raise ApiError(400, f"the body must be a form with authenticationToken (and sessionId): {exc}"[:200]) from None
     token = form.get("authenticationToken")
     claims = state.tokens.verify(token) if isinstance(token, str) else None
     session_id = form.get("sessionId")
