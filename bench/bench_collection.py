@@ -2,10 +2,15 @@
 benchmark, not a test). Run: ``python bench/bench_collection.py [--servers 10000] [--hosts 5] [--tasks 20]``.
 
 All on 127.0.0.1, one run, ratios printed at the end:
-1. inventory: ``ansible-inventory --list`` of N servers through ``dxflow.remote.director`` (lean default hostvars,
-   and ``extra_hostvars: [all]``), a static YAML file holding the same hostvars as the lean run, and the same hosts
-   with no hostvars; then ``ansible-playbook --limit`` one host of them against the same play on a one-host static
-   inventory;
+1. inventory: ``ansible-inventory --list`` of N servers shaped as real agents report them (host stats with OS,
+   architecture and agent version; engine address, port, fingerprint and version; tags; pools) through
+   ``dxflow.remote.director`` (default hostvars, ``extra_hostvars: [os, arch, engine_version, agent_version]`` and
+   ``[all]``), a static YAML file holding the same hostvars as the default run, and the same hosts with no
+   hostvars; ``--list --export`` (what an AWX inventory sync runs) of the default and of the bare hosts; then
+   ``ansible-playbook --limit`` one host of them against the same play on a one-host static inventory. After one
+   warm-up run of each plugin source, the inventory cases run round-robin ``--rounds`` times (every case sees the
+   same share of a shared machine's changing load); each figure is the median wall time, and the median CPU time
+   (user + system of the ``ansible-inventory`` process), which the load disturbs less;
 2. playbooks, H hosts x K ``command: true`` tasks (forks = H, pipelining) and a mixed playbook (setup, copy,
    template, file, command) over ``local``, ssh (pipelining + ControlPersist; a private sshd per host on an ephemeral
    port with its own host key and config, started here and stopped by pid; needs ``/usr/sbin/sshd``:
@@ -17,8 +22,10 @@ All on 127.0.0.1, one run, ratios printed at the end:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -36,7 +43,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_director import DXFLOW, PASSWORD, free_port, seed_servers, start, wait_healthy  # noqa: E402
+from bench_director import DXFLOW, PASSWORD, free_port, start, wait_healthy  # noqa: E402
 
 from dxflow.director.passwords import hash_password  # noqa: E402
 from tests.ansible_env import collection_env, run_inventory, run_playbook  # noqa: E402
@@ -45,9 +52,12 @@ from tests.ansible_env import collection_env, run_inventory, run_playbook  # noq
 class BenchDirector:
     """A director on SQLite with an admin client bundle in profile ``director`` of ``<work>/home``."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, pools: list[dict] | None = None) -> None:
         work.mkdir(parents=True, exist_ok=True)
         self.work, self.port, self.data, self.home = work, free_port(), work / "data", work / "home"
+        if pools:
+            self.data.mkdir(parents=True, exist_ok=True)
+            (self.data / "pools.json").write_text(json.dumps(pools))  # the policy's pools, read at start
         config = {
             "host": "127.0.0.1",
             "port": self.port,
@@ -76,42 +86,152 @@ class BenchDirector:
         self.proc.wait(10)
 
 
-def timed_inventory(source: Path, env: dict[str, str]) -> tuple[float, dict]:
+def timed_inventory(source: Path, env: dict[str, str], export: bool = False) -> tuple[float, float, dict]:
+    """Wall and CPU (user + system) seconds of one ``ansible-inventory --list`` (``--export``: what an AWX
+    inventory sync runs), and the listing."""
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = run_inventory(source, env, ("--list",), timeout=1800)
+    proc = run_inventory(source, env, ("--list", *(("--export",) if export else ())), timeout=1800)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
-    return wall, json.loads(proc.stdout)
+    return wall, after.ru_utime + after.ru_stime - cpu.ru_utime - cpu.ru_stime, json.loads(proc.stdout)
 
 
-def inventory_bench(work: Path, servers: int) -> dict[str, object]:
-    """``ansible-inventory --list``: the plugin (lean, all extra fields), a static file with the lean hostvars, bare."""
-    director = BenchDirector(work)
+def interleaved(cases: dict[str, tuple[Path, bool]], env: dict[str, str], rounds: int) -> dict[str, object]:
+    """``<case>_s`` (median wall) and ``<case>_cpu_s`` (median CPU) of each case, run round-robin ``rounds`` times,
+    so every case sees the same share of a shared machine's changing load."""
+    walls: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, (source, export) in cases.items():
+            wall, cpu, _listing = timed_inventory(source, env, export)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    results: dict[str, object] = {}
+    for name in cases:
+        results[f"{name}_s"] = round(statistics.median(walls[name]), 2)
+        results[f"{name}_cpu_s"] = round(statistics.median(cpus[name]), 2)
+    return results
+
+
+FLEET_POOLS = ("gpu", "cpu", "eu", "us")
+
+
+def agent_row(guid: str, hostname: str, ip: str, now: float) -> dict[str, object]:
+    """A registered agent, as the director's ``agents`` table holds it."""
+    return {
+        "guid": guid,
+        "common_name": f"dxflow-agent-{guid}",
+        "hostname": hostname,
+        "state": "registered",
+        "ip": ip,
+        "key_fingerprint": "00",
+        "created_at": now,
+        "last_seen": now,
+    }
+
+
+def seed_fleet(db_url: str, servers: int) -> None:
+    """N servers as real agents report them (rows written directly): the agent's host stats with the OS,
+    architecture and agent version, the engine's address, port, pinned fingerprint, health and version (each
+    host its own address and fingerprint), one or two tags, a console session on every third host."""
+    from dxflow.director.db import Database, ServerUpdate, agents
+
+    db = Database(db_url)
+    now = time.time()
+    rows, updates = [], []
+    for i in range(servers):
+        guid = f"00000000-0000-4000-8000-{i:012d}"
+        hostname, ip = f"node-{i:05d}", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        rows.append(agent_row(guid, hostname, ip, now))
+        stats = {
+            "hostname": f"{hostname}.example.internal",
+            "free_memory": 3 << 30,
+            "total_memory": 16 << 30,
+            "cores": 8,
+            "cpu_usage": 12.5,
+            "load1": 0.42,
+            "load5": 0.37,
+            "load15": 0.31,
+            "os": "linux",
+            "arch": "aarch64" if i % 5 == 0 else "x86_64",
+            "agent_version": "0.9.0",
+        }
+        engine = {
+            "address": ip,
+            "port": 8080,
+            "fingerprint": hashlib.sha256(guid.encode()).hexdigest(),
+            "healthy": True,
+            "version": "0.8.2" if i % 10 == 0 else "0.9.0",
+        }
+        sessions = [{"id": f"s{i}", "owner": "alice", "type": "console"}] if i % 3 == 0 else []
+        tags = (["web"], ["db", "prod"], ["batch"], ["web", "prod"])[i % 4]
+        updates.append(
+            ServerUpdate(
+                guid=guid,
+                hostname=hostname,
+                ip=ip,
+                agent_port=8446,
+                tags=tags,
+                stats=stats,
+                engine=engine,
+                sessions=sessions,
+                at=now + 3600,
+            )
+        )
+    with db.engine.begin() as conn:
+        conn.execute(agents.insert(), rows)
+    for start_ in range(0, len(updates), 1000):
+        db.write_updates(updates[start_ : start_ + 1000])
+    db.close()
+
+
+def fleet_pools(servers: int) -> list[dict]:
+    """The policy's pools for ``seed_fleet``: each server in one of four pools."""
+    return [
+        {"id": pool, "workstations": [f"node-{i:05d}" for i in range(k, servers, len(FLEET_POOLS))]}
+        for k, pool in enumerate(FLEET_POOLS)
+    ]
+
+
+def inventory_bench(work: Path, servers: int, rounds: int = 3) -> dict[str, object]:
+    """``ansible-inventory --list``: the plugin (default, the issue-16 platform hostvars, every field), a static
+    file with the default hostvars, bare hosts; ``--list --export`` (AWX's sync) of the default and bare hosts."""
+    director = BenchDirector(work, pools=fleet_pools(servers))
     try:
-        seed_servers(director.db_url, servers)
+        seed_fleet(director.db_url, servers)
         ansible_env = collection_env(work / "ansible", dxflow_home=director.home)
         results: dict[str, object] = {"servers": servers}
         plugin = "plugin: dxflow.remote.director\nprofile: director\nuse_engine_connection: true\n"
         lean = work / "lean.dxflow_director.yml"
         lean.write_text(plugin)
-        wall, listing = timed_inventory(lean, ansible_env)
-        hostvars = listing["_meta"]["hostvars"]
-        results.update(inventory_plugin_s=round(wall, 2), inventory_hosts=len(hostvars))
-        results["hostvars_bytes_per_host"] = round(len(json.dumps(hostvars)) / max(len(hostvars), 1))
-        full = work / "full.dxflow_director.yml"
-        full.write_text(plugin + "extra_hostvars: [all]\n")
-        wall, listing = timed_inventory(full, ansible_env)
-        results["inventory_plugin_all_fields_s"] = round(wall, 2)
-        results["hostvars_all_fields_bytes_per_host"] = round(
-            len(json.dumps(listing["_meta"]["hostvars"])) / max(len(hostvars), 1)
-        )
+        sources = {"lean": lean}
+        for label, extra in (("platform", "[os, arch, engine_version, agent_version]"), ("all_fields", "[all]")):
+            sources[label] = work / f"{label}.dxflow_director.yml"
+            sources[label].write_text(plugin + f"extra_hostvars: {extra}\n")
+        listings = {label: timed_inventory(source, ansible_env)[2] for label, source in sources.items()}  # warm-up
+        hostvars = listings["lean"]["_meta"]["hostvars"]
+        results["inventory_hosts"] = len(hostvars)
+        results["hostvars_per_host"] = " ".join(sorted(next(iter(hostvars.values()))))
+        for label, listing in listings.items():
+            size = len(json.dumps(listing["_meta"]["hostvars"])) / max(len(hostvars), 1)
+            results[f"hostvars_{label}_bytes_per_host"] = round(size)
         static = work / "static.yml"
         static.write_text(json.dumps({"all": {"hosts": hostvars}}))
-        results["inventory_static_same_hostvars_s"] = round(timed_inventory(static, ansible_env)[0], 2)
         bare = work / "bare.yml"
         bare.write_text(json.dumps({"all": {"hosts": dict.fromkeys(hostvars)}}))
-        results["inventory_bare_hosts_s"] = round(timed_inventory(bare, ansible_env)[0], 2)
+        cases = {
+            "inventory_plugin": (lean, False),
+            "inventory_plugin_platform": (sources["platform"], False),
+            "inventory_plugin_all_fields": (sources["all_fields"], False),
+            "inventory_static_same_hostvars": (static, False),
+            "inventory_bare_hosts": (bare, False),
+            "inventory_export_plugin": (lean, True),
+            "inventory_export_bare_hosts": (bare, True),
+        }
+        results.update(interleaved(cases, ansible_env, rounds))
         # One host of the fleet: --limit against the plugin, and the same play on a one-host static inventory.
         one = sorted(hostvars)[len(hostvars) // 2]
         play = work / "one.yml"
@@ -140,18 +260,7 @@ def director_inventory(work: Path, engines: list[dict]) -> tuple[Path, BenchDire
     rows, updates = [], []
     for i, state in enumerate(engines):
         guid = f"00000000-0000-4000-8000-{i:012d}"
-        rows.append(
-            {
-                "guid": guid,
-                "common_name": f"dxflow-agent-{guid}",
-                "hostname": f"e{i}",
-                "state": "registered",
-                "ip": "127.0.0.1",
-                "key_fingerprint": "00",
-                "created_at": now,
-                "last_seen": now,
-            }
-        )
+        rows.append(agent_row(guid, f"e{i}", "127.0.0.1", now))
         engine = {"address": "127.0.0.1", "port": state["port"], "fingerprint": state["fingerprint"]}
         updates.append(
             ServerUpdate(
@@ -405,10 +514,16 @@ RATIOS = (
     ("mixed: engine (static) vs local", "mixed_local_s", "mixed_engine_static_s"),
     ("module: warm vs cold", "module_command_cold_ms", "module_command_warm_ms"),
 )
-INVENTORY_RATIOS = (
-    ("inventory: plugin / bare hosts", "inventory_plugin_s", "inventory_bare_hosts_s"),
-    ("inventory: plugin / static same hostvars", "inventory_plugin_s", "inventory_static_same_hostvars_s"),
-    ("inventory: plugin all fields / bare hosts", "inventory_plugin_all_fields_s", "inventory_bare_hosts_s"),
+INVENTORY_RATIOS = tuple(
+    (f"{label}{unit}", f"{slow}{suffix}", f"{fast}{suffix}")
+    for unit, suffix in (("", "_s"), (" (CPU)", "_cpu_s"))
+    for label, slow, fast in (
+        ("inventory: plugin / bare hosts", "inventory_plugin", "inventory_bare_hosts"),
+        ("inventory: plugin / static same hostvars", "inventory_plugin", "inventory_static_same_hostvars"),
+        ("inventory: plugin + platform hostvars / bare", "inventory_plugin_platform", "inventory_bare_hosts"),
+        ("inventory: plugin all fields / bare hosts", "inventory_plugin_all_fields", "inventory_bare_hosts"),
+        ("inventory --export: plugin / bare hosts", "inventory_export_plugin", "inventory_export_bare_hosts"),
+    )
 )
 
 
@@ -417,6 +532,7 @@ def main() -> None:
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--hosts", type=int, default=5)
     parser.add_argument("--tasks", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="round-robin runs of each inventory case")
     parser.add_argument("--no-ssh", action="store_true", help="skip the ssh comparison")
     parser.add_argument("--ssh", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for run_all
     args = parser.parse_args()
@@ -431,7 +547,7 @@ def main() -> None:
                 results.update(ssh_bench(work / "ssh", args.hosts, playbooks))
             results.update(connection_bench(work / "conn", args.hosts, args.tasks, playbooks))
         if args.servers:
-            results.update(inventory_bench(work / "inventory", args.servers))
+            results.update(inventory_bench(work / "inventory", args.servers, args.rounds))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -441,7 +557,7 @@ def main() -> None:
     print()
     for label, slow, fast in RATIOS + INVENTORY_RATIOS:
         if isinstance(results.get(slow), float | int) and isinstance(results.get(fast), float | int):
-            print(f"{label:<44}  {results[slow] / results[fast]:.2f}x")
+            print(f"{label:<50}  {results[slow] / results[fast]:.2f}x")
 
 
 if __name__ == "__main__":

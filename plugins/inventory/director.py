@@ -12,10 +12,11 @@ description:
   - Every server whose agent reports to the director (C(/v1/servers)) becomes a host. By default it gets only the host
     variables that connecting needs. With O(use_engine_connection) that is C(ansible_dxflow_connection_address) and
     C(ansible_dxflow_connection_fingerprint), and C(ansible_connection) is set once on the group C(dxflow_engines).
-    Without it, that is C(ansible_host). C(dxflow_os), C(dxflow_arch), C(dxflow_engine_version) and
-    C(dxflow_agent_version) are added when the agent reports them. O(extra_hostvars) adds more.
-  - O(compose), O(groups) and O(keyed_groups) can use every field (C(dxflow_state), C(dxflow_tags),
-    C(dxflow_engine), C(dxflow_stats)...) whether or not it is set as a host variable.
+    Without it, that is C(ansible_host). O(extra_hostvars) adds more, for example the platform the agent reports
+    (C(dxflow_os), C(dxflow_arch), C(dxflow_engine_version), C(dxflow_agent_version)).
+  - O(compose), O(groups) and O(keyed_groups) can use every field (C(dxflow_os), C(dxflow_state), C(dxflow_tags),
+    C(dxflow_engine), C(dxflow_stats)...) whether or not it is set as a host variable, so grouping by OS or version
+    costs no host variable (a O(keyed_groups) entry with C(key) V(dxflow_os)).
   - Groups come from tags (C(tag_<tag>)) and from the policy's pools (C(pool_<pool>)); Constructable options add
     more (compose, groups, keyed_groups).
   - With O(use_engine_connection), hosts are reached through their engine (connection C(dxflow.remote.engine)),
@@ -96,13 +97,17 @@ options:
         engine's C(address), C(port), C(fingerprint) and C(url)), V(stats) (C(dxflow_stats), the agent's host
         statistics), V(sessions) (C(dxflow_sessions)), V(hostname) (C(dxflow_hostname)), V(ip) (C(dxflow_ip)),
         V(last_update) (C(dxflow_last_update), seconds since the epoch), V(all) for every one of them.
+      - The platform the agent reports, each set only when the agent reports it. V(os) (C(dxflow_os)), V(arch)
+        (C(dxflow_arch)), V(engine_version) (C(dxflow_engine_version)), V(agent_version)
+        (C(dxflow_agent_version)).
       - Each costs ansible-core time per host in every C(ansible-inventory) and C(ansible-playbook) run, lists and
-        dicts the most. With 10,000 servers, V(all) makes C(ansible-inventory --list) several times slower (see
-        the collection's docs/performance.md). Add only what plays use; O(compose) and O(keyed_groups) do not need
-        them.
+        dicts the most. With 10,000 servers, C(ansible-inventory --list) takes about 10% longer for each extra text
+        variable, and V(all) makes it several times slower (see the collection's docs/performance.md). Add only
+        what plays use; O(compose), O(groups) and O(keyed_groups) do not need them.
     type: list
     elements: str
-    choices: [id, state, tags, pools, engine, stats, sessions, hostname, ip, last_update, all]
+    choices: [id, state, tags, pools, engine, stats, sessions, hostname, ip, last_update, os, arch, engine_version,
+              agent_version, all]
     default: []
   use_engine_connection:
     description:
@@ -115,9 +120,10 @@ options:
   engine_route:
     description:
       - With O(use_engine_connection), how the engine connection reaches each host. V(director) goes through this
-        director's hub (for hosts behind firewalls that only allow outbound connections) and sets
-        C(ansible_dxflow_connection_route), C(ansible_dxflow_connection_director) (the O(profile) of this inventory)
-        and C(ansible_dxflow_connection_server) (the server's id) per host.
+        director's hub (for hosts behind firewalls that only allow outbound connections). It sets
+        C(ansible_dxflow_connection_route) and C(ansible_dxflow_connection_director) (the O(profile) of this
+        inventory) on the group C(dxflow_engines) and C(ansible_dxflow_connection_server) (the server's id) per
+        host.
     type: str
     choices: [direct, director]
     default: direct
@@ -130,10 +136,14 @@ notes:
     the profile), not from variables, so C(ansible_dxflow_*) extra vars meant for the hosts' engine connection do
     not redirect the inventory.
   - Every value that comes from the director is marked unsafe, so a tag like C({{ lookup('pipe', 'id') }}) stays text.
+    With ansible-core 2.19 and later that is the default for values an inventory plugin sets; the host variables
+    are stored as they are, without ansible-core's per-value tagging pass.
   - When the director cannot be reached and the cache holds the server list, the cached list is used with a warning.
   - An option this plugin does not know in the inventory file is an error that names it.
-  - Host variables are snake_case and start with C(dxflow_). C(dxflow_os), C(dxflow_arch), C(dxflow_engine_version)
-    and C(dxflow_agent_version) are set when the agent reports them.
+  - Host variables are snake_case and start with C(dxflow_).
+  - C(ansible-inventory --list --export) (what an AWX inventory sync stores) carries the connection variables per
+    host and C(ansible_connection) on the group C(dxflow_engines), so AWX jobs reach the hosts without running
+    this plugin again.
 """
 
 EXAMPLES = r"""
@@ -143,10 +153,12 @@ profile: director            # address + mTLS admin bundle in ~/.dxflow/director
 use_engine_connection: true
 include_tags: [web, db]
 exclude_pools: [maintenance]
-extra_hostvars: [state]      # dxflow_state as a host variable too (each extra field costs time at scale)
+extra_hostvars: [os, arch]   # dxflow_os, dxflow_arch as host variables too (each costs time at scale)
 keyed_groups:
   - key: dxflow_state        # online / stale (compose and keyed_groups see every field)
     prefix: state
+  - key: dxflow_engine_version
+    prefix: engine
 compose:
   cpu_usage: dxflow_stats.cpu_usage
   engine_port: dxflow_engine.port
@@ -168,6 +180,28 @@ from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import direc
 display = Display()
 
 SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
+# Where agents report the host's platform (first found wins): their stats and engine entries, or the server entry.
+REPORTED = dict(
+    os=("stats.os", "stats.platform", "os"),
+    arch=("stats.arch", "stats.machine", "arch"),
+    engine_version=("engine.version",),
+    agent_version=("agentVersion", "agent_version", "stats.agent_version", "version"),
+)
+
+
+def reported(server, field):
+    """The first place in REPORTED[field] the agent filled in, or None."""
+    for place in REPORTED[field]:
+        value = field_value(server, place)
+        if value is not None:
+            return value
+    return None
+
+
+def _reported(field):
+    return lambda server, pools, state, engine: reported(server, field)
+
+
 # extra_hostvars choice -> (host variable, its value from (server, pools, state, engine entry with url)).
 FIELDS = dict(
     id=("dxflow_id", lambda server, pools, state, engine: server.get("id")),
@@ -180,15 +214,9 @@ FIELDS = dict(
     hostname=("dxflow_hostname", lambda server, pools, state, engine: server.get("hostname")),
     ip=("dxflow_ip", lambda server, pools, state, engine: server.get("ip")),
     last_update=("dxflow_last_update", lambda server, pools, state, engine: server.get("lastUpdate")),
+    **dict((field, ("dxflow_" + field, _reported(field))) for field in REPORTED),
 )
 ENGINE_GROUP = "dxflow_engines"
-# Host variable -> where agents report it (first found wins): stats and engine entries, or the server entry.
-REPORTED = dict(
-    dxflow_os=(("stats", "os"), ("stats", "platform"), ("os",)),
-    dxflow_arch=(("stats", "arch"), ("stats", "machine"), ("arch",)),
-    dxflow_engine_version=(("engine", "version"),),
-    dxflow_agent_version=(("agentVersion",), ("agent_version",), ("stats", "agent_version"), ("version",)),
-)
 
 
 def field_value(server, path):
@@ -301,18 +329,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 return data
         raise exc
 
-    def _keep(self, server, pools, state):
-        tags = set(server.get("tags") or [])
-        pools = set(pools)
-        if self.get_option("include_tags") and not tags & set(self.get_option("include_tags")):
-            return False
-        if tags & set(self.get_option("exclude_tags")):
-            return False
-        if self.get_option("include_pools") and not pools & set(self.get_option("include_pools")):
-            return False
-        if pools & set(self.get_option("exclude_pools")):
-            return False
-        return state in self.get_option("include_states")
+    def _filters(self):
+        """``keep(server, pools, state)`` for the include/exclude options, read once per parse."""
+        include_tags, exclude_tags = set(self.get_option("include_tags")), set(self.get_option("exclude_tags"))
+        include_pools, exclude_pools = set(self.get_option("include_pools")), set(self.get_option("exclude_pools"))
+        states = set(self.get_option("include_states"))
+
+        def keep(server, pools, state):
+            tags = set(server.get("tags") or [])
+            if (include_tags and not tags & include_tags) or tags & exclude_tags:
+                return False
+            if (include_pools and not include_pools.intersection(pools)) or exclude_pools.intersection(pools):
+                return False
+            return state in states
+
+        return keep
 
     def _hostname(self, server):
         for preference in self.get_option("hostnames"):
@@ -324,32 +355,42 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _populate(self, data):
         now = time.time()
         membership = pools_by_host(data.get("pools"))
-        strict = self.get_option("strict")
+        keep = self._filters()
+        strict, stale_after = self.get_option("strict"), self.get_option("stale_after")
+        compose, groups, keyed = (self.get_option(name) for name in ("compose", "groups", "keyed_groups"))
+        constructed = bool(compose or groups or keyed)
         tag_prefix, pool_prefix = self.get_option("tag_group_prefix"), self.get_option("pool_group_prefix")
         use_engine = self.get_option("use_engine_connection")
+        route = use_engine and self.get_option("engine_route") == "director"
         seen = {}
         engines = None
         for server in data.get("servers") or []:
             pools = membership.get(server.get("hostname"), [])
-            state = server_state(server, now, self.get_option("stale_after"))
-            if not self._keep(server, pools, state):
+            state = server_state(server, now, stale_after)
+            if not keep(server, pools, state):
                 continue
             name = self._hostname(server)
             if name is None:
-                display.warning("dxflow director: server %s has none of the hostnames fields %s; skipped"
-                                % (server.get("id"), self.get_option("hostnames")))
+                display.warning(
+                    "dxflow director: server %s has none of the hostnames fields %s; skipped"
+                    % (server.get("id"), self.get_option("hostnames"))
+                )
                 continue
             if name in seen:
                 # The director keeps hostnames unique; a clash here means another `hostnames` field repeats.
-                raise AnsibleError("dxflow director: servers %s and %s share the inventory name %s; choose "
-                                   "`hostnames` that name each server once" % (seen[name], server.get("id"), name))
+                raise AnsibleError(
+                    "dxflow director: servers %s and %s share the inventory name %s; choose "
+                    "`hostnames` that name each server once" % (seen[name], server.get("id"), name)
+                )
             seen[name] = server.get("id")
             host = self.inventory.add_host(make_unsafe(name))
-            hostvars, fields = self._hostvars(server, pools, state, use_engine, self._extra)
-            if use_engine and self.get_option("engine_route") == "director":
-                hostvars.update(self._route_vars(server))
-            for key, value in hostvars.items():
-                self.inventory.set_variable(host, key, value)
+            hostvars, fields = self._hostvars(server, pools, state, use_engine, self._extra, constructed)
+            if route and "ansible_dxflow_connection_address" in hostvars:
+                hostvars["ansible_dxflow_connection_server"] = make_unsafe(server.get("id"))
+            # Straight into the host's variables: InventoryData.set_variable (through ansible-core 2.19's
+            # wrapper, which walks and tags every value) costs more per host than the host's whole listing.
+            # The values are untrusted text either way (make_unsafe), so templates in them stay text.
+            self.inventory.hosts[host].vars.update(hostvars)
             if "ansible_dxflow_connection_address" in hostvars:
                 self.inventory.add_child(engines or self._engine_group(), host)
                 engines = ENGINE_GROUP
@@ -357,52 +398,51 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(tag_prefix + tag)), host)
             for pool in pools:
                 self.inventory.add_child(self.inventory.add_group(self._sanitize_group_name(pool_prefix + pool)), host)
-            self._set_composite_vars(self.get_option("compose"), fields, host, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), fields, host, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), fields, host, strict=strict)
+            if constructed:
+                self._set_composite_vars(compose, fields, host, strict=strict)
+                self._add_host_to_composed_groups(groups, fields, host, strict=strict)
+                self._add_host_to_keyed_groups(keyed, fields, host, strict=strict)
 
     def _engine_group(self):
-        """The group of hosts reached through their engine: ``ansible_connection`` is set once, on it."""
+        """The group of hosts reached through their engine: ``ansible_connection`` (and with ``engine_route:
+        director`` the route and this inventory's director profile) are set once, on it."""
         group = self.inventory.add_group(ENGINE_GROUP)
         self.inventory.set_variable(group, "ansible_connection", "dxflow.remote.engine")
+        if self.get_option("engine_route") == "director":
+            if not self.get_option("profile"):
+                raise AnsibleError("dxflow director: engine_route: director needs the director's profile in 'profile'")
+            self.inventory.set_variable(group, "ansible_dxflow_connection_route", "director")
+            self.inventory.set_variable(group, "ansible_dxflow_connection_director", self.get_option("profile"))
         return group
 
-    def _route_vars(self, server):
-        """Host variables that send the engine connection through this director's hub."""
-        if not self.get_option("profile"):
-            raise AnsibleError("dxflow director: engine_route: director needs the director's profile in 'profile'")
-        return make_unsafe(dict(
-            ansible_dxflow_connection_route="director",
-            ansible_dxflow_connection_director=self.get_option("profile"),
-            ansible_dxflow_connection_server=server.get("id"),
-        ))
-
     @staticmethod
-    def _hostvars(server, pools, state, use_engine, extra=()):
-        """(host variables to set, every field for compose/groups/keyed_groups), both marked unsafe.
+    def _hostvars(server, pools, state, use_engine, extra=(), constructed=True):
+        """(host variables to set, every field for compose/groups/keyed_groups or None), both marked unsafe.
 
-        Set are only what connecting needs (the engine's address and pinned fingerprint, or ``ansible_host``), what
-        the agent reports about the host (OS, architecture, versions) and the ``extra`` fields: every variable
-        costs ansible-core time per host, nested ones most."""
+        Set are only what connecting needs (the engine's address and pinned fingerprint, or ``ansible_host``) and
+        the ``extra`` fields (the platform ones only when the agent reports them): every variable costs
+        ansible-core time per host. ``constructed`` False skips building the fields nobody reads."""
         entry = server.get("engine") if isinstance(server.get("engine"), dict) else {}
         url = engine_address(entry, server.get("ip"))
         engine = dict(entry, url=url)
-        fields = dict((name, value(server, pools, state, engine)) for name, value in FIELDS.values())
         hostvars = {}
-        for name, places in REPORTED.items():
-            for place in places:
-                value = field_value(server, ".".join(place))
-                if value is not None:
-                    hostvars[name] = value
-                    break
         for field in extra:
-            name = FIELDS[field][0]
-            hostvars[name] = fields[name]
+            name, value = FIELDS[field]
+            hostvars[name] = value(server, pools, state, engine)
+            if hostvars[name] is None and field in REPORTED:
+                del hostvars[name]
         if use_engine and url:
             hostvars["ansible_dxflow_connection_address"] = url
             if entry.get("fingerprint"):
                 hostvars["ansible_dxflow_connection_fingerprint"] = entry["fingerprint"]
         elif server.get("ip") or entry.get("address"):
             hostvars["ansible_host"] = server.get("ip") or entry.get("address")
+        if not constructed:
+            return make_unsafe(hostvars), None
+        fields = dict(
+            (name, value(server, pools, state, engine))
+            for field, (name, value) in FIELDS.items()
+            if field not in REPORTED or reported(server, field) is not None
+        )
         fields.update(hostvars)
         return make_unsafe(hostvars), make_unsafe(fields)
