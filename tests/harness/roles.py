@@ -47,6 +47,8 @@ def snapshot_collection(tmp: Path) -> Path:
     collections path). Its wheel stays the same while the working tree changes, so a multi-run test sees its own
     edits only."""
     dest = tmp / "ansible_collections" / "dxflow" / "remote"
+    if dest.exists():
+        return tmp
     dest.mkdir(parents=True)
     skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for part in COLLECTION_PARTS:

@@ -22,6 +22,7 @@ NEW_VERSION = "0.1.0.post7"  # stamped into the collection's wheel by the packag
 
 
 def run_molecule(scenario: str, root: Path, inventory: Path) -> subprocess.CompletedProcess[str]:
+    snapshot_collection(root / "ansible")  # edits to the working tree during the run are not an upgrade
     env = collection_env(root / "ansible", extra={"DXFLOW_MOLECULE_INVENTORY": str(inventory), "HOME": str(root)})
     return subprocess.run(
         [str(BIN / "molecule"), "test", "-s", scenario],
@@ -92,7 +93,7 @@ def test_agent_scenario(tmp_path: Path, wheels: Path, teardown_fleet: list[Path]
 def _site(root: Path, inventory: Path, label: str, **kwargs: Any) -> tuple[dict[str, int], str]:
     """Run site.yml; returns the changed count per host and the output, after asserting it passed."""
     t0 = time.monotonic()
-    env = collection_env(root / "lifecycle")  # a snapshot of the collection: see lifecycle()
+    env = collection_env(root / "ansible")  # a snapshot of the collection: see lifecycle()
     proc = run_playbook("dxflow.remote.site", env, inventory=inventory, timeout=300, **kwargs)
     out = proc.stdout + proc.stderr
     (root / f"site-{label.replace(' ', '-')}.log").write_text(out)
@@ -108,7 +109,7 @@ def _alive(pids: dict[str, int]) -> set[str]:
 def lifecycle(root: Path, inventory: Path) -> None:
     """site.yml after molecule's destroy: converge, upgrade h1 alone (serial), remove, remove + purge. The runs use a
     snapshot of the collection, so edits made to the working tree meanwhile do not count as an upgrade."""
-    snapshot_collection(root / "lifecycle")
+    snapshot_collection(root / "ansible")
     hosts = json.loads(inventory.read_text())["all"]["children"]
     hv = {name: v for group in hosts.values() for name, v in group["hosts"].items()}
     venv = {name: Path(v["dxflow_venv"]) for name, v in hv.items()}
