@@ -469,7 +469,7 @@ async def _relay(ws: web.WebSocketResponse, peer: Stream | _Upstream) -> str:
         await asyncio.gather(up, down, return_exceptions=True)
         await peer.reset("stream ended")
         if isinstance(peer, Stream):
-            peer.mux.streams.pop(peer.id, None)
+            peer.mux.forget(peer)
 
 
 @routes.get("/v1/admin/tunnels")

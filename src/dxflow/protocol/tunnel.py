@@ -16,9 +16,11 @@ CALL     JSON request            director → agent: ``{"method", "path", "body"
 REPLY    JSON response           agent → director: ``{"status", "body"}`` for call ``id``
 ======== ======================= ===========================================================================
 
-Flow control is per stream and credit based (like HTTP/2): each side starts with ``window`` bytes of credit for
-the other; a receiver returns credit with WINDOW only after its consumer has taken the bytes, so a slow reader
-bounds what any relay holds for a stream to one window. ``Mux`` runs this protocol over any ``send`` coroutine
+Flow control is per stream and credit based (like HTTP/2): each side starts with ``DEFAULT_WINDOW`` bytes of
+credit for the other (fixed by the wire format); a receiver that wants a larger receive window grants the
+difference with one WINDOW frame as the stream opens (a peer of any version adds it to its credit); a receiver
+returns credit with WINDOW only after its consumer has taken the bytes, so a slow reader bounds what any relay
+holds for a stream to its receive window. ``Mux`` runs this protocol over any ``send`` coroutine
 (asyncio only, no sockets): the director and the agent each wrap their end of the WebSocket in one.
 """
 
@@ -37,6 +39,8 @@ from dxflow.protocol.errors import ProtocolError
 __all__ = [
     "DEFAULT_WINDOW",
     "MAX_DATA",
+    "RECEIVE_BUDGET",
+    "RECEIVE_WINDOW",
     "Frame",
     "FrameType",
     "Mux",
@@ -49,7 +53,9 @@ __all__ = [
 HEADER = struct.Struct(">BI")
 CREDIT = struct.Struct(">I")
 MAX_DATA = 256 * 1024
-DEFAULT_WINDOW = 1024 * 1024
+DEFAULT_WINDOW = 1024 * 1024  # every stream's initial credit each way (the wire format's, both sides assume it)
+RECEIVE_WINDOW = 4 * 1024 * 1024  # what a stream may have in flight towards this side (granted at open)
+RECEIVE_BUDGET = 64 * 1024 * 1024  # a mux's total grants above DEFAULT_WINDOW (bounds a relay's buffers)
 MAX_ID = 2**32 - 1
 
 
@@ -70,7 +76,7 @@ class Frame:
 
     __slots__ = ("id", "payload", "type")
 
-    def __init__(self, type: FrameType, id: int, payload: bytes = b"") -> None:
+    def __init__(self, type: FrameType, id: int, payload: bytes | memoryview = b"") -> None:
         self.type = type
         self.id = id
         self.payload = payload
@@ -83,7 +89,7 @@ class Frame:
 
     def json(self) -> Any:
         try:
-            return json.loads(self.payload)
+            return json.loads(bytes(self.payload))
         except ValueError:
             raise ProtocolError(f"{self.type.name} frame {self.id}: payload is not JSON") from None
 
@@ -93,11 +99,11 @@ class Frame:
         return CREDIT.unpack(self.payload)[0]
 
     def text(self) -> str:
-        return self.payload.decode("utf-8", "replace")
+        return bytes(self.payload).decode("utf-8", "replace")
 
 
-def encode(type: FrameType, id: int, payload: bytes = b"") -> bytes:
-    """The bytes of one frame."""
+def encode(type: FrameType, id: int, payload: bytes | memoryview = b"") -> bytes:
+    """The bytes of one frame (one copy of ``payload``, which may be any bytes-like object)."""
     if not 0 <= id <= MAX_ID:
         raise ValueError(f"frame id {id} out of range")
     if type is FrameType.DATA and len(payload) > MAX_DATA:
@@ -122,9 +128,12 @@ def decode(data: bytes) -> Frame:
         kind = FrameType(code)
     except ValueError:
         raise ProtocolError(f"unknown tunnel frame type {code}") from None
-    payload = bytes(data[HEADER.size :])
-    if kind is FrameType.DATA and len(payload) > MAX_DATA:
-        raise ProtocolError(f"DATA frame {ident} carries {len(payload)} bytes (max {MAX_DATA})")
+    if kind is FrameType.DATA:  # a view, not a copy: stream bytes go on to a socket as they are
+        payload: bytes | memoryview = memoryview(data)[HEADER.size :]
+        if len(payload) > MAX_DATA:
+            raise ProtocolError(f"DATA frame {ident} carries {len(payload)} bytes (max {MAX_DATA})")
+    else:
+        payload = bytes(data[HEADER.size :])
     return Frame(kind, ident, payload)
 
 
@@ -142,8 +151,9 @@ class Stream:
         self.mux = mux
         self.id = id
         self.credit = mux.window  # bytes we may still send
+        self.receive_window = mux.window  # what the peer may have in flight to us (raised by ``Mux._widen``)
         self._credit_changed = asyncio.Event()
-        self._inbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[bytes | memoryview | None] = asyncio.Queue()
         self._buffered = 0  # received, not yet read (the peer's credit bounds it)
         self._unacked = 0  # read, not yet returned as credit
         self.reset_reason: str | None = None
@@ -160,8 +170,8 @@ class Stream:
     def done(self) -> bool:
         return self.reset_reason is not None or (self.sent_eof and self.got_eof)
 
-    async def read(self) -> bytes:
-        """The next bytes; ``b""`` at the peer's CLOSE; StreamClosed after a RESET."""
+    async def read(self) -> bytes | memoryview:
+        """The next bytes (any bytes-like object); ``b""`` at the peer's CLOSE; StreamClosed after a RESET."""
         if self.reset_reason is not None and self._inbox.empty():
             raise StreamClosed(self.reset_reason)
         data = await self._inbox.get()
@@ -172,12 +182,12 @@ class Stream:
             return b""
         self._buffered -= len(data)
         self._unacked += len(data)
-        if self._unacked >= self.mux.window // 2:
+        if self._unacked >= self.receive_window // 4:
             credit, self._unacked = self._unacked, 0
             await self.mux.send_frame(encode_credit(self.id, credit))
         return data
 
-    async def write(self, data: bytes) -> None:
+    async def write(self, data: bytes | memoryview) -> None:
         """Send ``data``, waiting for credit when the peer has not read what was sent before."""
         view = memoryview(data)
         while view:
@@ -191,7 +201,7 @@ class Stream:
             size = min(len(view), self.credit, MAX_DATA)
             self.credit -= size
             self.bytes_out += size
-            await self.mux.send_frame(encode(FrameType.DATA, self.id, bytes(view[:size])))
+            await self.mux.send_frame(encode(FrameType.DATA, self.id, view[:size]))
             view = view[size:]
 
     async def close(self) -> None:
@@ -211,12 +221,12 @@ class Stream:
 
     # --- called by the mux with frames from the peer ---
 
-    def _data(self, payload: bytes) -> None:
+    def _data(self, payload: bytes | memoryview) -> None:
         if self.got_eof or self.reset_reason is not None:
             return
         self._buffered += len(payload)
         self.bytes_in += len(payload)
-        if self._buffered > self.mux.window:
+        if self._buffered > self.receive_window:
             raise ProtocolError(f"stream {self.id}: peer sent past its credit")
         self._inbox.put_nowait(payload)
 
@@ -236,7 +246,7 @@ class Stream:
             self._credit_changed.set()
             if not self.opened.done():
                 self.opened.set_exception(StreamClosed(reason))
-            self.mux.streams.pop(self.id, None)
+            self.mux.forget(self)
 
 
 Opener = Callable[[Stream, dict[str, Any]], Awaitable[None]]
@@ -249,6 +259,11 @@ class Mux:
     ``feed`` takes each frame received from the peer; it never blocks on a slow stream (the peer's credit bounds
     what each stream buffers). ``on_open(stream, request)`` (agent side) connects a new stream and must answer
     with ``accept``/``refuse``; ``on_call(request)`` (agent side) returns ``(status, body)``.
+
+    ``window`` is the initial credit both sides assume (the wire format's ``DEFAULT_WINDOW``); each stream's
+    receive window is raised to ``receive_window`` as it opens, as long as the grants above ``window`` stay within
+    ``receive_budget`` for the whole mux (later streams keep ``window``): what a relay buffers stays bounded by
+    ``max_streams * window + receive_budget`` however many readers are slow.
     """
 
     def __init__(
@@ -256,12 +271,17 @@ class Mux:
         send: Send,
         *,
         window: int = DEFAULT_WINDOW,
+        receive_window: int = RECEIVE_WINDOW,
+        receive_budget: int = RECEIVE_BUDGET,
         max_streams: int = 256,
         on_open: Opener | None = None,
         on_call: Caller | None = None,
     ) -> None:
         self._send = send
         self.window = window
+        self.receive_window = max(window, receive_window)
+        self.receive_budget = receive_budget
+        self.granted = 0  # receive window granted above ``window``, over the open streams
         self.max_streams = max_streams
         self.streams: dict[int, Stream] = {}
         self._calls: dict[int, asyncio.Future[tuple[int, Any]]] = {}
@@ -290,6 +310,7 @@ class Mux:
         stream = Stream(self, self._new_id())
         self.streams[stream.id] = stream
         await self.send_frame(encode_json(FrameType.OPEN, stream.id, {"target": target}))
+        await self._widen(stream)
         try:
             await asyncio.wait_for(asyncio.shield(stream.opened), timeout)
         except TimeoutError:
@@ -312,6 +333,15 @@ class Mux:
         if not stream.opened.done():
             stream.opened.set_result(None)
         await self.send_frame(encode(FrameType.OPEN_OK, stream.id))
+        await self._widen(stream)
+
+    async def _widen(self, stream: Stream) -> None:
+        """Grant the peer the receive window above the initial one, within the mux's budget."""
+        extra = min(self.receive_window - self.window, self.receive_budget - self.granted)
+        if extra > 0 and self.streams.get(stream.id) is stream:
+            stream.receive_window += extra
+            self.granted += extra
+            await self.send_frame(encode_credit(stream.id, extra))
 
     async def refuse(self, stream: Stream, reason: str) -> None:
         stream._aborted(reason)
@@ -319,7 +349,14 @@ class Mux:
 
     def forget_if_done(self, stream: Stream) -> None:
         if stream.done:
-            self.streams.pop(stream.id, None)
+            self.forget(stream)
+
+    def forget(self, stream: Stream) -> None:
+        """Drop a finished stream; its receive window returns to the budget."""
+        if self.streams.get(stream.id) is stream:
+            del self.streams[stream.id]
+            self.granted -= stream.receive_window - self.window
+            stream.receive_window = self.window
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -386,6 +423,7 @@ class Mux:
         for stream in list(self.streams.values()):
             stream._aborted(reason)
         self.streams.clear()
+        self.granted = 0
         for future in self._calls.values():
             if not future.done():
                 future.set_exception(StreamClosed(reason))
