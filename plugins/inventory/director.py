@@ -177,6 +177,14 @@ from ansible.utils.display import Display
 
 from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import director_client, make_unsafe
 
+try:
+    from ansible.template import trust_as_template  # ansible-core >= 2.19
+except ImportError:  # older ansible-core: plain text is a trusted template already
+
+    def trust_as_template(value):
+        return value
+
+
 display = Display()
 
 SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
@@ -405,14 +413,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _engine_group(self):
         """The group of hosts reached through their engine: ``ansible_connection`` (and with ``engine_route:
-        director`` the route and this inventory's director profile) are set once, on it."""
+        director`` the route and this inventory's director profile) are set once, on it.
+
+        These are this plugin's own constants and the inventory file's profile, not the director's data, so they
+        are stored as trusted text: ``ansible-inventory --list`` repeats group variables in every host's listing,
+        and an untrusted string costs ansible-core's serializer several times a plain one."""
         group = self.inventory.add_group(ENGINE_GROUP)
-        self.inventory.set_variable(group, "ansible_connection", "dxflow.remote.engine")
+        group_vars = dict(ansible_connection="dxflow.remote.engine")
         if self.get_option("engine_route") == "director":
             if not self.get_option("profile"):
                 raise AnsibleError("dxflow director: engine_route: director needs the director's profile in 'profile'")
-            self.inventory.set_variable(group, "ansible_dxflow_connection_route", "director")
-            self.inventory.set_variable(group, "ansible_dxflow_connection_director", self.get_option("profile"))
+            group_vars.update(
+                ansible_dxflow_connection_route="director",
+                ansible_dxflow_connection_director=self.get_option("profile"),
+            )
+        self.inventory.groups[group].vars.update((k, trust_as_template(v)) for k, v in group_vars.items())
         return group
 
     @staticmethod

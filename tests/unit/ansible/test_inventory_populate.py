@@ -13,7 +13,7 @@ import yaml
 from ansible.errors import AnsibleError
 from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from ansible.template import Templar, is_trusted_as_template, trust_as_template
 
 from tests.ansible_env import link_collection
 
@@ -79,7 +79,9 @@ def test_default_hostvars_are_exactly_the_documented_set(monkeypatch: pytest.Mon
         "ansible_dxflow_connection_fingerprint": FINGERPRINT,
     }
     assert _own_vars(inventory, "web1") == engine_vars
+    assert not any(map(is_trusted_as_template, _own_vars(inventory, "web1").values()))  # the director's data
     assert inventory.groups["dxflow_engines"].vars == {"ansible_connection": "dxflow.remote.engine"}
+    assert is_trusted_as_template(inventory.groups["dxflow_engines"].vars["ansible_connection"])  # our constant
     assert sorted(h.name for h in inventory.groups["dxflow_engines"].hosts) == ["web1"]
     assert [h.name for h in inventory.groups["tag_web"].hosts] == ["web1"]
     assert [h.name for h in inventory.groups["pool_eu"].hosts] == ["web1"]
