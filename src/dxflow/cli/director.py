@@ -153,7 +153,11 @@ def migrate_command(ctx: CliContext, config_path: Path | None, check: bool) -> N
         finally:
             db.close()
     except SQLAlchemyError as exc:
-        raise click.ClickException(f"cannot migrate the database: {exc.__class__.__name__}: {exc}") from None
+        from sqlalchemy.engine import make_url
+
+        where = make_url(config.db_url).render_as_string(hide_password=True)
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # the driver's words, no SQLAlchemy links
+        raise click.ClickException(f"cannot migrate the database {where}: {reason}") from None
     head = schema.head_revision()
     info = {"before": before, "revision": after, "head": head, "upToDate": after == head}
     if check:
