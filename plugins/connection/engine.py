@@ -394,7 +394,8 @@ class Connection(ConnectionBase):
         super().fetch_file(in_path, out_path)
         display.vvv("FETCH %s TO %s" % (in_path, out_path), host=self._play_context.remote_addr)
         self._sdk_connect()
-        self._call("Downloading %s" % in_path, self._shell_client.download, in_path, out_path, sync=False)
+        self._call("Downloading %s" % in_path, self._shell_client.download, in_path, out_path, sync=False,
+                   user=self._user())
 
     def close(self):
         if self._fast is not None:

@@ -123,18 +123,26 @@ def list_command(ctx: CliContext) -> None:
 @click.option("-w", "--cwd", metavar="DIR", help="Absolute working directory (default: the engine user's home).")
 @click.option("-e", "--env", "env", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
 @click.option("-a", "--attach", "then_attach", is_flag=True, help="Connect right away.")
+@click.option("-u", "--user", metavar="NAME", help="Run as this user (its login shell, groups, HOME; root engine).")
 @click.argument("argv", nargs=-1, type=click.UNPROCESSED)
 @pass_ctx
 def create_command(
-    ctx: CliContext, identity: str, cwd: str | None, env: tuple[str, ...], then_attach: bool, argv: tuple[str, ...]
+    ctx: CliContext,
+    identity: str,
+    cwd: str | None,
+    env: tuple[str, ...],
+    then_attach: bool,
+    user: str | None,
+    argv: tuple[str, ...],
 ) -> None:
-    """Create shell IDENTITY on a pty: `[PATH] [--] [ARGS...]`, by default the OS default shell."""
+    """Create shell IDENTITY on a pty: `[PATH] [--] [ARGS...]`, by default the OS default shell (the user's login
+    shell with --user)."""
     size = shutil.get_terminal_size()
     command = list(argv)
     if "--" in command[:2]:  # `PATH -- ARGS` as documented: the separator is not an argument
         command.remove("--")
     info = _shell(ctx).create_shell(
-        identity, command or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines
+        identity, command or None, cwd=cwd, env=_env(env), cols=size.columns, rows=size.lines, user=user
     )
     if then_attach:
         click.get_current_context().exit(attach(ctx.session(), identity))
@@ -144,9 +152,20 @@ def create_command(
 
 @shell_group.command("connect")
 @click.argument("identity")
+@click.option("-u", "--user", metavar="NAME", help="The shell must run as NAME; started as NAME when there is none.")
 @pass_ctx
-def connect_command(ctx: CliContext, identity: str) -> None:
-    """Connect this terminal to shell IDENTITY (detach with Ctrl-]); exits with the shell's code when it ends."""
+def connect_command(ctx: CliContext, identity: str, user: str | None) -> None:
+    """Connect this terminal to shell IDENTITY (detach with Ctrl-]); exits with the shell's code when it ends.
+    With --user, a missing IDENTITY is created as that user (its login shell) and one running as another user is
+    refused."""
+    if user:
+        client = _shell(ctx)
+        found = next((s for s in client.shells() if s["identity"] == identity), None)
+        if found is None:
+            size = shutil.get_terminal_size()
+            client.create_shell(identity, cols=size.columns, rows=size.lines, user=user)
+        elif found.get("user") != user:
+            raise click.ClickException(f"shell {identity} runs as {found.get('user') or 'the engine user'}, not {user}")
     click.get_current_context().exit(attach(ctx.session(), identity))
 
 

@@ -153,9 +153,9 @@ class ShellClient:
         """Stream a local file (path or binary file object) to the absolute ``remote_path``; the engine writes it
         atomically. ``mode`` defaults to the local file's mode when ``source`` is a path (else to the replaced
         file's mode, else 0644); ``owner``/``group`` need an engine running as root; ``sync=False`` skips the
-        fsync (scratch files that need not survive a power cut); ``user``: the file is written for that login name
-        (owned by it and its primary group unless ``owner``/``group`` say otherwise), as ``exec(user=...)`` runs
-        commands. Returns ``{path, size, mode}``."""
+        fsync (scratch files that need not survive a power cut); ``user``: the file is written as that login name,
+        with its rights (403 in a directory it may not write; owned by it, ``group`` only one of its groups), as
+        ``exec(user=...)`` runs commands. Returns ``{path, size, mode}``."""
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if mode is None:
@@ -199,16 +199,27 @@ class ShellClient:
             return self.session.transport.parse(resp, "POST", UPLOAD_PATH).entities[0]
 
     def download(
-        self, remote_path: str, local_path: str | os.PathLike[str], keep_mode: bool = True, *, sync: bool = True
+        self,
+        remote_path: str,
+        local_path: str | os.PathLike[str],
+        keep_mode: bool = True,
+        *,
+        sync: bool = True,
+        user: str | None = None,
     ) -> int:
         """Stream ``remote_path`` into ``local_path`` (written atomically and, unless ``sync`` is false, fsynced;
         a directory gets the remote name). The local file gets the remote mode unless ``keep_mode`` is false (0644
-        then). Returns the byte count."""
+        then). ``user``: the engine opens the file with that login name's rights (403 when it may not read it).
+        Returns the byte count."""
+        params = {"path": remote_path}
+        if user:
+            self.session.require("user")
+            params["user"] = user
         self.session.require("download")
         resp = self.session.send(
             "GET",
             DOWNLOAD_PATH,
-            params={"path": remote_path},
+            params=params,
             stream=True,
             timeout=(self.session.settings.timeout, self.session.settings.timeout),
         )
@@ -264,10 +275,14 @@ class ShellClient:
         env: Mapping[str, str] | None = None,
         cols: int = 80,
         rows: int = 24,
+        user: str | None = None,
     ) -> dict[str, Any]:
         """Start a shell on a ``cols`` x ``rows`` pty: the OS default shell, or ``command`` (argv, or a string for
-        sh -c)."""
+        sh -c); ``user``: as that login name (its login shell, groups, HOME, home as cwd; a root engine)."""
         body = create_shell_body(name, command, cwd=cwd, env=env, cols=cols, rows=rows)
+        if user:
+            self.session.require("user")  # an engine without it would ignore the field and start the shell as itself
+            body["user"] = user
         return self.session.call("POST", SHELL_PATH, json=body).entities[0]
 
     def resize_shell(self, name: str, cols: int, rows: int) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from aiohttp import WSMessage, WSMsgType, web
 
 from dxflow.engine.auth import claims_of, requires
+from dxflow.engine.children import RunAs, run_as
 from dxflow.engine.permissions import Permission
 from dxflow.engine.shells import EXIT, Shell, ShellError, ShellManager, default_command
 from dxflow.protocol.errors import ApiError
@@ -95,9 +96,10 @@ async def create_handler(request: web.Request) -> web.Response:
     term = body.get("term", "xterm-256color")
     if not isinstance(term, str) or not term.replace("-", "").isalnum():
         raise ApiError(400, "term must be a terminal name like xterm-256color")
+    user = run_as(body.get("user"))
     try:
         shell = _manager(request).create(
-            name, _argv(body.get("command")), cwd, env, _size(body, "cols", 80), _size(body, "rows", 24), term
+            name, _argv(body.get("command")), cwd, env, _size(body, "cols", 80), _size(body, "rows", 24), term, user
         )
     except ShellError as exc:
         raise ApiError(exc.code, exc.message) from None
@@ -228,13 +230,15 @@ def shell_entity(shell: Shell) -> dict[str, Any]:
         "pid": shell.proc.pid,
         "rc": shell.rc,
         "cwd": shell.cwd,
+        "user": shell.user_name,
     }
 
 
-def _default_shell() -> list[str]:
-    """The OS default shell: the engine user's login shell (``/bin/bash`` on most Linux hosts), started as a login
-    shell as ssh does (a non-login bash runs ``~/.bashrc``, which can take seconds on a loaded host)."""
-    return default_command()
+def _default_shell(user: RunAs | None = None) -> list[str]:
+    """The OS default shell: the login shell of ``user`` or the engine's user (``/bin/bash`` on most Linux hosts),
+    started as a login shell as ssh does (a non-login bash runs ``~/.bashrc``, which can take seconds on a loaded
+    host)."""
+    return default_command(user)
 
 
 def start_shell(
@@ -244,12 +248,14 @@ def start_shell(
     cwd: str | None = None,
     env: dict | None = None,
     size: tuple[int, int] = (80, 24),
+    user: RunAs | None = None,
 ) -> Shell:
-    """Start and register a shell (ApiError for a bad or taken identity, a full table or a failed start)."""
+    """Start and register a shell, as ``user`` when given (ApiError for a bad or taken identity, a full table or a
+    failed start)."""
     if identity in RESERVED:
         raise ApiError(400, f"shell identity {identity!r} is reserved by the API")
     try:
-        shell = _manager(request).create(identity, argv, cwd, env, *size, "xterm-256color")
+        shell = _manager(request).create(identity, argv, cwd, env, *size, "xterm-256color", user)
     except ShellError as exc:
         raise ApiError(exc.code, exc.message) from None
     log.info("shell %s created by key %s from %s", shell.name, claims_of(request).sub, request.remote)
@@ -292,8 +298,9 @@ async def public_list_handler(request: web.Request) -> web.Response:
 
 @requires(Permission.SHELL)
 async def public_create_handler(request: web.Request) -> web.Response:
-    """``{identity?, path?, args?}`` (plus our ``cwd``, ``env``, ``columns`` and ``rows``): the OS default shell when
-    ``path`` is empty."""
+    """``{identity?, path?, args?}`` (plus our ``cwd``, ``env``, ``columns``, ``rows`` and ``user``): the OS default
+    shell when ``path`` is empty. ``user`` (a login name, as for exec): the shell runs as that user, with its login
+    shell, groups, HOME and home as cwd (400 unknown user, 403 another user on an engine that is not root)."""
     body = await read_json(request, allow_empty=True)
     identity, path, args = body.get("identity") or None, body.get("path") or None, body.get("args") or []
     if identity is not None and not isinstance(identity, str):
@@ -309,9 +316,10 @@ async def public_create_handler(request: web.Request) -> web.Response:
         not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
     ):
         raise ApiError(400, "env must be an object of string values")
-    argv = [path, *args] if path else [*_default_shell(), *args]
+    user = run_as(body.get("user"))
+    argv = [path, *args] if path else [*_default_shell(user), *args]
     size = (_size(body, "columns", 80), _size(body, "rows", 24))
-    return ok([shell_entity(start_shell(request, identity, argv, cwd, env, size))], message="Created", code=201)
+    return ok([shell_entity(start_shell(request, identity, argv, cwd, env, size, user))], message="Created", code=201)
 
 
 @requires(Permission.SHELL)
@@ -322,7 +330,9 @@ async def execute_handler(request: web.Request) -> web.Response:
         manager = _manager(request)
         await manager.remove(shell)
         try:
-            manager.create(shell.name, shell.argv, shell.cwd, None, shell.cols, shell.rows, "xterm-256color")
+            manager.create(
+                shell.name, shell.argv, shell.cwd, None, shell.cols, shell.rows, "xterm-256color", shell.user
+            )
         except ShellError as exc:
             raise ApiError(exc.code, exc.message) from None
     return ok()

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dxflow.engine.children import RunAs, engine_user
 from dxflow.server.procs import ExitWatch
 
 __all__ = ["SCROLLBACK", "Shell", "ShellError", "ShellManager"]
@@ -52,10 +53,10 @@ def _winsize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def default_command() -> list[str]:
-    """The engine user's login shell, as ssh would start it."""
+def default_command(user: RunAs | None = None) -> list[str]:
+    """The login shell of ``user`` (the engine's user by default), as ssh would start it."""
     try:
-        shell = pwd.getpwuid(os.getuid()).pw_shell
+        shell = user.shell if user is not None else pwd.getpwuid(os.getuid()).pw_shell
     except KeyError:
         shell = ""
     return [shell if shell and os.access(shell, os.X_OK) else "/bin/sh", "-l"]
@@ -77,6 +78,12 @@ class Shell:
     scrollback: bytearray = field(default_factory=bytearray)
     clients: set[asyncio.Queue[bytes | None]] = field(default_factory=set)
     eof: bool = False
+    user: RunAs | None = None
+
+    @property
+    def user_name(self) -> str:
+        """The login name the shell runs as."""
+        return self.user.name if self.user is not None else engine_user()
 
     @property
     def running(self) -> bool:
@@ -93,6 +100,7 @@ class Shell:
             "cols": self.cols,
             "rows": self.rows,
             "clients": len(self.clients),
+            "user": self.user_name,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created)),
         }
 
@@ -122,8 +130,10 @@ class ShellManager:
         cols: int,
         rows: int,
         term: str,
+        user: RunAs | None = None,
     ) -> Shell:
-        """Start a shell on a new pty; ShellError for a bad or taken name, a full table or a failed start."""
+        """Start a shell on a new pty (as ``user`` when given: its groups, login variables and home, like an ssh
+        login); ShellError for a bad or taken name, a full table or a failed start."""
         name = name or f"shell-{secrets.token_hex(3)}"
         if not NAME_RE.match(name):
             raise ShellError(400, f"shell name {name!r} must be 1-64 of A-Z a-z 0-9 _ . - (not starting with . - _)")
@@ -131,8 +141,10 @@ class ShellManager:
             raise ShellError(409, f"a shell named {name!r} already exists")
         if len(self.shells) >= self.max_shells:
             raise ShellError(429, f"too many shells (limit {self.max_shells}); remove some first")
-        argv = argv or default_command()
-        cwd = cwd or os.path.expanduser("~")
+        argv = argv or default_command(user)
+        cwd = cwd or (user.cwd if user is not None else os.path.expanduser("~"))
+        base = user.environ(os.environ) if user is not None else os.environ
+        ids = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": user.groups}
         master, slave = os.openpty()
         try:
             _winsize(slave, cols, rows)
@@ -142,9 +154,10 @@ class ShellManager:
                 stdout=slave,
                 stderr=slave,
                 cwd=cwd,
-                env={**os.environ, "TERM": term, **(env or {})},
+                env={**base, "TERM": term, **(env or {})},
                 start_new_session=True,
                 preexec_fn=_set_controlling_tty,  # only an ioctl; makes job control and Ctrl-C work
+                **ids,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
             os.close(master)
@@ -152,12 +165,12 @@ class ShellManager:
         finally:
             os.close(slave)
         os.set_blocking(master, False)
-        shell = Shell(name, argv, cwd, cols, rows, proc, master)
+        shell = Shell(name, argv, cwd, cols, rows, proc, master, user=user)
         self.shells[name] = shell
         loop = asyncio.get_running_loop()
         loop.add_reader(master, self._on_output, shell)
         ExitWatch(proc.pid, proc).future.add_done_callback(lambda _: self._on_exit(shell))
-        log.info("shell %s started: pid %d, %s", name, proc.pid, argv[0])
+        log.info("shell %s started as %s: pid %d, %s", name, shell.user_name, proc.pid, argv[0])
         return shell
 
     def _on_output(self, shell: Shell) -> None:

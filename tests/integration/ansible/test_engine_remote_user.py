@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,6 +161,54 @@ def test_old_remote_user_checks(engine: EngineProc, account: Account, tmp_path: 
         assert marker.stat().st_uid == os.geteuid()
 
 
+@pytest.fixture
+def root_only(account: Account) -> Iterator[tuple[Path, Path]]:
+    """In the user's home (which it may enter): a root-owned 0755 directory and a root-owned 0600 file."""
+    directory, secret = account.home / "root-only", account.home / "secret"
+    directory.mkdir(mode=0o755)
+    secret.write_text("root only\n")
+    secret.chmod(0o600)
+    yield directory, secret
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+    secret.unlink()
+
+
+DENIED = """\
+- hosts: engine
+  gather_facts: false
+  tasks:
+    - name: a copy into a directory only root may write
+      ansible.builtin.copy: {{content: "x\\n", dest: "{directory}/x.txt"}}
+      register: copied
+      ignore_errors: true
+    - name: a fetch of a file only root may read
+      ansible.builtin.fetch: {{src: "{secret}", dest: "{local}/", flat: true}}
+      register: fetched
+      ignore_errors: true
+    - ansible.builtin.assert:
+        that: [copied is failed, fetched is failed]
+"""
+
+
+def test_transfers_have_the_users_rights(
+    engine: EngineProc, account: Account, root_only: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """As over ssh: ``copy`` into a directory the user may not write and ``fetch`` of a file it may not read fail,
+    leaving nothing behind (the copy into its home, owned by it, is in test_remote_user_is_honoured)."""
+    directory, secret = root_only
+    local = tmp_path / "fetched"
+    local.mkdir()
+    playbook = tmp_path / "denied.yml"
+    playbook.write_text(DENIED.format(directory=directory, secret=secret, local=local))
+    proc = run_playbook(playbook, _env(tmp_path), inventory=_inventory(engine, tmp_path), args=("-u", account.name))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and recap(proc.stdout)["engine"]["ignored"] == 2, out
+    assert "Permission denied" in out or "permission denied" in out, out
+    assert list(directory.iterdir()) == [] and list(local.iterdir()) == []
+
+
 def _session(engine: EngineProc, tmp_path: Path) -> Session:
     settings = resolve_settings(
         overrides={
@@ -173,8 +222,20 @@ def _session(engine: EngineProc, tmp_path: Path) -> Session:
     return Session(settings)
 
 
-def test_sdk_and_cli_run_as_user(engine: EngineProc, account: Account, tmp_path: Path, home: Path) -> None:
+def _wait_exited(shell: ShellClient, identity: str) -> dict:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = next(s for s in shell.shells() if s["identity"] == identity)
+        if found["state"] == "exited":
+            return found
+    raise AssertionError(f"shell {identity} still running after 60 s")
+
+
+def test_sdk_and_cli_run_as_user(
+    engine: EngineProc, account: Account, root_only: tuple[Path, Path], tmp_path: Path, home: Path
+) -> None:
     uid = pwd.getpwnam(account.name).pw_uid
+    directory, secret = root_only
     with _session(engine, tmp_path) as session:
         shell = ShellClient(session)
         result = shell.exec("id -un; pwd; echo $HOME", user=account.name)
@@ -190,6 +251,32 @@ def test_sdk_and_cli_run_as_user(engine: EngineProc, account: Account, tmp_path:
         target = account.home / "uploaded.txt"
         shell.upload(source, str(target), 0o600, user=account.name)
         assert (target.stat().st_uid, target.read_text()) == (uid, "data")
+        # Transfers have the user's rights: the engine's are not lent to it; nothing is left behind.
+        with pytest.raises(ApiError) as caught:
+            shell.upload(source, str(directory / "x"), user=account.name)
+        assert (caught.value.status_code, caught.value.message) == (
+            403,
+            f"cannot write in {directory}: permission denied for {account.name}",
+        )
+        assert list(directory.iterdir()) == []
+        with pytest.raises(ApiError) as caught:
+            shell.download(str(secret), tmp_path / "got", user=account.name)
+        assert (caught.value.status_code, caught.value.message) == (
+            403,
+            f"cannot access {secret}: permission denied for {account.name}",
+        )
+        assert not (tmp_path / "got").exists()
+        assert shell.download(str(target), tmp_path / "mine", user=account.name) == 4  # its own file: fine
+        assert shell.download(str(secret), tmp_path / "got") == len("root only\n")  # the engine's user: unchanged
+        # A shell for the user: its login, in its home.
+        info = shell.create_shell(command=["/bin/sh", "-c", "id -un > who; pwd >> who"], user=account.name)
+        assert info["user"] == account.name
+        assert _wait_exited(shell, info["identity"])["rc"] == 0
+        who = account.home / "who"
+        assert (who.read_text(), who.stat().st_uid) == (f"{account.name}\n{account.home}\n", uid)
+        with pytest.raises(ApiError) as caught:
+            shell.create_shell(user=UNKNOWN_USER)
+        assert caught.value.status_code == 400
         # Who the engine would run a command as, before running anything.
         entity = session.call("GET", "/api/x/user/", params={"name": account.name}).entities[0]
         assert (entity["name"], entity["uid"], entity["home"]) == (account.name, uid, str(account.home))
@@ -203,5 +290,11 @@ def test_sdk_and_cli_run_as_user(engine: EngineProc, account: Account, tmp_path:
     assert (result.returncode, result.stdout) == (0, f"{account.name}\n"), result.stderr
     result = run_cli("-o", "json", "shell", "exec", "-u", account.name, "-c", "touch made; pwd", home=home)
     assert json.loads(result.stdout)["user"] == account.name and (account.home / "made").stat().st_uid == uid
+    result = run_cli("shell", "create", "-u", account.name, "as-user", "/bin/sh", "-c", "id -un > who-cli", home=home)
+    assert result.returncode == 0, result.stderr
+    with _session(engine, tmp_path) as session:
+        assert _wait_exited(ShellClient(session), "as-user")["user"] == account.name
+    who = account.home / "who-cli"
+    assert (who.read_text(), who.stat().st_uid) == (f"{account.name}\n", uid)
     result = run_cli("shell", "exec", "--user", UNKNOWN_USER, "--", "id", home=home)
     assert result.returncode == 1 and f"400 no such user on the engine host: '{UNKNOWN_USER}'" in result.stderr
