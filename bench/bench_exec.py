@@ -136,16 +136,22 @@ def ensure_sshd(install: bool) -> str | None:
     return None if Path(SSHD).exists() else f"apt-get install openssh-server failed: {result.stderr[-200:]!r}"
 
 
+def payload(work: Path, size_mb: int) -> Path:
+    """``<work>/payload.bin``: ``size_mb`` MB (10^6 bytes) of random bytes."""
+    src = work / "payload.bin"
+    block = os.urandom(1024 * 1024)
+    with open(src, "wb") as fh:
+        for _ in range(size_mb * 1_000_000 // len(block)):
+            fh.write(block)
+        fh.write(block[: size_mb * 1_000_000 % len(block)])
+    return src
+
+
 def transfer(shell: ShellClient, size_mb: int, sync: bool = True) -> tuple[float, float]:
     """Seconds for one upload and one download of ``size_mb`` MB (atomic; fsynced unless ``sync`` is false)."""
     work = Path(tempfile.mkdtemp(prefix="bench-files-", dir="/tmp"))
     try:
-        src = work / "payload.bin"
-        block = os.urandom(1024 * 1024)
-        with open(src, "wb") as fh:
-            for _ in range(size_mb * 1_000_000 // len(block)):
-                fh.write(block)
-            fh.write(block[: size_mb * 1_000_000 % len(block)])
+        src = payload(work, size_mb)
         remote = work / "remote"
         remote.mkdir()
         shell.upload(work / "payload.bin", str(remote / "warm"))  # warm the page cache and the connection

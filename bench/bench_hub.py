@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 from bench_collection import command_playbook, start_engines, timed_playbook  # noqa: E402
 from bench_director import DXFLOW, cpu_seconds, enroll  # noqa: E402
 from bench_engine import Engine, row  # noqa: E402
-from bench_exec import shell_client  # noqa: E402
+from bench_exec import payload, shell_client  # noqa: E402
 
 from dxflow.client.profiles import ProfileStore  # noqa: E402
 from dxflow.client.session import Session  # noqa: E402
@@ -152,16 +152,6 @@ def hub_client(director: Director, engine: Engine, home: Path) -> ShellClient:
         },
     )
     return ShellClient(Session(resolve_settings(profile="hub", store=store, env={}), store))
-
-
-def payload(work: Path, size_mb: int) -> Path:
-    src = work / "payload.bin"
-    block = os.urandom(1024 * 1024)
-    with open(src, "wb") as fh:
-        for _ in range(size_mb * 1_000_000 // len(block)):
-            fh.write(block)
-        fh.write(block[: size_mb * 1_000_000 % len(block)])
-    return src
 
 
 def transfers(shell: ShellClient, src: Path, pids: dict[str, int]) -> dict[str, tuple[float, str, dict[str, float]]]:

@@ -9,16 +9,20 @@ SYN set and ACK clear on its link: new inbound connections die, replies to the h
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.harness.director_harness import DXFLOW, Agent, Director, env
+import requests
+
+from tests.harness.director_harness import DXFLOW, Agent, Director, Engine, cleanup, env, wait_until
 
 ENGINE_PORT = 8080
 AGENT_PORT = 8446
@@ -79,6 +83,32 @@ class Cloud:
             stop(proc)
         sh("ip", "link", "del", self.host_if, check=False)
         sh("ip", "netns", "del", self.netns, check=False)
+
+
+@dataclass
+class LocalHost:
+    """A director, an engine and its approved agent, all on 127.0.0.1 (no firewall)."""
+
+    director: Director
+    engine: Engine
+    agent: Agent
+    admin: requests.Session
+    guid: str
+
+
+@contextlib.contextmanager
+def local_host(tmp_path: Path, hostname: str) -> Iterator[LocalHost]:
+    """``LocalHost`` with the agent named ``hostname`` approved (its tunnel comes up by itself); stopped after."""
+    director = Director(tmp_path / "director").start()
+    engine = Engine(tmp_path).start()
+    agent = Agent(tmp_path / hostname, director, engine_port=engine.port, engine_address="127.0.0.1").start()
+    try:
+        admin = director.admin()
+        guid = agent.guid
+        wait_until(lambda: admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approved")
+        yield LocalHost(director, engine, agent, admin, guid)
+    finally:
+        cleanup(agent, engine, director)
 
 
 def director_profile(home: Path, name: str, director: Director) -> Path:

@@ -17,8 +17,8 @@ from dxflow.client.session import Session
 from dxflow.client.settings import resolve_settings
 from dxflow.client.shell import ShellClient
 from tests import timeouts
-from tests.harness.director_harness import Agent, Director, Engine, cleanup, wait_until
-from tests.integration.hub.clouds import director_profile
+from tests.harness.director_harness import Director, Engine, wait_until
+from tests.integration.hub.clouds import director_profile, local_host
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,43 +42,38 @@ def _shell(store: ProfileStore) -> ShellClient:
 
 
 def test_a_client_that_stops_reading_holds_the_director_to_one_window(tmp_path: Path) -> None:
-    director = Director(tmp_path / "director").start()
-    engine = Engine(tmp_path).start()
-    agent = Agent(tmp_path / "flow", director, engine_port=engine.port, engine_address="127.0.0.1").start()
-    try:
-        admin = director.admin()
-        guid = agent.guid
-        wait_until(lambda: admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approved")
-        tunnels = f"{director.url}/v1/admin/tunnels"
-        wait_until(lambda: admin.get(tunnels, timeout=10).json()["tunnels"], 30, what="tunnel up")
-        big = tmp_path / "big.bin"  # the engine runs on this machine: a sparse file it serves at full speed
-        with open(big, "wb") as fh:
-            fh.truncate(SIZE)
-        home = tmp_path / "home"
-        home.mkdir()
-        store = _hub_profile(home, director, engine, "flow")
-        shell = _shell(store)
-        assert shell.exec(["true"]).rc == 0  # logged in, bridge up
-        assert director.proc is not None
-        rss = psutil.Process(director.proc.pid).memory_info
-        base = rss().rss
+    with local_host(tmp_path, "flow") as host:
+        director, engine, admin = host.director, host.engine, host.admin
+        try:
+            tunnels = f"{director.url}/v1/admin/tunnels"
+            wait_until(lambda: admin.get(tunnels, timeout=10).json()["tunnels"], 30, what="tunnel up")
+            big = tmp_path / "big.bin"  # the engine runs on this machine: a sparse file it serves at full speed
+            with open(big, "wb") as fh:
+                fh.truncate(SIZE)
+            home = tmp_path / "home"
+            home.mkdir()
+            store = _hub_profile(home, director, engine, "flow")
+            shell = _shell(store)
+            assert shell.exec(["true"]).rc == 0  # logged in, bridge up
+            assert director.proc is not None
+            rss = psutil.Process(director.proc.pid).memory_info
+            base = rss().rss
 
-        resp = shell.session.send("GET", DOWNLOAD_PATH, params={"path": str(big)}, stream=True, timeout=60)
-        with resp:
-            assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
-            # A window in which the director must NOT grow: the engine could push the whole file in well under it.
-            peak, end = base, time.monotonic() + timeouts.scaled(3)
-            while time.monotonic() < end:
-                peak = max(peak, rss().rss)
-                timeouts.let_time_pass(0.05)
-            # the stalled stream does not stall the tunnel: another connection (another stream) still works
-            assert _shell(store).exec(["echo", "ok"]).stdout == b"ok\n"
-            received = 0
-            for chunk in resp.iter_content(1024 * 1024):
-                received += len(chunk)
-                peak = max(peak, rss().rss)
-        assert received == SIZE
-        assert peak - base <= BOUND, f"director grew by {(peak - base) / 2**20:.1f} MiB"
-    finally:
-        close_bridges()
-        cleanup(agent, engine, director)
+            resp = shell.session.send("GET", DOWNLOAD_PATH, params={"path": str(big)}, stream=True, timeout=60)
+            with resp:
+                assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
+                # A window in which the director must NOT grow: the engine could push the whole file in well under it.
+                peak, end = base, time.monotonic() + timeouts.scaled(3)
+                while time.monotonic() < end:
+                    peak = max(peak, rss().rss)
+                    timeouts.let_time_pass(0.05)
+                # the stalled stream does not stall the tunnel: another connection (another stream) still works
+                assert _shell(store).exec(["echo", "ok"]).stdout == b"ok\n"
+                received = 0
+                for chunk in resp.iter_content(1024 * 1024):
+                    received += len(chunk)
+                    peak = max(peak, rss().rss)
+            assert received == SIZE
+            assert peak - base <= BOUND, f"director grew by {(peak - base) / 2**20:.1f} MiB"
+        finally:
+            close_bridges()

@@ -9,8 +9,8 @@ from typing import Any
 import requests
 
 from tests.conftest import run_cli
-from tests.harness.director_harness import Agent, Director, Engine, cleanup, wait_until
-from tests.integration.hub.clouds import director_profile
+from tests.harness.director_harness import Director, wait_until
+from tests.integration.hub.clouds import director_profile, local_host
 
 
 def _hub(admin: requests.Session, director: Director, guid: str, path: str = "/v1/servers") -> dict[str, Any] | None:
@@ -20,13 +20,8 @@ def _hub(admin: requests.Session, director: Director, guid: str, path: str = "/v
 
 
 def test_the_hub_field_follows_the_agent_tunnel(tmp_path: Path) -> None:
-    director = Director(tmp_path / "director").start()
-    engine = Engine(tmp_path).start()
-    agent = Agent(tmp_path / "reach", director, engine_port=engine.port, engine_address="127.0.0.1").start()
-    try:
-        admin = director.admin()
-        guid = agent.guid
-        wait_until(lambda: admin.post(f"{director.url}/v1/admin/agents/{guid}/approve").ok, 30, what="approved")
+    with local_host(tmp_path, "reach") as host:
+        director, agent, admin, guid = host.director, host.agent, host.admin, host.guid
 
         up = wait_until(lambda: (_hub(admin, director, guid) or {}).get("connected"), 30, what="tunnel listed")
         assert up is True
@@ -60,5 +55,3 @@ def test_the_hub_field_follows_the_agent_tunnel(tmp_path: Path) -> None:
         tunnels = f"{director.url}/v1/admin/tunnels"
         wait_until(lambda: admin.get(tunnels, timeout=10).json()["tunnels"] == [], 20, what="revoked tunnel closed")
         assert _hub(admin, director, guid) in (None, {"connected": False, "since": None, "replica": None})
-    finally:
-        cleanup(agent, engine, director)
