@@ -5,8 +5,9 @@ All on 127.0.0.1, one run, ratios printed at the end:
 1. inventory: ``ansible-inventory --list`` of N servers shaped as real agents report them (host stats with OS,
    architecture and agent version; engine address, port, fingerprint and version; tags; pools) through
    ``dxflow.remote.director`` (default hostvars, ``extra_hostvars: [os, arch, engine_version, agent_version]`` and
-   ``[all]``), a static YAML file holding the same hostvars as the default run, and the same hosts with no
-   hostvars; ``--list --export`` (what an AWX inventory sync runs) of the default and of the bare hosts; then
+   ``[all]``), a static file holding the same hosts, groups and variables as the default run, the same hosts and
+   groups without variables, and the same hosts alone (no groups, no variables: the "bare hosts" of issue 17);
+   ``--list --export`` (what an AWX inventory sync runs) of the default and of the bare hosts; then
    ``ansible-playbook --limit`` one host of them against the same play on a one-host static inventory. After one
    warm-up run of each plugin source, the inventory cases run round-robin ``--rounds`` times (every case sees the
    same share of a shared machine's changing load); each figure is the median wall time, and the median CPU time
@@ -116,6 +117,32 @@ def interleaved(cases: dict[str, tuple[Path, bool]], env: dict[str, str], rounds
     return results
 
 
+def plain(value: Any) -> Any:
+    """A listed value as a static inventory file holds it: ``{"__ansible_unsafe": text}`` becomes the text."""
+    if isinstance(value, dict):
+        if set(value) == {"__ansible_unsafe"}:
+            return value["__ansible_unsafe"]
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def static_inventory(export: dict, variables: bool) -> dict:
+    """The hosts and groups of an ``ansible-inventory --list --export`` listing as a static inventory, with the
+    host and group variables or without any."""
+    groups = {name: entry for name, entry in export.items() if name not in ("_meta", "all", "ungrouped")}
+    hostvars = export["_meta"]["hostvars"]
+    names = set(hostvars).union(*(entry.get("hosts", []) for entry in groups.values()))
+    children = {}
+    for name, entry in groups.items():
+        children[name] = {"hosts": dict.fromkeys(entry.get("hosts", []))}
+        if variables and entry.get("vars"):
+            children[name]["vars"] = plain(entry["vars"])
+    hosts = {name: (plain(hostvars.get(name)) or None) if variables else None for name in sorted(names)}
+    return {"all": {"hosts": hosts, "children": children}}
+
+
 FLEET_POOLS = ("gpu", "cpu", "eu", "us")
 
 
@@ -198,7 +225,8 @@ def fleet_pools(servers: int) -> list[dict]:
 
 def inventory_bench(work: Path, servers: int, rounds: int = 3) -> dict[str, object]:
     """``ansible-inventory --list``: the plugin (default, the issue-16 platform hostvars, every field), a static
-    file with the default hostvars, bare hosts; ``--list --export`` (AWX's sync) of the default and bare hosts."""
+    file with the default's hosts, groups and variables, the same without variables, bare hosts; ``--list --export``
+    (AWX's sync) of the default and bare hosts."""
     director = BenchDirector(work, pools=fleet_pools(servers))
     try:
         seed_fleet(director.db_url, servers)
@@ -218,15 +246,19 @@ def inventory_bench(work: Path, servers: int, rounds: int = 3) -> dict[str, obje
         for label, listing in listings.items():
             size = len(json.dumps(listing["_meta"]["hostvars"])) / max(len(hostvars), 1)
             results[f"hostvars_{label}_bytes_per_host"] = round(size)
-        static = work / "static.yml"
-        static.write_text(json.dumps({"all": {"hosts": hostvars}}))
+        export = timed_inventory(lean, ansible_env, export=True)[2]
+        static = work / "static.yml"  # the default's hosts, groups and variables as a static file
+        static.write_text(json.dumps(static_inventory(export, variables=True)))
+        groups = work / "groups.yml"  # the same hosts and groups, no variables
+        groups.write_text(json.dumps(static_inventory(export, variables=False)))
         bare = work / "bare.yml"
         bare.write_text(json.dumps({"all": {"hosts": dict.fromkeys(hostvars)}}))
         cases = {
             "inventory_plugin": (lean, False),
             "inventory_plugin_platform": (sources["platform"], False),
             "inventory_plugin_all_fields": (sources["all_fields"], False),
-            "inventory_static_same_hostvars": (static, False),
+            "inventory_static_same": (static, False),
+            "inventory_static_groups_only": (groups, False),
             "inventory_bare_hosts": (bare, False),
             "inventory_export_plugin": (lean, True),
             "inventory_export_bare_hosts": (bare, True),
@@ -519,7 +551,8 @@ INVENTORY_RATIOS = tuple(
     for unit, suffix in (("", "_s"), (" (CPU)", "_cpu_s"))
     for label, slow, fast in (
         ("inventory: plugin / bare hosts", "inventory_plugin", "inventory_bare_hosts"),
-        ("inventory: plugin / static same hostvars", "inventory_plugin", "inventory_static_same_hostvars"),
+        ("inventory: plugin / static same groups+vars", "inventory_plugin", "inventory_static_same"),
+        ("inventory: static same groups, no vars / bare", "inventory_static_groups_only", "inventory_bare_hosts"),
         ("inventory: plugin + platform hostvars / bare", "inventory_plugin_platform", "inventory_bare_hosts"),
         ("inventory: plugin all fields / bare hosts", "inventory_plugin_all_fields", "inventory_bare_hosts"),
         ("inventory --export: plugin / bare hosts", "inventory_export_plugin", "inventory_export_bare_hosts"),
