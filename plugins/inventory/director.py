@@ -99,7 +99,8 @@ options:
         V(last_update) (C(dxflow_last_update), seconds since the epoch), V(all) for every one of them.
       - The platform the agent reports, each set only when the agent reports it. V(os) (C(dxflow_os)), V(arch)
         (C(dxflow_arch)), V(engine_version) (C(dxflow_engine_version)), V(agent_version)
-        (C(dxflow_agent_version)).
+        (C(dxflow_agent_version)). Agents report the OS, architecture and their own version with every update, and
+        the engine's version when their config has the engine key (C(engine_key)).
       - Each costs ansible-core time per host in every C(ansible-inventory) and C(ansible-playbook) run, lists and
         dicts the most. With 10,000 servers, each extra text variable adds about 6% of the bare-hosts time of
         C(ansible-inventory --list), and V(all) makes it about twice as slow as the default (see the collection's

@@ -10,10 +10,11 @@ from typing import Any
 from cryptography import x509
 
 from dxflow.client.aio.engine import AsyncEngineClient
+from dxflow.client.engine_wire import INFO_PATH
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.tls import server_fingerprint
 from dxflow.common.crypto import cert_fingerprint
-from dxflow.protocol.errors import TransportError
+from dxflow.protocol.errors import DxflowError, TransportError
 
 __all__ = ["EngineProbe"]
 
@@ -29,6 +30,7 @@ class EngineProbe:
         host = f"[{address}]" if ":" in address else address
         self.url = f"https://{host}:{port}"
         self._client: AsyncEngineClient | None = None
+        self._version: tuple[str, str | None] | None = None  # (fingerprint, engine version) last read
 
     async def close(self) -> None:
         if self._client is not None:
@@ -62,10 +64,33 @@ class EngineProbe:
         return client
 
     async def describe(self) -> dict[str, Any]:
-        """``{address, port, fingerprint, healthy}`` for the update."""
+        """``{address, port, fingerprint, healthy}`` for the update, and ``version`` when the agent can log in."""
         fingerprint = await asyncio.to_thread(self._fingerprint_sync)
         healthy = fingerprint is not None and await (await self._pinned(fingerprint)).healthy()
-        return {"address": self.address, "port": self.port, "fingerprint": fingerprint, "healthy": healthy}
+        out: dict[str, Any] = {"address": self.address, "port": self.port, "fingerprint": fingerprint}
+        out["healthy"] = healthy
+        if healthy and fingerprint is not None:
+            version = await self._engine_version(fingerprint)
+            if version:
+                out["version"] = version
+        return out
+
+    async def _engine_version(self, fingerprint: str) -> str | None:
+        """The engine's version from ``/api/engine/info/`` (needs the engine key), read again only when the
+        engine's certificate changes (a restart after an upgrade may keep it: the agent restarts with the package)."""
+        if self._version is not None and self._version[0] == fingerprint:
+            return self._version[1]
+        client = await self._pinned(fingerprint)
+        version = None
+        if client.can_login:
+            try:
+                info = (await client.authed("GET", INFO_PATH)).entities
+            except DxflowError:
+                return None  # asked again on the next update
+            if info and isinstance(info[0], dict) and info[0].get("version"):
+                version = str(info[0]["version"])
+        self._version = (fingerprint, version)
+        return version
 
     async def client(self) -> AsyncEngineClient:
         """The engine's client, pinned to the certificate it presents now; TransportError when there is none."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
 
+from dxflow import __version__
 from tests.ansible_env import run_inventory, run_playbook
 from tests.integration.ansible.conftest import Fleet
 
@@ -75,6 +77,10 @@ def test_inventory_lists_approved_servers(fleet: Fleet, tmp_path: Path) -> None:
             "dxflow_state": "online",
             "dxflow_tags": ["web", "{{ 7 * 7 }}"] if host == "host1" else ["db"],
             "engine_port": eng.port,
+            # Reported by the agent (its stats); the engine's version needs the engine key, which these agents lack.
+            "dxflow_os": platform.system().lower(),
+            "dxflow_arch": platform.machine(),
+            "dxflow_agent_version": __version__,
         }
         got = {k: v for k, v in hv.items() if k not in volatile}
         got["dxflow_engine"] = {k: v for k, v in got["dxflow_engine"].items() if k in expected["dxflow_engine"]}
