@@ -10,7 +10,10 @@ keep-alive session, cached token) once straight to the engine and once with ``co
    stream; target: <= 32 MB);
 4. a ``--tasks`` x ``--hosts`` playbook of ``command`` tasks (forks = hosts, pipelining), the engine connection
    with ``ansible_dxflow_connection_route: director`` against direct, after one warm-up run each, then
-   alternated twice (the best of each; target: hub <= 1.25x direct);
+   alternated twice (the best of each; target: hub <= 1.25x direct); the hub runs through the persistent bridges
+   (``dxflow.client.persist``, started by the warm-up, as a play right after another finds them), then once with
+   ``ansible_dxflow_connection_persist: false`` (a bridge in each worker, as before); ``--only-playbook`` runs
+   this section alone;
 5. ``--tunnels`` idle agent tunnels (enrolled like bench_director's agents, heartbeats on): the director's RSS
    growth and CPU share over ``--idle-seconds`` (target for 1,000: <= 150 MB, <= 2 % of a core).
 
@@ -216,7 +219,7 @@ def playbook_routes(work: Path, hosts: int, tasks: int) -> list[tuple[str, str, 
         env = collection_env(work / "ansible", dxflow_home=home)
         playbook = command_playbook(work, tasks)("fleet")
         hub = {"ansible_dxflow_connection_route": "director", "ansible_dxflow_connection_director": "dir"}
-        routes = {"direct": None, "hub": hub}
+        routes: dict[str, dict[str, str] | None] = {"direct": None, "hub": hub}
         times: dict[str, list[float]] = {name: [] for name in routes}
         loads = []
         for extra in routes.values():  # warm-up: tokens cached, module runners started
@@ -225,6 +228,10 @@ def playbook_routes(work: Path, hosts: int, tasks: int) -> list[tuple[str, str, 
             for name, extra in routes.items():
                 times[name].append(timed_playbook(playbook, env, inventory, hosts, extra_vars=extra))
                 loads.append(os.getloadavg()[0])
+        own = timed_playbook(
+            playbook, env, inventory, hosts, extra_vars={**hub, "ansible_dxflow_connection_persist": "false"}
+        )
+        loads.append(os.getloadavg()[0])
         direct, through = min(times["direct"]), min(times["hub"])
         ratio = through / direct
         label = f"{tasks}-task x {hosts}-host playbook"
@@ -232,6 +239,7 @@ def playbook_routes(work: Path, hosts: int, tasks: int) -> list[tuple[str, str, 
         return [
             row(f"{label}, direct ({span})", "-", f"{direct:.1f} s", None),
             row(f"{label}, hub ({span})", "<= 1.25x direct", f"{through:.1f} s ({ratio:.2f}x)", ratio <= 1.25),
+            row(f"{label}, hub, persist off (once)", "-", f"{own:.1f} s ({own / direct:.2f}x)", None),
         ]
     finally:
         for agent in agents:
@@ -257,9 +265,17 @@ def main() -> None:
     parser.add_argument("--tunnels", type=int, default=1000, help="idle agent tunnels (0: skip)")
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="how long the idle tunnels are measured")
     parser.add_argument("--only-tunnels", action="store_true", help="measure the idle tunnels only")
+    parser.add_argument("--only-playbook", action="store_true", help="run the playbook part only")
     args = parser.parse_args()
     if args.only_tunnels:
         print_rows(idle_tunnels(args.tunnels, args.idle_seconds))
+        return
+    if args.only_playbook:
+        work = Path(tempfile.mkdtemp(prefix="bench-hub-", dir="/tmp"))
+        try:
+            print_rows(playbook_routes(work, args.playbook_hosts, args.playbook_tasks))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         return
     work = Path(tempfile.mkdtemp(prefix="bench-hub-", dir="/tmp"))
     engine = Engine()

@@ -72,6 +72,18 @@ options:
       - name: ANSIBLE_DXFLOW_REMOTE_USER_CHECK
     vars:
       - name: ansible_dxflow_remote_user_check
+  connection_persist:
+    description:
+      - With O(connection_route=director), reach the engine through the persistent hub bridge (a background process
+        of the user, shared by every worker, that keeps its director connection for
+        E(DXFLOW_CONNECTION_PERSIST_IDLE) seconds, default 60, after its last stream; like ssh's ControlPersist).
+        V(false) makes each worker start a bridge of its own, as before.
+    type: bool
+    default: true
+    env:
+      - name: DXFLOW_CONNECTION_PERSIST
+    vars:
+      - name: ansible_dxflow_connection_persist
 extends_documentation_fragment:
   - dxflow.remote.connection
   - dxflow.remote.connection.PLUGINS
@@ -277,6 +289,8 @@ class Connection(ConnectionBase):
         """The full connection: SDK session, settings resolution, login when the token is missing or expired."""
         if self._session is not None:
             return self
+        if not self.get_option("connection_persist"):  # read by dxflow.client.persist in this worker
+            os.environ["DXFLOW_CONNECTION_PERSIST"] = "false"
         settings, store = self._resolve()
         self._cache = SDK["TokenCache"](store.home)
         self._settings = self._cache.load(settings)
@@ -376,8 +390,10 @@ class Connection(ConnectionBase):
                             user=user)
         token = self._session.tokens.current
         capabilities = sorted(self._session.capabilities()) if user else ()  # known: the SDK checked "user"
-        save_record(self._identity(), self._settings, token, SDK["EXEC_PATH"], token_expiry(token) if token else None,
-                    capabilities)
+        transport = self._session.transport
+        save_record(self._identity(), transport.settings, token, SDK["EXEC_PATH"],
+                    token_expiry(token) if token else None, capabilities,
+                    getattr(getattr(transport, "opener", None), "socket", None))
         return result.rc, result.stdout, result.stderr, result.timed_out
 
     def put_file(self, in_path, out_path):

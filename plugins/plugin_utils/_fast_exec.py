@@ -12,7 +12,10 @@ certificate fingerprint and the token, keyed by the connection's option values. 
 send their ``exec`` with ``http.client`` to that address, accept only that certificate, and fall back to the SDK on
 anything unexpected (no record, token about to expire, another certificate, 401, an error reply, a key file that no
 longer reads or holds another key than the one the token was issued to).
-Only direct HTTPS connections pinned to a certificate fingerprint with a key login take this path.
+Only HTTPS connections pinned to a certificate fingerprint with a key login take this path: direct ones, and those
+through a director that went through its persistent bridge (``dxflow.client.persist``): the record then names the
+bridge's Unix socket, and a worker opens its stream there (no aiohttp, no director request); a bridge that is gone
+(idle, killed) sends the worker to the SDK, which starts a new one.
 """
 
 from __future__ import annotations
@@ -44,10 +47,13 @@ def record_path(options):
     return os.path.join(_home(), "cache", "engine-fast", digest + ".json")
 
 
-def save_record(options, settings, token, exec_path, expires, capabilities=()):
-    """Remember how this connection reached its engine (only for the pinned, direct, key-login case) and the
-    engine's ``capabilities`` when the caller knows them (``user``: it honours an exec's ``user``)."""
-    if not token or not settings.fingerprint or settings.auth_mode != "key" or settings.route != "direct":
+def save_record(options, settings, token, exec_path, expires, capabilities=(), socket_path=None):
+    """Remember how this connection reached its engine (only for the pinned, key-login case, direct or through the
+    persistent hub bridge at ``socket_path``) and the engine's ``capabilities`` when the caller knows them
+    (``user``: it honours an exec's ``user``)."""
+    if not token or not settings.fingerprint or settings.auth_mode != "key":
+        return
+    if settings.route != ("director" if socket_path else "direct"):
         return
     if not settings.address.startswith("https://") or settings.insecure:
         return
@@ -63,7 +69,8 @@ def save_record(options, settings, token, exec_path, expires, capabilities=()):
     ensure_private_dir(path.parent)
     record = dict(address=settings.address, fingerprint=normalize_fingerprint(settings.fingerprint), token=token,
                   exec_path=exec_path, expires=expires, timeout=settings.timeout, key=settings.key,
-                  key_digest=key_digest, key_id=_claim(token, "identity"), capabilities=list(capabilities))
+                  key_digest=key_digest, key_id=_claim(token, "identity"), capabilities=list(capabilities),
+                  socket=socket_path)
     write_private(path, json.dumps(record))
 
 
@@ -128,9 +135,20 @@ class FastExec:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the certificate is checked by its fingerprint right below
-        conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context,
-                                           timeout=self.record.get("timeout") or 30)
-        conn.connect()
+        timeout = self.record.get("timeout") or 30
+        conn = http.client.HTTPSConnection(url.hostname, url.port or 443, context=context, timeout=timeout)
+        if self.record.get("socket"):  # through the persistent hub bridge: TLS runs over its Unix socket
+            try:
+                from dxflow.client.persist import StreamRefused, open_stream
+            except ImportError:
+                return None
+            try:
+                raw = open_stream(self.record["socket"], timeout)
+            except StreamRefused:
+                return None  # the SDK asks the director and says why
+            conn.sock = context.wrap_socket(raw)
+        else:
+            conn.connect()
         der = conn.sock.getpeercert(binary_form=True)
         if hashlib.sha256(der or b"").hexdigest() != self.record["fingerprint"]:
             conn.close()

@@ -1,17 +1,24 @@
 """The route to an engine: ``direct`` (its own address) or ``director`` (a byte stream through a director hub).
 
-With ``connection-route: director`` the transport asks the director named by ``connection-director`` (a profile)
-about ``connection-server``, starts (once per process and server) a local bridge to the hub's stream endpoint,
-and talks HTTPS to that local port. The engine's TLS and login run end to end inside the stream; the engine is
-pinned by the fingerprint its agent reported unless the profile pins one itself.
+With ``connection-route: director`` the transport reaches ``connection-server`` through the director named by
+``connection-director`` (a profile). By default through the persistent bridge of ``dxflow.client.persist`` (one
+background process per director and server, shared by every process of the user, like ssh's ControlPersist: a new
+process connects to its Unix socket with no aiohttp, no director request, no handshake with the director); when
+that is turned off (``DXFLOW_CONNECTION_PERSIST=false``) or cannot run, it asks the director about the server and
+starts (once per process and server) a local bridge to the hub's stream endpoint, and talks HTTPS to that local
+port. The engine's TLS and login run end to end inside the stream on both; the engine is pinned by the fingerprint
+its agent reported unless the profile pins one itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import socket
 import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,9 +27,11 @@ from dxflow.client.settings import ConnectionSettings, resolve_settings
 from dxflow.protocol.errors import ConfigError, api_error
 from dxflow.protocol.names import EDGE_HEADER
 
-__all__ = ["ROUTES", "close_bridges", "through_director"]
+__all__ = ["ROUTES", "close_bridges", "director_stream", "server_info", "through_director"]
 
+log = logging.getLogger(__name__)
 ROUTES = ("direct", "director")
+PERSISTED_BASE = "https://127.0.0.1"  # names the engine in URLs; the bytes go to the bridge's Unix socket
 _lock = threading.Lock()
 _bridges: dict[tuple[Any, ...], Any] = {}
 
@@ -46,7 +55,7 @@ def _director_headers(director: ConnectionSettings) -> dict[str, str]:
     return {}
 
 
-def _server_info(director: ConnectionSettings, server: str) -> dict[str, Any]:
+def server_info(director: ConnectionSettings, server: str) -> dict[str, Any]:
     """The director's answer about ``server``: clear 401/403/404 errors, 503 when it has no tunnel."""
     from dxflow.client.transport import Transport
 
@@ -68,6 +77,16 @@ def _server_info(director: ConnectionSettings, server: str) -> dict[str, Any]:
     return info
 
 
+def director_stream(director: ConnectionSettings, server_id: str) -> tuple[str, ssl.SSLContext | bool, dict[str, str]]:
+    """(WebSocket URL, TLS context, headers) of the hub's stream endpoint for ``server_id``."""
+    url = director.address.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    return (
+        f"{url}/v1/hub/servers/{quote(server_id, safe='')}/engine",
+        _director_ssl(director),
+        _director_headers(director),
+    )
+
+
 def _bridge_port(director: ConnectionSettings, server_id: str) -> int:
     """The local port of this process's bridge to ``server_id`` (started on first use)."""
     from dxflow.client.aio.bridge import Bridge, BridgeThread
@@ -76,20 +95,65 @@ def _bridge_port(director: ConnectionSettings, server_id: str) -> int:
     with _lock:
         running = _bridges.get(key)
         if running is None:
-            url = director.address.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-            bridge = Bridge(
-                f"{url}/v1/hub/servers/{quote(server_id, safe='')}/engine",
-                ssl=_director_ssl(director),
-                headers=_director_headers(director),
-            )
-            running = BridgeThread(bridge)
+            url, context, headers = director_stream(director, server_id)
+            running = BridgeThread(Bridge(url, ssl=context, headers=headers))
             running.start()
             _bridges[key] = running
         return running.bridge.port
 
 
-def through_director(settings: ConnectionSettings) -> tuple[ConnectionSettings, str]:
-    """The settings to use (engine fingerprint filled in) and the local base URL that reaches the engine."""
+Opener = Callable[[float | None], socket.socket]
+
+
+def _persisted(director: ConnectionSettings, server: str) -> tuple[str | None, Opener] | None:
+    """(engine fingerprint, stream opener) through the persistent bridge, None when it cannot run here."""
+    from dxflow.client import persist
+
+    def start() -> persist.Persisted:
+        try:
+            return persist.ensure(director, server, director.home or ProfileStore().home)
+        except persist.StreamRefused as exc:
+            raise api_error(exc.status, exc.message) from None
+
+    try:
+        running = start()
+    except persist.BridgeUnavailable as exc:
+        log.info("persistent hub bridge unavailable (%s): using an in-process bridge", exc)
+        return None
+
+    def refused(exc: persist.StreamRefused) -> Exception:
+        """The director's own words for a refused stream (its pre-flight answer), else the status line's."""
+        server_info(director, server)
+        return api_error(exc.status, exc.message)
+
+    return running.fingerprint, _Opener(running.socket, start, refused)
+
+
+class _Opener:
+    """Opens a connection through the persistent bridge at ``socket``; one that went idle or was killed is
+    replaced by a new one (``start``) on the spot: nothing was sent yet, so the request goes out once."""
+
+    def __init__(self, path: str, start: Callable[[], Any], refused: Callable[[Any], Exception]) -> None:
+        self.socket = path
+        self._start = start
+        self._refused = refused
+
+    def __call__(self, timeout: float | None) -> socket.socket:
+        from dxflow.client import persist
+
+        try:
+            try:
+                return persist.open_stream(self.socket, timeout)
+            except (FileNotFoundError, ConnectionRefusedError):
+                self.socket = self._start().socket
+                return persist.open_stream(self.socket, timeout)
+        except persist.StreamRefused as exc:
+            raise self._refused(exc) from None
+
+
+def through_director(settings: ConnectionSettings) -> tuple[ConnectionSettings, str, Opener | None]:
+    """The settings to use (engine fingerprint filled in), the base URL that reaches the engine and, for the
+    persistent bridge, the function that opens a connection to it (None: the base URL is a local TCP port)."""
     if not settings.director:
         raise ConfigError(
             f"profile {settings.profile!r} has connection-route director but no connection-director "
@@ -99,10 +163,17 @@ def through_director(settings: ConnectionSettings) -> tuple[ConnectionSettings, 
     if not server:
         raise ConfigError(f"profile {settings.profile!r} has connection-route director but no connection-server")
     director = resolve_settings(profile=settings.director, store=ProfileStore(settings.home), env={})
-    info = _server_info(director, server)
+    from dxflow.client.persist import enabled
+
+    if enabled():
+        persisted = _persisted(director, server)
+        if persisted is not None and (settings.fingerprint or persisted[0]):
+            fingerprint = settings.fingerprint or persisted[0]
+            return dataclasses.replace(settings, fingerprint=fingerprint), PERSISTED_BASE, persisted[1]
+    info = server_info(director, server)
     port = _bridge_port(director, str(info["id"]))
     fingerprint = settings.fingerprint or info.get("fingerprint")
-    return dataclasses.replace(settings, fingerprint=fingerprint), f"https://127.0.0.1:{port}"
+    return dataclasses.replace(settings, fingerprint=fingerprint), f"https://127.0.0.1:{port}", None
 
 
 def close_bridges() -> None:
@@ -111,3 +182,20 @@ def close_bridges() -> None:
         for bridge in _bridges.values():
             bridge.stop()
         _bridges.clear()
+
+
+def opened_pool(opener: Opener) -> type:
+    """A urllib3 HTTPS pool class whose connections are the sockets ``opener`` returns (TLS is then run on them
+    as on a TCP connection: same pinning, same verification)."""
+    from urllib3.connection import HTTPSConnection
+    from urllib3.connectionpool import HTTPSConnectionPool
+
+    class _Connection(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            timeout = self.timeout if isinstance(self.timeout, int | float) else None
+            return opener(timeout)
+
+    class _Pool(HTTPSConnectionPool):
+        ConnectionCls = _Connection
+
+    return _Pool

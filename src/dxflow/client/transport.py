@@ -36,16 +36,22 @@ log = logging.getLogger(__name__)
 
 
 class _PinnedAdapter(HTTPAdapter):
-    """Accepts exactly the certificate whose SHA-256 fingerprint is pinned (no CA needed)."""
+    """Accepts exactly the certificate whose SHA-256 fingerprint is pinned (no CA needed); with ``opener``, every
+    connection is the socket it opens (the persistent hub bridge) instead of a TCP connection."""
 
-    def __init__(self, fingerprint: str, **kwargs: Any) -> None:
+    def __init__(self, fingerprint: str, opener: Callable[[float | None], Any] | None = None, **kwargs: Any) -> None:
         self._fingerprint = normalize_fingerprint(fingerprint)
+        self._opener = opener
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["assert_fingerprint"] = self._fingerprint
         kwargs["cert_reqs"] = ssl.CERT_NONE
         super().init_poolmanager(*args, **kwargs)
+        if self._opener is not None:
+            from dxflow.client.route import opened_pool
+
+            self.poolmanager.pool_classes_by_scheme = {"https": opened_pool(self._opener)}
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         super().cert_verify(conn, url, False, cert)
@@ -62,10 +68,11 @@ class Transport:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"connection-address {settings.address!r} must be http(s)://HOST[:PORT]")
         self.base = settings.address
+        self.opener: Callable[[float | None], Any] | None = None  # connections through the persistent hub bridge
         if settings.route == "director":
             from dxflow.client.route import through_director
 
-            settings, self.base = through_director(settings)  # a local bridge to the engine through the hub
+            settings, self.base, self.opener = through_director(settings)  # a bridge to the engine through the hub
             self.settings = settings
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "dxflow-sdk"
@@ -77,7 +84,7 @@ class Transport:
             self.session.verify = False
             warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
         elif settings.fingerprint:
-            self.session.mount(f"{self.base}/", _PinnedAdapter(settings.fingerprint))
+            self.session.mount(f"{self.base}/", _PinnedAdapter(settings.fingerprint, self.opener))
             self.session.verify = False
         elif settings.ca:
             self.session.verify = settings.ca

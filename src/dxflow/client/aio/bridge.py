@@ -1,9 +1,12 @@
 """The local-port bridge to a director hub (seed 002's edge tunnel, pointed at an engine through the director).
 
-``Bridge`` listens on ``127.0.0.1:<ephemeral>``; every TCP connection accepted there becomes one WebSocket to
+``Bridge`` listens on ``127.0.0.1:<ephemeral>`` (or on a Unix socket, for the persistent bridge of
+``dxflow.client.aio.hub_bridge``); every connection accepted there becomes one WebSocket to
 ``wss://<director>/v1/hub/servers/<server>/engine`` and the bytes are copied both ways. The engine's TLS session
 runs inside, so the sync SDK simply talks HTTPS to the local port. ``BridgeThread`` runs a bridge on its own event
-loop in a daemon thread for the sync SDK.
+loop in a daemon thread for the sync SDK. With ``status_line`` each connection first gets ``OK`` or
+``ERR <status> <message>`` (the director's refusal), then the engine's bytes: the engine says nothing before the
+client's TLS hello, so the line never mixes with them.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import ssl as ssl_lib
 import threading
 from collections.abc import Mapping
@@ -30,25 +34,42 @@ class Bridge:
     """Local TCP port → one hub WebSocket per connection."""
 
     def __init__(
-        self, url: str, *, ssl: ssl_lib.SSLContext | bool = True, headers: Mapping[str, str] | None = None
+        self,
+        url: str,
+        *,
+        ssl: ssl_lib.SSLContext | bool = True,
+        headers: Mapping[str, str] | None = None,
+        status_line: bool = False,
     ) -> None:
         self.url = url
         self.ssl = ssl
         self.headers = dict(headers or {})
+        self.status_line = status_line
         self.port = 0
         self.connections = 0
+        self.active = 0
+        self.last_active = 0.0  # loop time the last stream ended (or the bridge started)
         self.last_error: str | None = None
+        self.refused: int | None = None  # the director's last refusal status (401, 403, 404, 503...)
         self._session: aiohttp.ClientSession | None = None
         self._server: asyncio.Server | None = None
 
     def __repr__(self) -> str:  # never the headers: they may carry a token
         return f"Bridge({self.url!r}, port={self.port})"
 
-    async def start(self) -> int:
-        """Listen; returns the local port."""
+    async def start(self, path: str | None = None) -> int:
+        """Listen on an ephemeral local port, or on the Unix socket ``path`` (mode 0600); returns the port."""
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=15))
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        self.last_active = asyncio.get_running_loop().time()
+        if path is None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+        else:
+            old = os.umask(0o177)
+            try:
+                self._server = await asyncio.start_unix_server(self._handle, path)
+            finally:
+                os.umask(old)
         return self.port
 
     async def close(self) -> None:
@@ -60,22 +81,38 @@ class Bridge:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         assert self._session is not None
         self.connections += 1
+        self.active += 1
+        try:
+            await self._stream(reader, writer)
+        finally:
+            self.active -= 1
+            self.last_active = asyncio.get_running_loop().time()
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._session is not None
+        status = 502
         try:
             ws = await self._session.ws_connect(
                 self.url, ssl=self.ssl, headers=self.headers, heartbeat=HEARTBEAT, max_msg_size=1024 * 1024, compress=0
             )
         except aiohttp.WSServerHandshakeError as exc:
+            status, self.refused = exc.status, exc.status
             self.last_error = f"the director refused the stream: {exc.status} {exc.message}"
             log.warning("%s (%s)", self.last_error, self.url)
-            writer.close()
-            return
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self.last_error = f"cannot reach the director: {exc.__class__.__name__}: {exc}"
             log.warning("%s", self.last_error)
-            writer.close()
+        else:
+            self.last_error = self.refused = None
+            if self.status_line:
+                writer.write(b"OK\n")
+            await _relay(reader, writer, ws)
             return
-        self.last_error = None
-        await _relay(reader, writer, ws)
+        if self.status_line:
+            writer.write(f"ERR {status} {self.last_error}\n".encode())
+            with contextlib.suppress(OSError, ConnectionError):
+                await writer.drain()
+        writer.close()
 
 
 async def _relay(

@@ -1,0 +1,260 @@
+"""The persistent hub bridge, client side (like ssh's ControlPersist): find or start it, open streams through it.
+
+One background process per (director, its credentials, server) — ``python -m dxflow.client.aio.hub_bridge`` — owned by
+the user, listens on ``<DXFLOW_HOME>/cache/hub/<key>.sock`` (directory 0700, socket 0600) and answers each
+connection with one stream to the engine through the director's hub: a status line (``OK`` or ``ERR <status>
+<message>``), then the engine's bytes. The engine's TLS runs end to end over the socket, pinned as on every route.
+The process holds ``<key>.lock`` (flock) for its life, so a lock nobody holds means no bridge (a stale socket is
+cleaned); ``<key>.start`` serialises the processes that start one at once. It exits after
+``DXFLOW_CONNECTION_PERSIST_IDLE`` seconds (default 60) without a stream, or when the director refuses its
+credentials or the server for good. ``DXFLOW_CONNECTION_PERSIST=false`` turns it off (the in-process bridge is used).
+
+Standard library only at import time: the engine connection's fast path uses ``open_stream`` without the SDK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dxflow.client.settings import ConnectionSettings
+
+__all__ = [
+    "IDLE",
+    "BridgeUnavailable",
+    "Persisted",
+    "StreamRefused",
+    "enabled",
+    "ensure",
+    "hub_dir",
+    "idle_timeout",
+    "open_stream",
+]
+
+IDLE = 60.0
+START_TIMEOUT = 30.0
+STATUS_MAX = 1024
+_FALSE = ("0", "false", "no", "off")
+
+
+class BridgeUnavailable(Exception):
+    """The persistent bridge could not be started here (the caller falls back to the in-process bridge)."""
+
+
+class StreamRefused(Exception):
+    """The bridge answered ``ERR <status> <message>`` instead of a stream."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status} {message}")
+        self.status, self.message = status, message
+
+
+@dataclass(frozen=True)
+class Persisted:
+    """A running bridge: its socket and what the director said about the server when it started."""
+
+    socket: str
+    server_id: str
+    fingerprint: str | None
+    pid: int
+
+
+def enabled(env: dict[str, str] | None = None) -> bool:
+    """False when ``DXFLOW_CONNECTION_PERSIST`` turns the persistent bridge off."""
+    value = (env if env is not None else os.environ).get("DXFLOW_CONNECTION_PERSIST", "")
+    return value.strip().lower() not in _FALSE
+
+
+def idle_timeout() -> float:
+    """Seconds a bridge stays up without a stream (``DXFLOW_CONNECTION_PERSIST_IDLE``, default 60)."""
+    try:
+        return max(0.1, float(os.environ.get("DXFLOW_CONNECTION_PERSIST_IDLE") or IDLE))
+    except ValueError:
+        return IDLE
+
+
+def hub_dir(home: Path) -> Path:
+    """``<home>/cache/hub``, created 0700 (tightened when it exists)."""
+    from dxflow.common.files import ensure_private_dir
+
+    return ensure_private_dir(home / "cache" / "hub")
+
+
+def bridge_key(director: ConnectionSettings, server: str) -> str:
+    """The bridge's name: director address and profile, a digest of its credentials (new ones: a new bridge), the
+    server as asked for. Never the credentials themselves."""
+    bundle = director.bundle if director.auth_mode == "mtls" else None
+    stamps = [os.stat(f).st_mtime_ns for f in bundle[:2]] if bundle else []
+    ident = [
+        director.address,
+        director.profile,
+        director.auth_mode,
+        director.token,
+        director.edge_token,
+        bundle,
+        stamps,
+        director.ca,
+        director.insecure,
+        server,
+    ]
+    return hashlib.sha256(json.dumps(ident, default=str).encode()).hexdigest()[:32]
+
+
+def _held(lock: Path) -> bool:
+    """True when a process holds ``lock`` (the bridge holds it for its whole life)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def find(base: Path) -> Persisted | None:
+    """The bridge whose files start with ``base`` when it is alive, else None."""
+    try:
+        info = json.loads(base.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or not _held(base.with_suffix(".lock")):
+        return None
+    return Persisted(str(base.with_suffix(".sock")), str(info["id"]), info.get("fingerprint"), int(info["pid"]))
+
+
+def ensure(director: ConnectionSettings, server: str, home: Path) -> Persisted:
+    """The running bridge to ``server`` through ``director``, started when there is none (StreamRefused with the
+    director's status when it refuses; BridgeUnavailable when no bridge can run here)."""
+    base = hub_dir(home) / bridge_key(director, server)
+    found = find(base)
+    if found is not None:
+        return found
+    fd = os.open(base.with_suffix(".start"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one starter at a time; the others find its bridge right after
+        found = find(base)
+        if found is None:
+            _start(base, director, server, home)
+            found = find(base)
+        if found is None:
+            raise BridgeUnavailable("the bridge exited right after starting")
+        return found
+    finally:
+        os.close(fd)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of the bridge process: this one, with the ``dxflow`` package in use importable."""
+    import dxflow
+
+    env = dict(os.environ)
+    root = str(Path(dxflow.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _start(base: Path, director: ConnectionSettings, server: str, home: Path) -> None:
+    for suffix in (".json", ".sock"):  # left by a bridge that was killed
+        with contextlib.suppress(FileNotFoundError):
+            base.with_suffix(suffix).unlink()
+    args = [
+        sys.executable,
+        "-m",
+        "dxflow.client.aio.hub_bridge",
+        "--home",
+        str(home),
+        "--director",
+        director.profile,
+        "--server",
+        server,
+        "--base",
+        str(base),
+        "--idle",
+        str(idle_timeout()),
+    ]
+    with os.fdopen(os.open(base.with_suffix(".log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=_child_env(),
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise BridgeUnavailable(f"cannot start {args[0]}: {exc}") from None
+    assert proc.stdout is not None
+    with proc.stdout:
+        line = _read_line(proc.stdout.fileno(), time.monotonic() + START_TIMEOUT)
+    if line.startswith("ERR "):
+        proc.wait(START_TIMEOUT)
+        status, _, message = line[4:].partition(" ")
+        raise StreamRefused(int(status) if status.isdigit() else 502, message)
+    if line != "READY":
+        with contextlib.suppress(OSError):
+            proc.kill()
+        raise BridgeUnavailable(f"the bridge did not start ({line or 'no answer'}; see {base.with_suffix('.log')})")
+
+
+def _read_line(fd: int, deadline: float) -> str:
+    """One line from ``fd`` before ``deadline`` ('' on EOF or timeout)."""
+    data = b""
+    while b"\n" not in data and len(data) < STATUS_MAX:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, STATUS_MAX)
+        if not chunk:
+            break
+        data += chunk
+    return data.partition(b"\n")[0].decode("utf-8", "replace").strip()
+
+
+def open_stream(path: str, timeout: float | None = None) -> socket.socket:
+    """A connected socket to the engine through the bridge at ``path``, past its status line (OSError when the
+    bridge is gone, StreamRefused when the director refused the stream)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        _connect(sock, path)
+        line = _read_line(sock.fileno(), time.monotonic() + (timeout or START_TIMEOUT))
+    except BaseException:
+        sock.close()
+        raise
+    if line == "OK":
+        return sock
+    sock.close()
+    if line.startswith("ERR "):
+        status, _, message = line[4:].partition(" ")
+        raise StreamRefused(int(status) if status.isdigit() else 502, message)
+    raise ConnectionResetError(f"the hub bridge at {path} closed the stream")
+
+
+def _connect(sock: socket.socket, path: str) -> None:
+    """Connect ``sock`` to ``path``, through ``/proc/self/fd`` when the path is longer than a socket address."""
+    if len(os.fsencode(path)) < 100:
+        sock.connect(path)
+        return
+    folder = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    try:
+        sock.connect(f"/proc/self/fd/{folder}/{os.path.basename(path)}")
+    finally:
+        os.close(folder)
