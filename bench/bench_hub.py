@@ -4,8 +4,9 @@ One director, one engine and its agent on 127.0.0.1 (the agent's tunnel up); the
 keep-alive session, cached token) once straight to the engine and once with ``connection-route: director``:
 1. exec round trip of ``true``: median of ``--execs`` sequential calls (target: hub <= direct + 3 ms);
 2. upload and download of a ``--size-mb`` MB file (target: >= 100 MB/s through the hub, MB = 10^6 bytes), the
-   ratio to the direct route, and the CPU seconds each process spent on the hub transfers (client with its bridge
-   thread, director, agent, engine: what the machine's load does not change much);
+   ratio to the direct route, and the CPU seconds each process spent on the hub transfers (client, with its bridge
+   thread when the persistent bridge is off, the persistent bridge, director, agent, engine: what the machine's
+   load does not change much);
 3. the director's peak RSS growth while the upload streams through it (flow control: one receive window per
    stream; target: <= 32 MB);
 4. a ``--tasks`` x ``--hosts`` playbook of ``command`` tasks (forks = hosts, pipelining), the engine connection
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import ssl
@@ -300,6 +302,9 @@ def main() -> None:
         ]
         assert director.proc is not None and agent.proc is not None
         pids = {"client": os.getpid(), "director": director.proc.pid, "agent": agent.proc.pid, "engine": engine.pid}
+        opener = hub.session.transport.opener
+        if opener is not None:  # the persistent bridge process (dxflow.client.persist) relays the hub's bytes
+            pids["bridge"] = json.loads(Path(opener.socket).with_suffix(".json").read_text())["pid"]
         src = payload(work, args.size_mb)
         straight = transfers(direct, src, pids)
         sampler = PeakRss(director.proc.pid)
