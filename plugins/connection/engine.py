@@ -391,9 +391,10 @@ class Connection(ConnectionBase):
         token = self._session.tokens.current
         capabilities = sorted(self._session.capabilities()) if user else ()  # known: the SDK checked "user"
         transport = self._session.transport
+        hub = getattr(transport, "opener", None)  # the persistent hub bridge, when the route goes through it
         save_record(self._identity(), transport.settings, token, SDK["EXEC_PATH"],
                     token_expiry(token) if token else None, capabilities,
-                    getattr(getattr(transport, "opener", None), "socket", None))
+                    getattr(hub, "socket", None), getattr(hub, "server", None))
         return result.rc, result.stdout, result.stderr, result.timed_out
 
     def put_file(self, in_path, out_path):

@@ -47,10 +47,10 @@ def record_path(options):
     return os.path.join(_home(), "cache", "engine-fast", digest + ".json")
 
 
-def save_record(options, settings, token, exec_path, expires, capabilities=(), socket_path=None):
+def save_record(options, settings, token, exec_path, expires, capabilities=(), socket_path=None, server=None):
     """Remember how this connection reached its engine (only for the pinned, key-login case, direct or through the
-    persistent hub bridge at ``socket_path``) and the engine's ``capabilities`` when the caller knows them
-    (``user``: it honours an exec's ``user``)."""
+    persistent hub bridge at ``socket_path`` to ``server``) and the engine's ``capabilities`` when the caller knows
+    them (``user``: it honours an exec's ``user``)."""
     if not token or not settings.fingerprint or settings.auth_mode != "key":
         return
     if settings.route != ("director" if socket_path else "direct"):
@@ -70,7 +70,7 @@ def save_record(options, settings, token, exec_path, expires, capabilities=(), s
     record = dict(address=settings.address, fingerprint=normalize_fingerprint(settings.fingerprint), token=token,
                   exec_path=exec_path, expires=expires, timeout=settings.timeout, key=settings.key,
                   key_digest=key_digest, key_id=_claim(token, "identity"), capabilities=list(capabilities),
-                  socket=socket_path)
+                  socket=socket_path, server=server)
     write_private(path, json.dumps(record))
 
 
@@ -143,7 +143,7 @@ class FastExec:
             except ImportError:
                 return None
             try:
-                raw = open_stream(self.record["socket"], timeout)
+                raw = open_stream(self.record["socket"], self.record.get("server") or "", timeout)
             except StreamRefused:
                 return None  # the SDK asks the director and says why
             conn.sock = context.wrap_socket(raw)

@@ -1,13 +1,14 @@
 """The persistent hub bridge, client side (like ssh's ControlPersist): find or start it, open streams through it.
 
-One background process per (director, its credentials, server) — ``python -m dxflow.client.aio.hub_bridge`` — owned by
-the user, listens on ``<DXFLOW_HOME>/cache/hub/<key>.sock`` (directory 0700, socket 0600) and answers each
-connection with one stream to the engine through the director's hub: a status line (``OK`` or ``ERR <status>
-<message>``), then the engine's bytes. The engine's TLS runs end to end over the socket, pinned as on every route.
-The process holds ``<key>.lock`` (flock) for its life, so a lock nobody holds means no bridge (a stale socket is
-cleaned); ``<key>.start`` serialises the processes that start one at once. It exits after
-``DXFLOW_CONNECTION_PERSIST_IDLE`` seconds (default 60) without a stream, or when the director refuses its
-credentials or the server for good. ``DXFLOW_CONNECTION_PERSIST=false`` turns it off (the in-process bridge is used).
+One background process per director profile and its credentials — ``python -m dxflow.client.aio.hub_bridge`` —
+owned by the user, for every server behind that director. It listens on ``<DXFLOW_HOME>/cache/hub/<key>.sock``
+(directory 0700, socket 0600); each connection sends one request line, ``INFO <server>`` (answered ``OK <id>
+<fingerprint>``) or ``OPEN <server>`` (answered ``OK``, then the engine's bytes through the director's hub), and
+gets ``ERR <status> <message>`` when the director refuses. The engine's TLS runs end to end over the socket, pinned
+as on every route. The process holds ``<key>.lock`` (flock) for its life, so a lock nobody holds means no bridge (a
+stale socket is cleaned); ``<key>.start`` serialises the processes that start one at once. It exits after
+``DXFLOW_CONNECTION_PERSIST_IDLE`` seconds (default 60) without a connection, or when the director refuses its
+credentials. ``DXFLOW_CONNECTION_PERSIST=false`` turns it off (the in-process bridge is used).
 
 Standard library only at import time: the engine connection's fast path uses ``open_stream`` without the SDK.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "BridgeUnavailable",
     "Persisted",
     "StreamRefused",
+    "ask",
     "bridge_key",
     "enabled",
     "ensure",
@@ -65,11 +67,9 @@ class StreamRefused(Exception):
 
 @dataclass(frozen=True)
 class Persisted:
-    """A running bridge: its socket and what the director said about the server when it started."""
+    """A running bridge: its socket and pid."""
 
     socket: str
-    server_id: str
-    fingerprint: str | None
     pid: int
 
 
@@ -94,9 +94,9 @@ def hub_dir(home: Path) -> Path:
     return ensure_private_dir(home / "cache" / "hub")
 
 
-def bridge_key(director: ConnectionSettings, server: str) -> str:
-    """The bridge's name: director address and profile, a digest of its credentials (new ones: a new bridge), the
-    server as asked for. Never the credentials themselves."""
+def bridge_key(director: ConnectionSettings) -> str:
+    """The bridge's name: director address and profile, a digest of its credentials (new ones: a new bridge). Never
+    the credentials themselves."""
     bundle = director.bundle if director.auth_mode == "mtls" else None
     stamps = [os.stat(f).st_mtime_ns for f in bundle[:2]] if bundle else []
     ident = [
@@ -109,7 +109,6 @@ def bridge_key(director: ConnectionSettings, server: str) -> str:
         stamps,
         director.ca,
         director.insecure,
-        server,
     ]
     return hashlib.sha256(json.dumps(ident, default=str).encode()).hexdigest()[:32]
 
@@ -137,13 +136,13 @@ def find(base: Path) -> Persisted | None:
         return None
     if not isinstance(info, dict) or not _held(base.with_suffix(".lock")):
         return None
-    return Persisted(str(base.with_suffix(".sock")), str(info["id"]), info.get("fingerprint"), int(info["pid"]))
+    return Persisted(str(base.with_suffix(".sock")), int(info["pid"]))
 
 
-def ensure(director: ConnectionSettings, server: str, home: Path) -> Persisted:
-    """The running bridge to ``server`` through ``director``, started when there is none (StreamRefused with the
-    director's status when it refuses; BridgeUnavailable when no bridge can run here)."""
-    base = hub_dir(home) / bridge_key(director, server)
+def ensure(director: ConnectionSettings, home: Path) -> Persisted:
+    """The running bridge through ``director``, started when there is none (StreamRefused when it cannot use the
+    director profile; BridgeUnavailable when no bridge can run here)."""
+    base = hub_dir(home) / bridge_key(director)
     found = find(base)
     if found is not None:
         return found
@@ -152,7 +151,7 @@ def ensure(director: ConnectionSettings, server: str, home: Path) -> Persisted:
         fcntl.flock(fd, fcntl.LOCK_EX)  # one starter at a time; the others find its bridge right after
         found = find(base)
         if found is None:
-            _start(base, director, server, home)
+            _start(base, director, home)
             found = find(base)
         if found is None:
             raise BridgeUnavailable("the bridge exited right after starting")
@@ -171,7 +170,7 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _start(base: Path, director: ConnectionSettings, server: str, home: Path) -> None:
+def _start(base: Path, director: ConnectionSettings, home: Path) -> None:
     for suffix in (".json", ".sock"):  # left by a bridge that was killed
         with contextlib.suppress(FileNotFoundError):
             base.with_suffix(suffix).unlink()
@@ -183,8 +182,6 @@ def _start(base: Path, director: ConnectionSettings, server: str, home: Path) ->
         str(home),
         "--director",
         director.profile,
-        "--server",
-        server,
         "--base",
         str(base),
         "--idle",
@@ -230,24 +227,40 @@ def _read_line(fd: int, deadline: float) -> str:
     return data.partition(b"\n")[0].decode("utf-8", "replace").strip()
 
 
-def open_stream(path: str, timeout: float | None = None) -> socket.socket:
-    """A connected socket to the engine through the bridge at ``path``, past its status line (OSError when the
-    bridge is gone, StreamRefused when the director refused the stream)."""
+def _request(path: str, line: str, timeout: float | None) -> tuple[socket.socket, str]:
+    """Send one request line to the bridge at ``path``; the socket and its answer line (OSError when the bridge is
+    gone, StreamRefused when it answers ``ERR``). The answer never mixes with the engine's bytes: an engine says
+    nothing before its client's TLS hello."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         _connect(sock, path)
-        line = _read_line(sock.fileno(), time.monotonic() + (timeout or START_TIMEOUT))
+        sock.sendall(line.encode() + b"\n")
+        answer = _read_line(sock.fileno(), time.monotonic() + (timeout or START_TIMEOUT))
     except BaseException:
         sock.close()
         raise
-    if line == "OK":
-        return sock
-    sock.close()
-    if line.startswith("ERR "):
-        status, _, message = line[4:].partition(" ")
+    if answer.startswith("ERR "):
+        sock.close()
+        status, _, message = answer[4:].partition(" ")
         raise StreamRefused(int(status) if status.isdigit() else 502, message)
-    raise ConnectionResetError(f"the hub bridge at {path} closed the stream")
+    if answer != "OK" and not answer.startswith("OK "):
+        sock.close()
+        raise ConnectionResetError(f"the hub bridge at {path} closed the connection")
+    return sock, answer
+
+
+def ask(path: str, server: str, timeout: float | None = None) -> tuple[str, str | None]:
+    """(server id, engine fingerprint or None) as the director reports them, through the bridge at ``path``."""
+    sock, answer = _request(path, f"INFO {server}", timeout)
+    sock.close()
+    _, server_id, fingerprint = ([*answer.split(" "), "", ""])[:3]
+    return server_id, (None if fingerprint in ("", "-") else fingerprint)
+
+
+def open_stream(path: str, server: str, timeout: float | None = None) -> socket.socket:
+    """A connected socket to ``server``'s engine through the bridge at ``path``, past its ``OK``."""
+    return _request(path, f"OPEN {server}", timeout)[0]
 
 
 def _connect(sock: socket.socket, path: str) -> None:

@@ -2,8 +2,9 @@
 
 With ``connection-route: director`` the transport reaches ``connection-server`` through the director named by
 ``connection-director`` (a profile). By default through the persistent bridge of ``dxflow.client.persist`` (one
-background process per director and server, shared by every process of the user, like ssh's ControlPersist: a new
-process connects to its Unix socket with no aiohttp, no director request, no handshake with the director); when
+background process per director, for all its servers, shared by every process of the user, like ssh's
+ControlPersist: a new process connects to its Unix socket with no aiohttp, no director request, no handshake with
+the director); when
 that is turned off (``DXFLOW_CONNECTION_PERSIST=false``) or cannot run, it asks the director about the server and
 starts (once per process and server) a local bridge to the hub's stream endpoint, and talks HTTPS to that local
 port. The engine's TLS and login run end to end inside the stream on both; the engine is pinned by the fingerprint
@@ -109,15 +110,25 @@ def _persisted(director: ConnectionSettings, server: str) -> tuple[str | None, O
     """(engine fingerprint, stream opener) through the persistent bridge, None when it cannot run here."""
     from dxflow.client import persist
 
-    def start() -> persist.Persisted:
+    home = director.home or ProfileStore().home
+
+    def start() -> str:
         try:
-            return persist.ensure(director, server, director.home or ProfileStore().home)
+            return persist.ensure(director, home).socket
         except persist.StreamRefused as exc:
             raise api_error(exc.status, exc.message) from None
 
     try:
-        running = start()
-    except persist.BridgeUnavailable as exc:
+        path = start()
+        try:
+            try:
+                fingerprint = persist.ask(path, server, director.timeout)[1]
+            except (FileNotFoundError, ConnectionRefusedError):  # it went idle or was killed just now
+                path = start()
+                fingerprint = persist.ask(path, server, director.timeout)[1]
+        except persist.StreamRefused as exc:
+            raise api_error(exc.status, exc.message) from None
+    except (persist.BridgeUnavailable, OSError) as exc:
         log.info("persistent hub bridge unavailable (%s): using an in-process bridge", exc)
         return None
 
@@ -126,15 +137,16 @@ def _persisted(director: ConnectionSettings, server: str) -> tuple[str | None, O
         server_info(director, server)
         return api_error(exc.status, exc.message)
 
-    return running.fingerprint, _Opener(running.socket, start, refused)
+    return fingerprint, _Opener(path, server, start, refused)
 
 
 class _Opener:
-    """Opens a connection through the persistent bridge at ``socket``; one that went idle or was killed is
-    replaced by a new one (``start``) on the spot: nothing was sent yet, so the request goes out once."""
+    """Opens a connection to ``server`` through the persistent bridge at ``socket``; one that went idle or was
+    killed is replaced by a new one (``start``) on the spot: nothing was sent yet, so the request goes out once."""
 
-    def __init__(self, path: str, start: Callable[[], Any], refused: Callable[[Any], Exception]) -> None:
+    def __init__(self, path: str, server: str, start: Callable[[], str], refused: Callable[[Any], Exception]) -> None:
         self.socket = path
+        self.server = server
         self._start = start
         self._refused = refused
 
@@ -143,10 +155,10 @@ class _Opener:
 
         try:
             try:
-                return persist.open_stream(self.socket, timeout)
+                return persist.open_stream(self.socket, self.server, timeout)
             except (FileNotFoundError, ConnectionRefusedError):
-                self.socket = self._start().socket
-                return persist.open_stream(self.socket, timeout)
+                self.socket = self._start()
+                return persist.open_stream(self.socket, self.server, timeout)
         except persist.StreamRefused as exc:
             raise self._refused(exc) from None
 

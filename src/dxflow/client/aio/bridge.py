@@ -83,22 +83,28 @@ class Bridge:
         self.connections += 1
         self.active += 1
         try:
-            await self._stream(reader, writer)
+            await self.serve(reader, writer)
         finally:
+            writer.close()  # whatever happened (closing twice is fine)
             self.active -= 1
             self.last_active = asyncio.get_running_loop().time()
 
-    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One accepted connection: a stream to ``self.url`` (a subclass may choose the URL per connection)."""
+        await self.stream(reader, writer, self.url)
+
+    async def stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, url: str) -> None:
+        """Open the WebSocket to ``url`` and relay (with ``status_line``: ``OK`` or ``ERR`` first)."""
         assert self._session is not None
         status = 502
         try:
             ws = await self._session.ws_connect(
-                self.url, ssl=self.ssl, headers=self.headers, heartbeat=HEARTBEAT, max_msg_size=1024 * 1024, compress=0
+                url, ssl=self.ssl, headers=self.headers, heartbeat=HEARTBEAT, max_msg_size=1024 * 1024, compress=0
             )
         except aiohttp.WSServerHandshakeError as exc:
             status, self.refused = exc.status, exc.status
             self.last_error = f"the director refused the stream: {exc.status} {exc.message}"
-            log.warning("%s (%s)", self.last_error, self.url)
+            log.warning("%s (%s)", self.last_error, url)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             self.last_error = f"cannot reach the director: {exc.__class__.__name__}: {exc}"
             log.warning("%s", self.last_error)

@@ -1,11 +1,18 @@
 """``python -m dxflow.client.aio.hub_bridge``: the persistent hub bridge process (see ``dxflow.client.persist``).
 
-Started detached by the first process that needs the route; it asks the director about the server with the
-director profile's own credentials (read here from the profile, never passed on the command line), listens on
-``<base>.sock``, writes ``<base>.json`` (pid, server id, engine fingerprint: nothing secret), prints ``READY`` (or
-``ERR <status> <message>``) on its stdout and closes it. It holds ``<base>.lock`` while it lives and exits after
-``--idle`` seconds without a stream, on SIGTERM, or when the director answers 401/403/404 to a stream (a retry with
-the same credentials cannot fix that; the next user starts a fresh bridge, which reports the error).
+One per director profile (and its credentials), for every server behind it. Started detached by the first process
+that needs the route; it resolves the director profile itself (credentials are never passed on its command line),
+listens on ``<base>.sock``, writes ``<base>.json`` (its pid: nothing secret), prints ``READY`` (or ``ERR <status>
+<message>``) on its stdout and closes it. Each connection starts with one request line:
+
+- ``INFO <server>``: ``OK <server id> <engine fingerprint or ->`` (what the director says about the server, asked
+  once and remembered), or ``ERR <status> <message>`` (401, 403, 404, 503 as the director answered);
+- ``OPEN <server>``: ``OK`` then the engine's bytes both ways (one WebSocket through the director's hub), or
+  ``ERR <status> <message>``.
+
+It holds ``<base>.lock`` while it lives and exits after ``--idle`` seconds without a connection, on SIGTERM, or when
+the director answers 401 (its credentials no longer work: a retry cannot fix that; the next user starts a fresh
+bridge, which reports the error).
 """
 
 from __future__ import annotations
@@ -20,10 +27,16 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from dxflow.client.aio.bridge import Bridge
+from dxflow.client.route import director_stream, server_info
+from dxflow.client.settings import ConnectionSettings
+from dxflow.protocol.errors import ApiError, DxflowError
 
-FATAL = (401, 403, 404)
+FATAL = 401
+REQUEST_TIMEOUT = 30.0
+LINE_MAX = 1024
 
 
 def _say(line: str) -> None:
@@ -33,6 +46,55 @@ def _say(line: str) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
+
+
+class DirectorBridge(Bridge):
+    """A ``Bridge`` for every server behind one director: the request line names the server."""
+
+    def __init__(self, director: ConnectionSettings) -> None:
+        _, ssl, headers = director_stream(director, "-")
+        super().__init__("", ssl=ssl, headers=headers, status_line=True)
+        self.director = director
+        self.servers: dict[str, dict[str, Any]] = {}
+
+    async def _lookup(self, name: str) -> dict[str, Any]:
+        info = self.servers.get(name)
+        if info is None:
+            info = await asyncio.to_thread(server_info, self.director, name)
+            self.servers[name] = info
+        return info
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+        except (TimeoutError, ValueError, OSError):
+            writer.close()
+            return
+        verb, _, name = line[:LINE_MAX].decode("utf-8", "replace").strip().partition(" ")
+        try:
+            info = await self._lookup(name)
+        except ApiError as exc:
+            self.refused = exc.status_code
+            await self._answer(writer, f"ERR {exc.status_code} {exc.message}")
+            return
+        except DxflowError as exc:
+            await self._answer(writer, f"ERR 502 {exc}")
+            return
+        if verb == "INFO":
+            await self._answer(writer, f"OK {info['id']} {info.get('fingerprint') or '-'}")
+        elif verb == "OPEN":
+            await self.stream(reader, writer, director_stream(self.director, str(info["id"]))[0])
+            if self.refused is not None:  # the server is gone, the policy changed, no tunnel: ask again next time
+                self.servers.pop(name, None)
+        else:
+            await self._answer(writer, "ERR 400 unknown request")
+
+    @staticmethod
+    async def _answer(writer: asyncio.StreamWriter, line: str) -> None:
+        writer.write((line.replace("\n", " ") + "\n").encode())
+        with contextlib.suppress(OSError, ConnectionError):
+            await writer.drain()
+        writer.close()
 
 
 async def _serve(bridge: Bridge, sock: Path, idle: float, ready: Callable[[], None]) -> None:
@@ -50,7 +112,7 @@ async def _serve(bridge: Bridge, sock: Path, idle: float, ready: Callable[[], No
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick)
-            if bridge.refused in FATAL:
+            if bridge.refused == FATAL:
                 break
             if bridge.active == 0 and loop.time() - bridge.last_active >= idle:
                 break
@@ -62,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dxflow.client.aio.hub_bridge", description=__doc__)
     parser.add_argument("--home", required=True, type=Path)
     parser.add_argument("--director", required=True, help="profile of the director")
-    parser.add_argument("--server", required=True, help="server id or hostname on the director")
     parser.add_argument("--base", required=True, type=Path, help="<dir>/<key>: .lock, .sock and .json get made")
     parser.add_argument("--idle", type=float, default=60.0)
     args = parser.parse_args(argv)
@@ -76,26 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     sock, info = base.with_suffix(".sock"), base.with_suffix(".json")
     try:
         from dxflow.client.profiles import ProfileStore
-        from dxflow.client.route import director_stream, server_info
         from dxflow.client.settings import resolve_settings
         from dxflow.common.files import write_private
-        from dxflow.protocol.errors import ApiError, DxflowError
 
         try:
             director = resolve_settings(profile=args.director, store=ProfileStore(args.home), env={})
-            answer = server_info(director, args.server)
-            url, ssl, headers = director_stream(director, str(answer["id"]))
-        except ApiError as exc:
-            _say(f"ERR {exc.status_code} {exc.message}")
-            return 1
+            bridge = DirectorBridge(director)
         except DxflowError as exc:
-            _say(f"ERR 502 {exc}")
+            _say(f"ERR 400 {exc}")
             return 1
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
-        bridge = Bridge(url, ssl=ssl, headers=headers, status_line=True)
-        record = {"pid": os.getpid(), "id": str(answer["id"]), "fingerprint": answer.get("fingerprint")}
-        asyncio.run(_serve(bridge, sock, args.idle, lambda: write_private(info, json.dumps(record))))
+        record = json.dumps({"pid": os.getpid()})
+        asyncio.run(_serve(bridge, sock, args.idle, lambda: write_private(info, record)))
         return 0
     except Exception as exc:
         _say(f"ERR 502 the hub bridge failed: {exc.__class__.__name__}")
