@@ -7,6 +7,7 @@ from pathlib import Path
 
 import requests
 
+from dxflow import __version__
 from dxflow.client.session import Session
 from dxflow.client.settings import ConnectionSettings
 from dxflow.client.shell import ShellClient
@@ -87,6 +88,7 @@ def test_register_approve_update_sessions_revoke(tmp_path: Path) -> None:
             "port": engine.port,
             "fingerprint": engine.fingerprint,
             "healthy": True,
+            "version": __version__,  # read with the engine key the agent holds
         }
         assert server["stats"]["cores"] >= 1 and server["stats"]["total_memory"] > 0
         assert (agent.data_dir / "ca.crt").read_bytes() == director.ca.read_bytes()  # CA pinned

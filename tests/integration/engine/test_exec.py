@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import ssl
 import time
@@ -21,6 +22,9 @@ from dxflow.protocol.errors import ApiError, PermissionDenied
 from tests import timeouts
 from tests.conftest import EngineProc
 from tests.harness.shell_support import alive, key_with, session_for
+
+ENGINE_USER = pwd.getpwuid(os.geteuid()).pw_name
+"""The engine in these tests runs as the test's user; exec results and the audit log name it."""
 
 pytestmark = pytest.mark.xdist_group("engine-exec")
 
@@ -95,7 +99,7 @@ def test_stream_wire_format(engine: EngineProc, master: EngineClient) -> None:
     assert json.loads(lines[1])["kind"] == "status"
     body = parse_body(resp.content)
     assert body.entities[0] == {"stream": "stdout", "data": "aGkK"}
-    assert body.entities[-1] == {"rc": 0, "timed_out": False, "truncated": False}
+    assert body.entities[-1] == {"rc": 0, "timed_out": False, "truncated": False, "user": ENGINE_USER}
 
 
 def _post(engine: EngineProc, token: str, **kw) -> tuple[int, str, str]:
@@ -159,7 +163,7 @@ def test_audit_log_has_who_and_sizes_but_no_arguments(engine: EngineProc, shell:
     while "with 2 argument(s), stdin 9 bytes -> rc 0" not in engine.log():
         assert time.monotonic() < deadline, engine.log()[-2000:]
         time.sleep(0.05)
-    assert "exec by key engine from 127.0.0.1: printf" in engine.log()
+    assert f"exec by key engine from 127.0.0.1 as {ENGINE_USER}: printf" in engine.log()
     assert "s3cret" not in engine.log()
 
 
