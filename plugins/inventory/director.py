@@ -169,6 +169,7 @@ cache_connection: ~/.cache/dxflow-inventory
 cache_timeout: 300
 """
 
+import re
 import time
 
 from ansible.errors import AnsibleError
@@ -187,6 +188,13 @@ except ImportError:  # older ansible-core: plain text is a trusted template alre
 
 
 display = Display()
+
+# Host variables whose values, when they match, can hold no template syntax (see InventoryModule._hostvars).
+PLAIN_VALUES = {
+    "ansible_dxflow_connection_address": re.compile(r"\Ahttps?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}\Z"),
+    "ansible_dxflow_connection_fingerprint": re.compile(r"\A[0-9A-Fa-f:]{16,200}\Z"),
+    "ansible_host": re.compile(r"\A[0-9A-Za-z.:-]{1,255}\Z"),
+}
 
 SUFFIXES = (".dxflow_director.yml", ".dxflow_director.yaml", ".director.yml", ".director.yaml")
 # Where agents report the host's platform (first found wins): their stats and engine entries, or the server entry.
@@ -453,12 +461,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 hostvars["ansible_dxflow_connection_fingerprint"] = entry["fingerprint"]
         elif server.get("ip") or entry.get("address"):
             hostvars["ansible_host"] = server.get("ip") or entry.get("address")
+        hostvars = make_unsafe(hostvars)
+        # The connection's values, when they cannot hold template syntax (a URL of host and port, a hex
+        # fingerprint), are stored as plain trusted text: ansible-core 2.19 prints each untrusted string as
+        # {"__ansible_unsafe": ...}, which costs `ansible-inventory --list` per host. Anything else stays untrusted.
+        for key, pattern in PLAIN_VALUES.items():
+            value = hostvars.get(key)
+            if value is not None and pattern.match(str(value)):
+                hostvars[key] = trust_as_template(str(value))
         if not constructed:
-            return make_unsafe(hostvars), None
+            return hostvars, None
         fields = dict(
             (name, value(server, pools, state, engine))
             for field, (name, value) in FIELDS.items()
             if field not in REPORTED or reported(server, field) is not None
         )
+        fields = make_unsafe(fields)
         fields.update(hostvars)
-        return make_unsafe(hostvars), make_unsafe(fields)
+        return hostvars, fields

@@ -79,7 +79,8 @@ def test_default_hostvars_are_exactly_the_documented_set(monkeypatch: pytest.Mon
         "ansible_dxflow_connection_fingerprint": FINGERPRINT,
     }
     assert _own_vars(inventory, "web1") == engine_vars
-    assert not any(map(is_trusted_as_template, _own_vars(inventory, "web1").values()))  # the director's data
+    # A URL of host and port and a hex fingerprint can hold no template syntax: stored as plain text (cheap to list).
+    assert all(map(is_trusted_as_template, _own_vars(inventory, "web1").values()))
     assert inventory.groups["dxflow_engines"].vars == {"ansible_connection": "dxflow.remote.engine"}
     assert is_trusted_as_template(inventory.groups["dxflow_engines"].vars["ansible_connection"])  # our constant
     assert sorted(h.name for h in inventory.groups["dxflow_engines"].hosts) == ["web1"]
@@ -158,6 +159,19 @@ def test_server_values_are_never_templated(monkeypatch: pytest.MonkeyPatch) -> N
     value = _own_vars(inventory, "web1")["dxflow_os"]
     templar = Templar(loader=DataLoader(), variables=inventory.hosts["web1"].get_vars())
     assert templar.template(value) == evil
+
+
+def test_connection_values_that_could_hold_templates_stay_untrusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    evil = "{{ lookup('pipe', 'id') }}"
+    server = {**SERVER, "ip": evil, "engine": {**SERVER["engine"], "address": evil, "fingerprint": evil}}
+    inventory, _ = _populate(monkeypatch, [server], use_engine_connection=True)
+    own = _own_vars(inventory, "web1")
+    assert own["ansible_dxflow_connection_fingerprint"] == evil
+    assert not any(map(is_trusted_as_template, own.values()))
+    templar = Templar(loader=DataLoader(), variables=inventory.hosts["web1"].get_vars())
+    assert templar.template(own["ansible_dxflow_connection_address"]) == f"https://{evil}:8080"
+    inventory, _ = _populate(monkeypatch, [server])
+    assert not is_trusted_as_template(_own_vars(inventory, "web1")["ansible_host"])
 
 
 def test_two_servers_with_one_inventory_name_fail_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
