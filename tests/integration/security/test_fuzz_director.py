@@ -15,7 +15,6 @@ the hub's WebSockets (their own tests).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sqlite3
 import tempfile
@@ -23,7 +22,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -33,6 +31,7 @@ from hypothesis import strategies as st
 from dxflow.common.director_config import DirectorConfig
 from dxflow.director.app import create_app
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, FakeAgentIdentity
+from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, texts
 
 pytestmark = pytest.mark.xdist_group("security-fuzz-director")
 EXAMPLES = int(os.environ.get("DXFLOW_FUZZ_DIRECTOR_EXAMPLES") or os.environ.get("DXFLOW_FUZZ_EXAMPLES") or "8")
@@ -47,29 +46,18 @@ FIELDS = [
 QUERY_KEYS = ["state", "detail", "server", "user", "limit", "offset", "sessionId", "token", "format"]
 
 
+def _not_json(template: str) -> bool:
+    return template == "/" or template.startswith(NOT_JSON[1:])
+
+
 def _routes() -> list[tuple[str, str]]:
     """(method, path template) of every JSON route of the director app."""
     with tempfile.TemporaryDirectory() as scratch:
-        app = create_app(DirectorConfig(data_dir=Path(scratch)))
-        found = set()
-        for route in app.router.routes():
-            info = route.resource.get_info() if route.resource is not None else {}
-            template = info.get("path") or info.get("formatter")
-            if route.method in ("HEAD", "*") or not template:
-                continue
-            if template == "/" or template.startswith(NOT_JSON[1:]):
-                continue
-            found.add((route.method, template))
-    return sorted(found)
+        return app_routes(create_app(DirectorConfig(data_dir=Path(scratch))), skip=_not_json)
 
 
 ROUTES = _routes()
 
-texts = st.text(max_size=40)
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | texts
-json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=12
-)
 bodies = st.dictionaries(st.sampled_from(FIELDS) | texts, json_values, max_size=6)
 
 
@@ -97,11 +85,7 @@ def _identity_of(template: str) -> str:
 @st.composite
 def requests_for(draw: st.DrawFn, method: str, template: str) -> dict[str, object]:
     """One generated request for ``method template``."""
-    path = template
-    while "{" in path:
-        start, end = path.index("{"), path.index("}")
-        segment = draw(st.sampled_from(["fuzz", "srv1", "..", "%2F", "0" * 36]) | st.text(min_size=1, max_size=40))
-        path = path[:start] + quote(segment, safe="") + path[end + 1 :]
+    path = fill_path(draw, template, ["fuzz", "srv1", "..", "%2F", "0" * 36], 40)
     query = draw(st.dictionaries(st.sampled_from(QUERY_KEYS) | texts, texts, max_size=4))
     headers = draw(
         st.fixed_dictionaries(
@@ -114,17 +98,7 @@ def requests_for(draw: st.DrawFn, method: str, template: str) -> dict[str, objec
             },
         )
     )
-    kind = draw(st.sampled_from(["json", "json", "json", "raw", "none", "nested"]))
-    if kind == "json":
-        body: bytes = json.dumps(draw(bodies)).encode()
-        headers.setdefault("Content-Type", "application/json")
-    elif kind == "raw":
-        body = draw(st.binary(max_size=200))
-    elif kind == "nested":
-        depth = draw(st.integers(1, 50_000))
-        body = b"[" * depth + b"]" * depth
-    else:
-        body = b""
+    body = body_for(draw, bodies, ["json", "json", "json", "raw", "none", "nested"], headers)
     identity = _identity_of(template) if draw(st.integers(0, 4)) else "nobody"
     return {"method": method, "path": path, "params": query, "headers": headers, "data": body, "as": identity}
 

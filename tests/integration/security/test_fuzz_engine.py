@@ -10,13 +10,11 @@ Plain HTTP on loopback: the HTTP layer is the same, TLS has its own tests.
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import requests
@@ -26,6 +24,7 @@ from hypothesis import strategies as st
 from dxflow.common.config import EngineConfig
 from dxflow.engine.app import create_app
 from tests.conftest import EngineProc, start_engine
+from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, texts
 from tests.integration.security.conftest import login_token
 
 pytestmark = pytest.mark.xdist_group("security-fuzz")
@@ -49,22 +48,11 @@ def _routes() -> list[tuple[str, str]]:
     """(method, path template) of every route the engine app registers."""
     with tempfile.TemporaryDirectory() as scratch:
         app = create_app(EngineConfig(data_dir=Path(scratch)))
-        found = set()
-        for route in app.router.routes():
-            info = route.resource.get_info() if route.resource is not None else {}
-            template = info.get("path") or info.get("formatter")
-            if route.method not in ("HEAD", "*") and template and template.rstrip("/") not in NOT_FUZZED:
-                found.add((route.method, template))
-    return sorted(found)
+        return app_routes(app, skip=lambda template: template.rstrip("/") in NOT_FUZZED)
 
 
 ROUTES = _routes()
 
-texts = st.text(max_size=40)
-scalars = st.none() | st.booleans() | st.integers() | st.floats() | texts
-json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4), max_leaves=12
-)
 safe_commands = st.sampled_from(SAFE_COMMANDS)
 field_values = {
     "argv": st.lists(safe_commands, min_size=1, max_size=2).map(lambda cs: cs[0].split()) | json_values,
@@ -90,11 +78,7 @@ bodies = st.dictionaries(
 @st.composite
 def requests_for(draw: st.DrawFn, method: str, template: str, root: str) -> dict[str, object]:
     """One generated request for ``method template``."""
-    path = template
-    while "{" in path:
-        start, end = path.index("{"), path.index("}")
-        segment = draw(st.sampled_from(["fuzz", "engine", "a", "..", "%2F"]) | st.text(min_size=1, max_size=30))
-        path = path[:start] + quote(segment, safe="") + path[end + 1 :]
+    path = fill_path(draw, template, ["fuzz", "engine", "a", "..", "%2F"], 30)
     query = draw(st.dictionaries(st.sampled_from(QUERY_KEYS) | texts, texts, max_size=4))
     if "path" in query and draw(st.booleans()):
         query["path"] = root + "/" + draw(st.text(max_size=20))
@@ -113,17 +97,7 @@ def requests_for(draw: st.DrawFn, method: str, template: str, root: str) -> dict
             },
         )
     )
-    kind = draw(st.sampled_from(["json", "json", "raw", "none", "nested"]))
-    if kind == "json":
-        body: bytes = json.dumps(draw(bodies)).encode()
-        headers.setdefault("Content-Type", "application/json")
-    elif kind == "raw":
-        body = draw(st.binary(max_size=200))
-    elif kind == "nested":
-        depth = draw(st.integers(1, 50_000))
-        body = b"[" * depth + b"]" * depth
-    else:
-        body = b""
+    body = body_for(draw, bodies, ["json", "json", "raw", "none", "nested"], headers)
     return {"method": method, "path": path, "params": query, "headers": headers, "data": body}
 
 
