@@ -7,10 +7,12 @@ import json
 from collections.abc import Callable
 from urllib.parse import quote
 
+import pytest
+import requests
 from aiohttp import web
 from hypothesis import strategies as st
 
-__all__ = ["app_routes", "body_for", "fill_path", "json_values", "texts"]
+__all__ = ["app_routes", "body_for", "fill_path", "json_values", "send", "texts"]
 
 texts = st.text(max_size=40)
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | texts
@@ -53,3 +55,33 @@ def body_for(draw: st.DrawFn, bodies: st.SearchStrategy[dict], kinds: list[str],
         depth = draw(st.integers(1, 50_000))
         return b"[" * depth + b"]" * depth
     return b""
+
+
+def send(
+    session: requests.Session,
+    base_url: str,
+    request: dict,
+    *,
+    hang: float,
+    alive: Callable[[], str | None],
+    **kwargs: object,
+) -> requests.Response:
+    """Send one generated request; fail the test on no answer within ``hang`` s or a dropped connection, saying
+    whether the daemon died (``alive()`` returns None while it runs, else what to say)."""
+    kwargs.setdefault("headers", request["headers"])
+    try:
+        return session.request(
+            request["method"],
+            base_url + request["path"],
+            params=request["params"],
+            data=request["data"],
+            timeout=hang,
+            allow_redirects=False,
+            **kwargs,  # type: ignore[arg-type]
+        )
+    except requests.ReadTimeout:
+        pytest.fail(f"no answer within {hang} s: {request!r}")
+    except requests.ConnectionError as exc:
+        died = alive()
+        assert died is None, f"{died} on {request!r}"
+        pytest.fail(f"connection dropped ({exc}) on {request!r}")

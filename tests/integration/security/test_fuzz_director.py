@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from dxflow.common.director_config import DirectorConfig
 from dxflow.director.app import create_app
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, FakeAgentIdentity
-from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, texts
+from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, send, texts
 
 pytestmark = pytest.mark.xdist_group("security-fuzz-director")
 EXAMPLES = int(os.environ.get("DXFLOW_FUZZ_DIRECTOR_EXAMPLES") or os.environ.get("DXFLOW_FUZZ_EXAMPLES") or "8")
@@ -127,6 +127,10 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     director.stop()
 
 
+def _exited(director: Director) -> str | None:
+    return None if director.proc is not None and director.proc.poll() is None else "the director exited"
+
+
 def _send(fuzzed: Fuzzed, request: dict[str, object]) -> None:
     director = fuzzed.director
     if request["path"] == "/v1/agent/update":  # earlier accepted updates wait in a batch: have them written first
@@ -137,21 +141,7 @@ def _send(fuzzed: Fuzzed, request: dict[str, object]) -> None:
     if request["as"] != "nobody":
         headers.pop("Authorization", None)  # the identity's own credentials
     started = time.monotonic()
-    try:
-        resp = session.request(
-            request["method"],  # type: ignore[arg-type]
-            director.url + request["path"],  # type: ignore[operator]
-            params=request["params"],  # type: ignore[arg-type]
-            headers=headers,
-            data=request["data"],
-            timeout=HANG,
-            allow_redirects=False,
-        )
-    except requests.ReadTimeout:
-        pytest.fail(f"no answer within {HANG} s: {request!r}")
-    except requests.ConnectionError as exc:
-        assert director.proc is not None and director.proc.poll() is None, f"the director exited on {request!r}"
-        pytest.fail(f"connection dropped ({exc}) on {request!r}")
+    resp = send(session, director.url, request, hang=HANG, alive=lambda: _exited(director), headers=headers)
     elapsed = time.monotonic() - started
     assert elapsed < HANG, f"{elapsed:.1f} s for {request!r}"
     status = resp.status_code

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from dxflow.common.config import EngineConfig
 from dxflow.engine.app import create_app
 from tests.conftest import EngineProc, start_engine
-from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, texts
+from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, send, texts
 from tests.integration.security.conftest import login_token
 
 pytestmark = pytest.mark.xdist_group("security-fuzz")
@@ -113,24 +113,13 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnginePro
     engine.stop()
 
 
+def _exited(engine: EngineProc) -> str | None:
+    return None if engine.proc.poll() is None else f"the engine exited ({engine.proc.returncode})"
+
+
 def _send(engine: EngineProc, session: requests.Session, request: dict[str, object]) -> None:
     started = time.monotonic()
-    try:
-        resp = session.request(
-            request["method"],  # type: ignore[arg-type]
-            engine.address + request["path"],  # type: ignore[operator]
-            params=request["params"],  # type: ignore[arg-type]
-            headers=request["headers"],  # type: ignore[arg-type]
-            data=request["data"],
-            stream=True,
-            timeout=HANG,
-            allow_redirects=False,
-        )
-    except requests.ReadTimeout:
-        pytest.fail(f"no answer within {HANG} s: {request!r}")
-    except requests.ConnectionError as exc:
-        assert engine.proc.poll() is None, f"the engine exited ({engine.proc.returncode}) on {request!r}"
-        pytest.fail(f"connection dropped ({exc}) on {request!r}")
+    resp = send(session, engine.address, request, hang=HANG, alive=lambda: _exited(engine), stream=True)
     with resp:
         if resp.status_code >= 500 and resp.status_code not in TOLERATED:
             pytest.fail(f"{resp.status_code} {resp.headers.get('x-error-message')!r} on {request!r}")
