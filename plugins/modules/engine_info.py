@@ -49,10 +49,13 @@ health:
   type: dict
   sample: {"status": "ok", "version": "0.1.0"}
 stats:
-  description: CPU, memory, disk and network statistics.
+  description:
+    - The newest sample of each kind the engine measures (C(cpu), C(memory), C(disk), C(network), C(gpu) when it
+      has one), by kind, each C({points, time}) (one request, C(/api/engine/stat/live/)).
   returned: when O(gather) contains V(stats)
   type: dict
-  sample: {"cpu": {"percent": 3.5}, "memory": {"total": 8000000000}}
+  sample: {"cpu": {"points": {"cpu0": {"user": 2.0, "system": 1.0}}, "time": "2026-12-07T21:00:00Z"},
+           "memory": {"points": {"physical": {"percent": 41.0, "value": 3300000000}}, "time": "2026-12-07T21:00:00Z"}}
 claims:
   description: The server's view of the token in use.
   returned: when O(gather) contains V(claims)
@@ -90,7 +93,7 @@ def main():
     )
     result = dict(changed=False)
     with module.engine_client("Reading") as engine:
-        readers = dict(health=engine.healthcheck, stats=engine.stat, claims=engine.inspect, keys=engine.keys)
+        readers = dict(health=engine.healthcheck, stats=engine.stats, claims=engine.inspect, keys=engine.keys)
         for what in module.params["gather"]:
             module.action = "Reading %s" % what
             result[RESULT_KEYS.get(what, what)] = snake_keys(readers[what]())
