@@ -134,7 +134,7 @@ def register_operator_key() -> None:
     if not OPERATOR_KEY.exists():
         run("key", "generate", str(OPERATOR_KEY), "--bits", "2048")
     for name in ENGINES:
-        perms = ("-p", "SHELL", "-p", "ARTIFACT", "-p", "WORKFLOW", "-p", "READ_ONLY")
+        perms = ("-p", "SHELL", "-p", "ARTIFACT", "-p", "WORKFLOW")
         run("-C", name, "key", "register", str(OPERATOR_KEY.with_suffix(".pub")), "-i", "demo-operator", *perms)
 
 

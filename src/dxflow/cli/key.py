@@ -85,6 +85,12 @@ def register_command(
         raise click.ClickException(f"{path}: {exc}") from None
     entity = ctx.engine().register_key(identity or None, pem.decode(), _permissions(permissions), disabled)
     emit(ctx, entity, f"registered key {entity['identity']} with {', '.join(entity['permissions'])}")
+    if "READ_ONLY" in entity["permissions"]:
+        click.echo(
+            f"note: {entity['identity']} is read-only: it may view what its permissions cover but change nothing "
+            "(no exec, upload or workflow change; the Ansible engine connection needs SHELL without READ_ONLY)",
+            err=True,
+        )
 
 
 @key_group.command("unregister")

@@ -59,7 +59,7 @@ from dxflow.engine.shell_api import identities_of, page
 from dxflow.protocol.chunks import encode_chunk, entity_chunk
 from dxflow.protocol.durations import parse_duration
 from dxflow.protocol.errors import ApiError
-from dxflow.server.bodies import read_json
+from dxflow.server.bodies import malformed_form, read_json
 from dxflow.server.openapi import declare, query_int
 from dxflow.server.ratelimit import RateLimiter
 from dxflow.server.responses import ok
@@ -417,11 +417,25 @@ async def download_handler(request: web.Request) -> web.StreamResponse:
 
 async def _multipart_file(request: web.Request) -> tuple[Callable[[], Awaitable[bytes]], str]:
     """The first file part of a multipart body: its reader and its file name."""
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if getattr(part, "filename", None):
-            return (lambda: part.read_chunk(COPY_CHUNK)), posixpath.basename(part.filename.replace("\\", "/"))  # type: ignore[union-attr]
+    with malformed_form():
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if getattr(part, "filename", None):
+                return _checked_reads(part), posixpath.basename(part.filename.replace("\\", "/"))  # type: ignore[union-attr]
     raise ApiError(400, "the multipart body has no file part")
+
+
+def _checked_reads(part: Any) -> Callable[[], Awaitable[bytes]]:
+    """The part's chunk reader, a body that ends inside the part being a 400 (nothing is kept of it)."""
+
+    async def read() -> bytes:
+        with malformed_form():
+            chunk = await part.read_chunk(COPY_CHUNK)
+        if not chunk and not part.at_eof():
+            raise ApiError(400, "malformed multipart/form body: it ends inside the file part (no closing boundary)")
+        return chunk
+
+    return read
 
 
 async def _copy_part(read: Callable[[], Awaitable[bytes]], fd: int, rel: str) -> int:

@@ -221,7 +221,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise ApiError(
             403,
             f"permission denied: {permission.value} required"
-            + (" (read-only token)" if write and "READ_ONLY" in claims.permissions else ""),
+            + (
+                " (read-only token: its key is registered with READ_ONLY, which allows viewing only; "
+                "register the key again without READ_ONLY to make changes)"
+                if write and "READ_ONLY" in claims.permissions
+                else ""
+            ),
         )
     request[CLAIMS_KEY] = claims
     return await handler(request)

@@ -88,7 +88,7 @@ class KeyStore:
                 key = RegisteredKey(
                     name=raw["name"],
                     public_key=load_public_key(raw["public_key"].encode()),
-                    permissions=[p.value for p in parse_permissions(raw["permissions"])],
+                    permissions=[p.value for p in parse_permissions(raw["permissions"], strict=False)],
                     disabled=bool(raw.get("disabled", False)),
                     created_at=float(raw.get("created_at", 0)),
                 )

@@ -25,8 +25,13 @@ class Permission(StrEnum):
     READ_ONLY = "READ_ONLY"
 
 
-def parse_permissions(values: object) -> list[Permission]:
-    """Validate a list of permission names; ValueError naming the bad one."""
+def parse_permissions(values: object, *, strict: bool = True) -> list[Permission]:
+    """Validate a list of permission names; ValueError naming the bad one or a contradictory set.
+
+    READ_ONLY is a modifier (public dxflow docs, "Permissions"): combined with functional permissions it allows
+    viewing what they cover and no change; with MASTER it would contradict MASTER's "everything", so it is refused
+    (``strict=False`` reads such a set, as stored by an older engine, with MASTER winning).
+    """
     if isinstance(values, str):
         values = [values]
     if not isinstance(values, list) or not values:
@@ -40,6 +45,11 @@ def parse_permissions(values: object) -> list[Permission]:
             raise ValueError(f"unknown permission {value!r}; known: {known}") from None
         if perm not in result:
             result.append(perm)
+    if strict and Permission.MASTER in result and Permission.READ_ONLY in result:
+        raise ValueError(
+            "MASTER and READ_ONLY contradict each other (MASTER allows every change, READ_ONLY none): "
+            "register MASTER alone, or READ_ONLY with the functional permissions to view (e.g. SHELL, WORKFLOW)"
+        )
     return result
 
 

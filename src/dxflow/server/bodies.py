@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +17,16 @@ from dxflow.server.responses import ErrorRenderer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-__all__ = ["JSON_ONLY_KEY", "MAX_BODY_KEY", "field", "identity_body_middleware", "loads_json", "read_body", "read_json"]
+__all__ = [
+    "JSON_ONLY_KEY",
+    "MAX_BODY_KEY",
+    "field",
+    "identity_body_middleware",
+    "loads_json",
+    "malformed_form",
+    "read_body",
+    "read_json",
+]
 
 DECODED_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 """Content-Encodings aiohttp decodes; any other would reach the handler undecoded."""
@@ -150,3 +160,18 @@ def field(data: dict[str, Any], *names: str, required: bool = True, max_len: int
     if required:
         raise ApiError(400, f"{names[0]} is required")
     return None
+
+
+@contextmanager
+def malformed_form() -> Iterator[None]:
+    """Turn aiohttp's errors on a form body that does not parse (a multipart body without its boundary, or whose
+    boundary never appears, or that ends inside a part) into a 400 naming the problem, never a 500.
+
+    Wrap only the parsing calls (``request.post()``, ``request.multipart()``, ``reader.next()``, a part's reads):
+    aiohttp raises plain ``ValueError``/``AssertionError`` there.
+    """
+    try:
+        yield
+    except (ValueError, AssertionError) as exc:
+        detail = str(exc).strip() or type(exc).__name__
+        raise ApiError(400, f"malformed multipart/form body: {detail[:200]}") from None

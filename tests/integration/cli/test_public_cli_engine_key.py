@@ -91,6 +91,31 @@ def test_engine_key_and_stats_pages_run_as_written(
     assert (tmp_path / "generated.pem").exists() and (tmp_path / "generated.pub").exists()
 
 
+def test_read_only_is_a_modifier_and_master_with_it_is_refused(
+    engine: EngineProc, home: Path, tmp_path: Path, profile: dict[str, str]
+) -> None:
+    """READ_ONLY with functional permissions is the documented read-only monitor (registered, with a note that it
+    can change nothing); MASTER + READ_ONLY contradicts itself and is refused in one line, nothing registered."""
+    assert run_cli("key", "generate", str(tmp_path / "monitor"), home=home).returncode == 0
+    monitor = run_cli(
+        "key", "register", str(tmp_path / "monitor.pub"), "-i", "monitor", "-p", "SHELL,WORKFLOW,READ_ONLY",
+        home=home, env=profile,
+    )  # fmt: skip
+    assert monitor.returncode == 0, monitor.stderr
+    assert "note: monitor is read-only" in monitor.stderr and "SHELL without READ_ONLY" in monitor.stderr
+    assert run_cli("key", "generate", str(tmp_path / "both"), home=home).returncode == 0
+    both = run_cli(
+        "key", "register", str(tmp_path / "both.pub"), "-i", "both", "-p", "MASTER", "-p", "READ_ONLY",
+        home=home, env=profile,
+    )  # fmt: skip
+    assert both.returncode != 0
+    error = both.stderr.strip().splitlines()
+    assert len(error) == 1 and "MASTER and READ_ONLY contradict each other" in error[0], both.stderr
+    listed = run_cli("-o", "json", "key", "list", home=home, env=profile)
+    names = {k["identity"] for k in json.loads(listed.stdout)}
+    assert "monitor" in names and "both" not in names
+
+
 def test_engine_info_and_stats_show_the_documented_blocks(engine: EngineProc, home: Path, profile: dict) -> None:
     info = run_cli("engine", "info", home=home, env=profile).stdout
     for label in ("● Engine", "Identity", "Directory", "Profile", "Version", "● System", "OS", "CPU", "Memory"):

@@ -28,6 +28,7 @@ from dxflow.engine.workflows.store import now_iso
 from dxflow.protocol.durations import parse_duration
 from dxflow.protocol.errors import ApiError
 from dxflow.server.aliases import add_alias, add_route_table
+from dxflow.server.bodies import malformed_form, read_json
 from dxflow.server.responses import ok
 from dxflow.server.stream import ChunkStream, wants_stream
 
@@ -69,12 +70,11 @@ async def _definition(request: web.Request) -> tuple[str, str | None, str | None
     ctype = request.content_type
     filename = None
     if ctype == "application/json":
-        from dxflow.server.bodies import read_json
-
         body = await read_json(request, required=("definition",))
         text, name, backend, start = body["definition"], body.get("name"), body.get("backend"), body.get("start")
     elif ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        form = await request.post()
+        with malformed_form():
+            form = await request.post()
         field = form.get("file") or form.get("definition")
         if field is None:
             raise ApiError(400, "upload the compose file as form field 'file' (or 'definition')")
