@@ -53,7 +53,7 @@ from dxflow.server.bodies import read_json
 from dxflow.server.openapi import declare
 from dxflow.server.procs import signal_group
 from dxflow.server.responses import ok
-from dxflow.server.stream import ChunkStream, wants_stream
+from dxflow.server.stream import ChunkStream, client_gone, wants_stream
 
 __all__ = ["TIMEOUT_RC", "ExecOutcome", "ExecRequest", "add_routes", "parse_exec_request", "run_exec", "spawn"]
 
@@ -294,7 +294,7 @@ async def exec_handler(request: web.Request) -> web.StreamResponse:
     proc = await spawn(req, request.app[RUNNER_KEY] if warm else None)
 
     def gone() -> bool:
-        return request.transport is None or request.transport.is_closing()
+        return client_gone(request)
 
     if not wants_stream(request):
         try:

@@ -26,7 +26,7 @@ from dxflow.protocol.errors import ApiError
 from dxflow.server import openapi
 from dxflow.server.aliases import add_alias, successor_of
 from dxflow.server.responses import json_response, ok
-from dxflow.server.stream import ChunkStream, wants_stream
+from dxflow.server.stream import ChunkStream, pause, wait_or_gone, wants_stream
 
 __all__ = ["ENGINE_KEY", "EngineState", "add_routes"]
 
@@ -150,13 +150,13 @@ async def ping(request: web.Request) -> web.StreamResponse:
         values = []
         for i in range(count):
             if i:
-                await asyncio.sleep(interval)
+                await pause(request, interval)
             values.append(int(time.time() * 1000))
         return ok(values)
     stream = await ChunkStream(request).start()
     for i in range(count):
         if i:
-            await asyncio.sleep(interval)
+            await pause(request, interval)
         await stream.send(int(time.time() * 1000))
     return await stream.finish()
 
@@ -187,9 +187,7 @@ async def stat_live(request: web.Request) -> web.StreamResponse:
         await stream.send(item)
     deadline = time.monotonic() + duration
     while (left := deadline - time.monotonic()) > 0:
-        try:
-            await asyncio.wait_for(recorder.changed.wait(), left)
-        except TimeoutError:
+        if not await wait_or_gone(request, recorder.changed.wait(), left):
             break
         for kind in stats.KINDS:
             item = recorder.last(kind)
@@ -240,7 +238,7 @@ def _legacy_stat(kinds: tuple[str, ...]) -> Any:
         sent = 0
         while not count or sent < count:
             if sent:
-                await asyncio.sleep(interval / 1000)
+                await pause(request, interval / 1000)
             await stream.send(stats.legacy_sample(kinds))
             sent += 1
         return await stream.finish()

@@ -111,8 +111,12 @@ async def serve(
     keepalive_timeout: float = 75.0,
     backlog: int = 1024,
     max_connections: int = 4096,
+    shutdown_timeout: float = 10.0,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set (default: until SIGTERM/SIGINT), then clean up.
+
+    On stop, requests in flight get ``shutdown_timeout`` seconds to finish before their handlers are cancelled
+    (aiohttp's own default is 60 s; handlers that wait long end with their client, see ``server.stream.pause``).
 
     ``on_listening(port)`` is called once the socket listens (with the bound port when ``port`` is 0).
     """
@@ -122,7 +126,13 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=keepalive_timeout)
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        keepalive_timeout=keepalive_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )
     await runner.setup()
     try:
         site = ListenSite(

@@ -10,16 +10,12 @@ from aiohttp import web
 from dxflow.protocol.errors import ApiError
 from dxflow.server.bodies import MAX_BODY_KEY
 from dxflow.server.responses import ErrorRenderer
+from dxflow.server.stream import client_gone
 
 __all__ = ["Handler", "error_middleware"]
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _client_gone(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
 
 
 def error_middleware(render: ErrorRenderer, daemon: str) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -47,7 +43,7 @@ def error_middleware(render: ErrorRenderer, daemon: str) -> Callable[..., Awaita
             extra = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return render(exc.status, exc.text if custom else exc.reason, extra)
         except ConnectionError:
-            if not _client_gone(request):  # an outbound connection of the handler failed
+            if not client_gone(request):  # an outbound connection of the handler failed
                 log.warning("connection error on %s %s", request.method, request.path, exc_info=True)
                 return render(502, "a connection this request needed failed (see the log)", {})
             log.debug("client went away during %s %s", request.method, request.path)

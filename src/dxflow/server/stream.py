@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from typing import Any
 
 from aiohttp import web
@@ -10,7 +12,44 @@ from aiohttp import web
 from dxflow.protocol.chunks import encode_chunk, entity_chunk, status_chunk
 from dxflow.protocol.names import STREAM_MEDIA_TYPE
 
-__all__ = ["ChunkStream", "wants_stream"]
+__all__ = ["CLIENT_CHECK", "ChunkStream", "client_gone", "pause", "wait_or_gone", "wants_stream"]
+
+CLIENT_CHECK = 0.25
+"""Seconds between two looks at the client's connection while a handler waits."""
+
+
+def client_gone(request: web.Request) -> bool:
+    """True once the client closed the connection of ``request`` (or it is closing)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def wait_or_gone(request: web.Request, awaitable: Any, timeout: float) -> Any:
+    """``awaitable``'s result, None after ``timeout`` seconds, or ``ConnectionResetError`` as soon as the client
+    goes away (looked at every ``CLIENT_CHECK`` s).
+
+    aiohttp leaves a handler running after its client disconnected, and a graceful stop waits for it: a handler
+    that waits long (a slow ping, a live stat) waits through this, so it ends with its client.
+    """
+    task = asyncio.ensure_future(awaitable)
+    end = time.monotonic() + timeout
+    try:
+        while True:
+            if client_gone(request):
+                raise ConnectionResetError("the client went away")
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            done, _ = await asyncio.wait({task}, timeout=min(left, CLIENT_CHECK))
+            if done:
+                return task.result()
+    finally:
+        task.cancel()
+
+
+async def pause(request: web.Request, seconds: float) -> None:
+    """Sleep ``seconds``; ``ConnectionResetError`` as soon as the client goes away."""
+    await wait_or_gone(request, asyncio.Event().wait(), seconds)
 
 
 def wants_stream(request: web.Request) -> bool:
