@@ -146,7 +146,10 @@ class Director(Daemon):
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise RuntimeError(f"director exited {self.proc.returncode}: {self.log()}")
-        return self.ca.exists() and requests.get(f"{self.url}/v1/health", verify=str(self.ca), timeout=2).ok
+        return (
+            self.ca.exists()
+            and requests.get(f"{self.url}/v1/health", verify=str(self.ca), timeout=timeouts.scaled(2)).ok
+        )
 
     def admin(self) -> requests.Session:
         """A requests session logged in as the admin (cookie)."""
@@ -225,7 +228,11 @@ class Engine:
         log.close()
         url = f"https://127.0.0.1:{self.port}/api/engine/healthcheck/"
         tls = self.data_dir / "tls.crt"
-        wait_until(lambda: tls.exists() and requests.get(url, verify=str(tls), timeout=2).ok, 30, what="engine")
+        wait_until(
+            lambda: tls.exists() and requests.get(url, verify=str(tls), timeout=timeouts.scaled(2)).ok,
+            30,
+            what="engine",
+        )
         return self
 
     @property
@@ -283,7 +290,9 @@ def start_postgres() -> tuple[str, Callable[[], None]] | None:
     """
     initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
     if initdb is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"], capture_output=True, timeout=timeouts.scaled(600)
+        )
         initdb = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
     if initdb is None:
         return None

@@ -223,13 +223,24 @@ def test_workflow_endpoint_as_documented(api: Api, ep: Endpoint) -> None:
         api.call("DELETE", "/api/workflow/", params={"identity": identity + "-new"})
 
 
+def _wait_state(api: Api, identity: str, state: str) -> None:
+    timeouts.wait_until(
+        lambda: (
+            next(s for s in entities_of(api.call("GET", "/api/shell/")) if s["identity"] == identity)["state"] == state
+        ),
+        10,
+        what=f"shell {identity} {state}",
+    )
+
+
 @pytest.mark.parametrize("ep", [e for e in SHELL if not e.websocket], ids=lambda e: e.page)
 def test_shell_endpoint_as_documented(api: Api, ep: Endpoint) -> None:
     identity = re.sub(r"[^a-z0-9]+", "-", ep.page.split(".", 1)[1])
     if "create" not in ep.page:
         entities_of(api.call("POST", "/api/shell/", json={"identity": identity, "path": "/bin/sh", "args": []}))
-    if "execute" in ep.page:
+    if "execute" in ep.page:  # execute starts an exited shell again: kill it and wait until it has exited
         api.call("PUT", "/api/shell/kill/", params={"identity": identity})
+        _wait_state(api, identity, "exited")
     if "resize" in ep.page:
         ep.query.update(rows="40", columns="120")
     resp, entities = _request(api, ep, identity)
@@ -247,14 +258,7 @@ def test_shell_endpoint_as_documented(api: Api, ep: Endpoint) -> None:
     if "execute" in ep.page:
         assert shells[identity]["state"] == "running"
     if "kill" in ep.page:
-        timeouts.wait_until(
-            lambda: (
-                next(s for s in entities_of(api.call("GET", "/api/shell/")) if s["identity"] == identity)["state"]
-                == "exited"
-            ),
-            10,
-            what="the killed shell exits",
-        )
+        _wait_state(api, identity, "exited")
     api.call("DELETE", "/api/shell/", params={"identity": identity})
 
 

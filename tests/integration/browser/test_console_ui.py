@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 from dxflow.common.crypto import generate_rsa_key, private_pem
 from tests.conftest import EngineProc, start_engine
 from tests.harness.browser import CHROMIUM, chromium, page_without_errors
+from tests.timeouts import scaled
 
 CONSOLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "console"
 WORKFLOW = "services:\n  hello:\n    command: [sh, -c, 'echo hello-from-the-browser; sleep 300']\n"
@@ -39,7 +40,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    with page_without_errors(browser, height=900, timeout=20) as pg:
+    with page_without_errors(browser, height=900, timeout=scaled(20)) as pg:
         yield pg
 
 

@@ -131,7 +131,7 @@ class Pty:
         assert self.saw(pattern, timeouts.scaled(timeout)), f"{pattern!r} not seen in {self.seen[-2000:]!r}"
 
     def wait(self) -> int:
-        rc = self.proc.wait(15)
+        rc = self.proc.wait(timeouts.scaled(15))
         with contextlib.suppress(OSError):
             while select.select([self.master], [], [], 0.2)[0]:
                 data = os.read(self.master, 65536)

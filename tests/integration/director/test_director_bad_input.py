@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from tests.harness.director_harness import Director, FakeAgentIdentity
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("director-bad-input")  # one director: the traceback check reads its log
 DEEP = b"[" * 5_000 + b"]" * 5_000  # deeper than Python's recursion limit, smaller than the 16 KiB body limits
@@ -50,7 +51,7 @@ def test_bad_bodies_are_4xx_with_a_message(
         data=data,
         headers={"Content-Type": "application/json", **headers},
         verify=str(director.ca),
-        timeout=30,
+        timeout=scaled(30),
         **extra,
     )
     compressed = "Content-Encoding" in headers  # refused as such: the director's clients never compress
@@ -64,6 +65,6 @@ def test_the_director_logged_no_traceback(director: Director, callers: dict[str,
 
 
 def test_openapi_json_is_served(director: Director) -> None:
-    r = requests.get(f"{director.url}/v1/openapi.json", verify=str(director.ca), timeout=10)
+    r = requests.get(f"{director.url}/v1/openapi.json", verify=str(director.ca), timeout=scaled(10))
     assert r.status_code == 200 and r.json()["openapi"] == "3.1.0"
     assert {"/v1/agent/update", "/v1/user/sessions", "/v1/openapi.json"} <= set(r.json()["paths"])

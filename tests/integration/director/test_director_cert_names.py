@@ -9,11 +9,12 @@ from pathlib import Path
 from cryptography import x509
 
 from tests.harness.director_harness import Director
+from tests.timeouts import scaled
 
 
 def _presented(director: Director) -> x509.Certificate:
     """The certificate the running director presents (what an agent checks on every update and renewal)."""
-    pem = ssl.get_server_certificate(("127.0.0.1", director.port), timeout=10)
+    pem = ssl.get_server_certificate(("127.0.0.1", director.port), timeout=scaled(10))
     return x509.load_pem_x509_certificate(pem.encode())
 
 

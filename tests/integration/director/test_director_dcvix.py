@@ -23,6 +23,7 @@ from tests.harness.director_harness import (
     password_hash,
     wait_until,
 )
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("director-dcvix")
 
@@ -120,7 +121,7 @@ def test_an_acknowledged_update_is_seen_by_the_next_read(site: Site, tmp_path: P
     ident = FakeAgentIdentity(tmp_path, hostname="ryw-host")
     assert ident.register(d, registrationToken="tok").status_code == 200
     body = {"sessions": [{"id": "ryw1", "owner": "alice"}], "stats": {"hostname": "ryw-host"}, "tags": ["t"]}
-    r = requests.post(f"{d.url}/v1/agent/update", json=body, cert=ident.cert, verify=str(d.ca), timeout=10)
+    r = requests.post(f"{d.url}/v1/agent/update", json=body, cert=ident.cert, verify=str(d.ca), timeout=scaled(10))
     assert r.status_code == 200
     # No waiting: the director's flush interval is 30 s, yet the 200 means the next read sees it.
     assert "ryw-host" in [s["hostname"] for s in admin.get(f"{d.url}/v1/servers").json()]

@@ -8,6 +8,7 @@ from pathlib import Path
 import requests
 
 from tests.harness.director_harness import Agent, Director, FakeAgentIdentity, cleanup, wait_until
+from tests.timeouts import scaled
 
 
 def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
@@ -18,7 +19,7 @@ def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
         ident.enroll(director, director.admin())
         assert director.proc is not None
         director.proc.send_signal(signal.SIGKILL)  # no clean shutdown
-        director.proc.wait(10)
+        director.proc.wait(scaled(10))
         director.start()
         assert director.ca.read_bytes() == ca_before
         agents = director.admin().get(f"{director.url}/v1/admin/agents").json()
@@ -29,12 +30,12 @@ def test_approval_survives_a_crash_and_the_ca_persists(tmp_path: Path) -> None:
             json={"sessions": [], "stats": {"hostname": "after-crash"}, "tags": []},
             cert=ident.cert,
             verify=str(director.ca),
-            timeout=10,
+            timeout=scaled(10),
         )
         assert r.status_code == 200
         # 127.0.0.1 is not a configured gateway here.
         r = requests.post(
-            f"{director.url}/resolveSession", json={"sessionId": "x"}, verify=str(director.ca), timeout=10
+            f"{director.url}/resolveSession", json={"sessionId": "x"}, verify=str(director.ca), timeout=scaled(10)
         )
         assert r.status_code == 403
     finally:

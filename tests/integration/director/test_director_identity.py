@@ -7,12 +7,13 @@ from pathlib import Path
 import requests
 
 from tests.harness.director_harness import Director, FakeAgentIdentity, wait_until
+from tests.timeouts import scaled
 
 
 def _update(director: Director, ident: FakeAgentIdentity, **body: object) -> requests.Response:
     body = {"sessions": [], "tags": [], **body}
     url = f"{director.url}/v1/agent/update"
-    return requests.post(url, json=body, cert=ident.cert, verify=str(director.ca), timeout=10)
+    return requests.post(url, json=body, cert=ident.cert, verify=str(director.ca), timeout=scaled(10))
 
 
 def _servers(admin: requests.Session, director: Director) -> dict[str, str]:

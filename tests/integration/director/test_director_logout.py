@@ -7,13 +7,16 @@ from pathlib import Path
 import requests
 
 from tests.harness.director_harness import Director, cleanup, start_replicas, wait_until
+from tests.timeouts import scaled
 
 COOKIE = "dcvix_session"
 
 
 def _status(director: Director, token: str, bearer: bool = False) -> int:
     kwargs: dict = {"headers": {"Authorization": f"Bearer {token}"}} if bearer else {"cookies": {COOKIE: token}}
-    return requests.get(f"{director.url}/v1/auth-health", verify=str(director.ca), timeout=10, **kwargs).status_code
+    return requests.get(
+        f"{director.url}/v1/auth-health", verify=str(director.ca), timeout=scaled(10), **kwargs
+    ).status_code
 
 
 def test_a_token_saved_before_logout_is_refused_after_it(director: Director) -> None:

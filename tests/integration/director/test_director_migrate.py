@@ -7,12 +7,13 @@ import sqlite3
 from pathlib import Path
 
 from tests.harness.director_harness import Director, dxflow
+from tests.timeouts import scaled
 
 
 def _refused(director: Director) -> str:
     director.start(wait=False)
     assert director.proc is not None
-    assert director.proc.wait(60) != 0
+    assert director.proc.wait(scaled(60)) != 0
     director.proc = None
     return director.log()
 

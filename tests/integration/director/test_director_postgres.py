@@ -11,6 +11,7 @@ from pathlib import Path
 import requests
 
 from tests.harness.director_harness import Agent, Director, Engine, cleanup, start_replicas, wait_until
+from tests.timeouts import scaled
 
 
 def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
@@ -28,7 +29,10 @@ def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
         # A cookie from one replica works on the other (shared token_key).
         cookie = a.cookies.get("dcvix_session")
         assert requests.get(
-            f"{second.url}/v1/admin/agents", cookies={"dcvix_session": cookie}, verify=str(second.ca), timeout=10
+            f"{second.url}/v1/admin/agents",
+            cookies={"dcvix_session": cookie},
+            verify=str(second.ca),
+            timeout=scaled(10),
         ).ok
         guid = agent.guid
         wait_until(
@@ -60,7 +64,11 @@ def test_two_replicas_share_state(postgres: str, tmp_path: Path) -> None:
 
         def refused() -> bool:
             r = requests.post(
-                f"{first.url}/v1/agent/update", json={"sessions": []}, cert=cert, verify=str(first.ca), timeout=10
+                f"{first.url}/v1/agent/update",
+                json={"sessions": []},
+                cert=cert,
+                verify=str(first.ca),
+                timeout=scaled(10),
             )
             return r.status_code == 403
 

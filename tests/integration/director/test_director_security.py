@@ -23,6 +23,7 @@ from tests.harness.director_harness import (
     env,
     wait_until,
 )
+from tests.timeouts import scaled
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +32,16 @@ def admin(director: Director) -> requests.Session:
 
 
 def _register(director: Director, body: object, **kw: object) -> requests.Response:
-    return requests.post(f"{director.url}/v1/agent/register", verify=str(director.ca), timeout=10, json=body, **kw)
+    return requests.post(
+        f"{director.url}/v1/agent/register", verify=str(director.ca), timeout=scaled(10), json=body, **kw
+    )
 
 
 def _update(director: Director, cert: tuple[str, str] | None) -> requests.Response:
     body = {"sessions": [], "stats": {}, "tags": []}
-    return requests.post(f"{director.url}/v1/agent/update", json=body, cert=cert, verify=str(director.ca), timeout=10)
+    return requests.post(
+        f"{director.url}/v1/agent/update", json=body, cert=cert, verify=str(director.ca), timeout=scaled(10)
+    )
 
 
 def test_csr_whose_cn_does_not_match_the_guid_is_401(director: Director, tmp_path: Path) -> None:
@@ -106,7 +111,7 @@ def test_update_and_renew_without_client_cert_are_refused(director: Director, tm
     r = _update(director, None)
     assert r.status_code == 401 and r.json() == {"error": "client certificate required"}
     csr = FakeAgentIdentity(tmp_path).csr()
-    r = requests.post(f"{director.url}/v1/agent/renew", json={"csr": csr}, verify=str(director.ca), timeout=10)
+    r = requests.post(f"{director.url}/v1/agent/renew", json={"csr": csr}, verify=str(director.ca), timeout=scaled(10))
     assert r.status_code == 401 and r.json() == {"error": "client certificate required"}
 
 
@@ -126,7 +131,7 @@ def test_update_with_a_cert_from_another_ca_is_refused(director: Director, tmp_p
             json={"csr": ident.csr()},
             cert=ident.cert,
             verify=str(director.ca),
-            timeout=10,
+            timeout=scaled(10),
         )
     status, _ = curl(
         "--cert",
@@ -157,7 +162,7 @@ def test_revoked_cert_is_refused_at_once_everywhere(
         json={"csr": ident.csr()},
         cert=ident.cert,
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert renew.status_code == 403
     again = ident.register(director)
@@ -172,7 +177,7 @@ def test_renew_returns_a_fresh_certificate(director: Director, admin: requests.S
         json={"csr": ident.csr()},
         cert=ident.cert,
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert r.status_code == 200 and r.json()["certificate"] != ident.cert_path.read_text()
     wrong = requests.post(
@@ -180,29 +185,32 @@ def test_renew_returns_a_fresh_certificate(director: Director, admin: requests.S
         json={"csr": FakeAgentIdentity(tmp_path).csr()},
         cert=ident.cert,
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert wrong.status_code == 401  # a CSR for another GUID
 
 
 def test_admin_api_needs_an_admin(director: Director, tmp_path: Path) -> None:
-    anon = requests.get(f"{director.url}/v1/admin/agents", verify=str(director.ca), timeout=10)
+    anon = requests.get(f"{director.url}/v1/admin/agents", verify=str(director.ca), timeout=scaled(10))
     assert anon.status_code == 401
     bad = requests.post(
         f"{director.url}/v1/admin/login",
         json={"userID": "admin", "password": "nope"},
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert bad.status_code == 401 and "dcvix_session" not in bad.cookies
     forged = requests.get(
-        f"{director.url}/v1/servers", cookies={"dcvix_session": "v4.local.forged"}, verify=str(director.ca), timeout=10
+        f"{director.url}/v1/servers",
+        cookies={"dcvix_session": "v4.local.forged"},
+        verify=str(director.ca),
+        timeout=scaled(10),
     )
     assert forged.status_code == 401
     # An agent certificate is not an admin credential.
     ident = FakeAgentIdentity(tmp_path)
     ident.enroll(director, director.admin())
-    r = requests.get(f"{director.url}/v1/servers", cert=ident.cert, verify=str(director.ca), timeout=10)
+    r = requests.get(f"{director.url}/v1/servers", cert=ident.cert, verify=str(director.ca), timeout=scaled(10))
     assert r.status_code == 401
 
 
@@ -211,7 +219,7 @@ def test_login_cookie_is_httponly_secure_strict(director: Director) -> None:
         f"{director.url}/v1/admin/login",
         json={"userID": "admin", "password": "correct horse battery"},
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     header = r.headers["Set-Cookie"]
     assert header.startswith("dcvix_session=v4.local.")
@@ -223,7 +231,7 @@ def test_login_cookie_is_httponly_secure_strict(director: Director) -> None:
 def test_revoked_admin_client_cert_is_refused(director: Director) -> None:
     bundle = director.client_bundle("ci")
     cert = (str(bundle / "tls.crt"), str(bundle / "tls.key"))
-    assert requests.get(f"{director.url}/v1/servers", cert=cert, verify=str(bundle / "ca.crt"), timeout=10).ok
+    assert requests.get(f"{director.url}/v1/servers", cert=cert, verify=str(bundle / "ca.crt"), timeout=scaled(10)).ok
     from cryptography import x509
 
     from dxflow.common.ca import serial_hex
@@ -235,7 +243,9 @@ def test_revoked_admin_client_cert_is_refused(director: Director) -> None:
     db.close()
     wait_until(
         lambda: (
-            requests.get(f"{director.url}/v1/servers", cert=cert, verify=str(director.ca), timeout=10).status_code
+            requests.get(
+                f"{director.url}/v1/servers", cert=cert, verify=str(director.ca), timeout=scaled(10)
+            ).status_code
             == 403
         ),
         5,
@@ -310,14 +320,14 @@ def test_user_policy_limits_servers_and_sessions(tmp_path: Path) -> None:
             f"{director.url}/v1/user/authtokenverify",
             data={"authenticationToken": token.json()["token"]},
             verify=str(director.ca),
-            timeout=10,
+            timeout=scaled(10),
         )
         assert verified.text == '<auth result="yes"><username>alice</username></auth>'
         forged = requests.post(
             f"{director.url}/v1/user/authtokenverify",
             data={"authenticationToken": "v4.local.x"},
             verify=str(director.ca),
-            timeout=10,
+            timeout=scaled(10),
         )
         assert 'result="no"' in forged.text
         assert alice.get(f"{director.url}/v1/servers").status_code == 403
@@ -385,7 +395,7 @@ def test_logins_are_rate_limited_per_address(tmp_path: Path) -> None:
                 f"{director.url}/v1/admin/login",
                 json={"userID": "admin", "password": "guess"},
                 verify=str(director.ca),
-                timeout=10,
+                timeout=scaled(10),
             ).status_code
             for _ in range(10)
         ]
@@ -411,7 +421,7 @@ def test_large_and_chunked_bodies_are_read_whole(director: Director, admin: requ
         headers={"Content-Type": "application/json"},
         cert=ident.cert,
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert r.status_code == 200, r.text
     listed = wait_until(
@@ -425,6 +435,6 @@ def test_large_and_chunked_bodies_are_read_whole(director: Director, admin: requ
         headers={"Content-Type": "application/json"},
         cert=ident.cert,
         verify=str(director.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert r.status_code == 413

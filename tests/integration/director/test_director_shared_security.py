@@ -19,13 +19,16 @@ from tests.harness.director_harness import (
     start_postgres,
     start_replicas,
 )
+from tests.timeouts import scaled
 
 SECRET = pyotp.random_base32()
 
 
 def _login(director: Director, user: str, password: str, otp: str = "") -> int:
     body = {"userID": user, "password": password, "otp": otp}
-    return requests.post(f"{director.url}/v1/user/login", json=body, verify=str(director.ca), timeout=10).status_code
+    return requests.post(
+        f"{director.url}/v1/user/login", json=body, verify=str(director.ca), timeout=scaled(10)
+    ).status_code
 
 
 @pytest.fixture

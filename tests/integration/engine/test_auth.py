@@ -23,7 +23,9 @@ def api(engine: EngineProc, method: str, path: str, token: str | None = None, **
     headers = kw.pop("headers", {})
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    resp = requests.request(method, engine.address + path, headers=headers, verify=False, timeout=10, **kw)
+    resp = requests.request(
+        method, engine.address + path, headers=headers, verify=False, timeout=timeouts.scaled(10), **kw
+    )
     body = parse_body(resp.content)
     assert body.code == resp.status_code, "status chunk must repeat the HTTP status"
     return resp.status_code, body
@@ -63,7 +65,7 @@ tok=$(curl -sk -X POST -H 'Content-Type: application/json' \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)[1]["payload"]["token"])')
 curl -sk -o /dev/null -w '%{{http_code}}' -H "Authorization: Bearer $tok" {engine.address}/api/auth/inspect/
 """
-    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, timeout=timeouts.scaled(30))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "202"
 

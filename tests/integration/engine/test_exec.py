@@ -45,7 +45,7 @@ def test_timeout_kills_the_whole_process_group(shell: ShellClient, tmp_path: Pat
     pids = tmp_path / "pids"
     started = time.monotonic()
     script = f"sleep 300 & echo $! > {pids}; sh -c 'echo $$ >> {pids}; sleep 300'"
-    result = shell.exec(script, timeout=1.5)
+    result = shell.exec(script, timeout=1.5)  # unscaled: the exec timeout under test
     assert result.timed_out and result.rc == 124
     assert time.monotonic() - started < 10
     children = [int(p) for p in pids.read_text().split()]
@@ -92,7 +92,7 @@ def test_stream_wire_format(engine: EngineProc, master: EngineClient) -> None:
         json={"argv": ["echo", "hi"]},
         headers={"Authorization": f"Bearer {token}", "Accept": "application/stream+json"},
         verify=False,
-        timeout=10,
+        timeout=timeouts.scaled(10),
     )
     lines = resp.text.splitlines()
     assert lines[0] == "[" and lines[-1] == "]"
@@ -104,7 +104,9 @@ def test_stream_wire_format(engine: EngineProc, master: EngineClient) -> None:
 
 def _post(engine: EngineProc, token: str, **kw) -> tuple[int, str, str]:
     headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
-    resp = requests.post(f"{engine.address}/api/shell/exec/", headers=headers, verify=False, timeout=30, **kw)
+    resp = requests.post(
+        f"{engine.address}/api/shell/exec/", headers=headers, verify=False, timeout=timeouts.scaled(30), **kw
+    )
     body = parse_body(resp.content)
     assert body.code == resp.status_code
     return resp.status_code, body.message, resp.headers.get("x-error-message", "")
@@ -176,7 +178,7 @@ def test_client_disconnect_kills_the_command(
     parts = urlsplit(engine.address)
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    sock = context.wrap_socket(socket.create_connection((parts.hostname, parts.port), timeout=10))
+    sock = context.wrap_socket(socket.create_connection((parts.hostname, parts.port), timeout=timeouts.scaled(10)))
     query = "?stream=true" if streamed else ""
     sock.sendall(
         f"POST /api/shell/exec/{query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"

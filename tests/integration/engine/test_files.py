@@ -99,7 +99,7 @@ def test_download_headers_and_errors(engine: EngineProc, master: EngineClient, t
     target.chmod(0o604)
     auth = {"Authorization": f"Bearer {master.session.tokens.token()}"}
     url = f"{engine.address}/api/shell/download/"
-    resp = requests.get(url, params={"path": str(target)}, headers=auth, verify=False, timeout=10)
+    resp = requests.get(url, params={"path": str(target)}, headers=auth, verify=False, timeout=timeouts.scaled(10))
     assert resp.status_code == 200 and resp.content == b"hello"
     assert resp.headers["X-File-Mode"] == "0604"
     disposition = resp.headers["Content-Disposition"]
@@ -112,7 +112,7 @@ def test_download_headers_and_errors(engine: EngineProc, master: EngineClient, t
         (f"{tmp_path}/../etc/passwd", 400, "must not contain '..'"),
         ("", 400, "missing query parameter: path"),
     ]:
-        resp = requests.get(url, params={"path": path}, headers=auth, verify=False, timeout=10)
+        resp = requests.get(url, params={"path": path}, headers=auth, verify=False, timeout=timeouts.scaled(10))
         assert resp.status_code == code, path
         assert fragment in resp.headers["x-error-message"]
 
@@ -138,7 +138,7 @@ def test_interrupted_upload_leaves_nothing(engine: EngineProc, master: EngineCli
     parts = urlsplit(engine.address)
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=timeouts.scaled(10))
     sock = context.wrap_socket(raw, server_hostname=parts.hostname)
     head = (
         f"POST /api/shell/upload/?path={quote(str(target))} HTTP/1.1\r\nHost: {parts.netloc}\r\n"

@@ -23,13 +23,14 @@ from pathlib import Path
 import requests
 
 from tests.harness.director_harness import DXFLOW, Agent, Director, Engine, cleanup, env, wait_until
+from tests.timeouts import scaled
 
 ENGINE_PORT = 8080
 AGENT_PORT = 8446
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=30)
+    return subprocess.run(args, capture_output=True, text=True, check=check, timeout=scaled(30))
 
 
 @dataclass
@@ -125,7 +126,7 @@ def iptables() -> str:
     """The iptables command, installed with apt-get when missing (CI runs as root on a fresh machine)."""
     found = shutil.which("iptables") or shutil.which("iptables-legacy")
     if found is None and shutil.which("apt-get"):
-        subprocess.run(["apt-get", "install", "-y", "-q", "iptables"], capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-q", "iptables"], capture_output=True, timeout=scaled(600))
         found = shutil.which("iptables")
     if found is None:
         raise RuntimeError("iptables is needed to build the test firewall (apt-get install iptables)")
@@ -136,10 +137,10 @@ def stop(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(sig)
         try:
-            proc.wait(10)
+            proc.wait(scaled(10))
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait(5)
+            proc.wait(scaled(5))
 
 
 def make_clouds(count: int = 2) -> list[Cloud]:

@@ -47,6 +47,7 @@ from tests.integration.hub.clouds import (
     make_clouds,
     sh,
 )
+from tests.timeouts import scaled
 
 pytestmark = [pytest.mark.xdist_group("hub-netns"), pytest.mark.timeout(600)]
 
@@ -62,7 +63,7 @@ class Fleet:
     bundle: Path
 
     def tunnels(self) -> list[dict]:
-        return self.admin.get(f"{self.director.url}/v1/admin/tunnels", timeout=10).json()["tunnels"]
+        return self.admin.get(f"{self.director.url}/v1/admin/tunnels", timeout=scaled(10)).json()["tunnels"]
 
     def tunnel_hosts(self) -> set[str]:
         return {t["hostname"] for t in self.tunnels()}
@@ -133,7 +134,7 @@ def test_the_firewall_refuses_the_direct_path(fleet: Fleet) -> None:
     for cloud in fleet.clouds:
         for port in (ENGINE_PORT, AGENT_PORT):
             with pytest.raises(OSError):
-                socket.create_connection((cloud.address, port), timeout=1).close()
+                socket.create_connection((cloud.address, port), timeout=scaled(1)).close()
         result = fleet.cli("-C", f"{cloud.name}-direct", "shell", "exec", "--", "id")
         assert result.returncode != 0
         assert "cannot reach" in result.stderr or "timed out" in result.stderr, result.stderr
@@ -146,14 +147,14 @@ def test_agents_register_get_approved_and_open_their_tunnels(fleet: Fleet) -> No
         guid = agent.guid
 
         def approved(guid: str = guid) -> bool:
-            return admin.post(f"{director.url}/v1/admin/agents/{guid}/approve", timeout=10).status_code == 200
+            return admin.post(f"{director.url}/v1/admin/agents/{guid}/approve", timeout=scaled(10)).status_code == 200
 
         wait_until(approved, 60, 0.3, what=f"agent {agent.cloud.name} pending\n{agent.log()}")
     wait_until(lambda: fleet.tunnel_hosts() == {"cloud0", "cloud1"}, 60, 0.3, what="two tunnels")
     servers = wait_until(
         lambda: (
-            len(admin.get(f"{director.url}/v1/servers", timeout=10).json()) == 2
-            and admin.get(f"{director.url}/v1/servers", timeout=10).json()
+            len(admin.get(f"{director.url}/v1/servers", timeout=scaled(10)).json()) == 2
+            and admin.get(f"{director.url}/v1/servers", timeout=scaled(10)).json()
         ),
         60,
         0.3,
@@ -258,15 +259,15 @@ def test_stream_requests_without_rights_get_clear_errors_and_open_nothing(fleet:
     url = fleet.director.url
     ca = str(fleet.director.ca)
     before = {t["hostname"]: t["streamsTotal"] for t in fleet.tunnels()}
-    assert requests.get(f"{url}/v1/hub/servers/cloud0/engine", verify=ca, timeout=10).status_code == 401
+    assert requests.get(f"{url}/v1/hub/servers/cloud0/engine", verify=ca, timeout=scaled(10)).status_code == 401
     alice = requests.Session()
     alice.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify
     alice.verify = ca
-    login = alice.post(f"{url}/v1/user/login", json={"userID": "alice", "password": USER_PASSWORD}, timeout=10)
+    login = alice.post(f"{url}/v1/user/login", json={"userID": "alice", "password": USER_PASSWORD}, timeout=scaled(10))
     assert login.status_code == 200, login.text
-    assert alice.get(f"{url}/v1/hub/servers/cloud1/engine", timeout=10).status_code == 403
-    assert alice.get(f"{url}/v1/hub/servers/nowhere/engine", timeout=10).status_code == 404
-    info = alice.get(f"{url}/v1/hub/servers/cloud0", timeout=10)
+    assert alice.get(f"{url}/v1/hub/servers/cloud1/engine", timeout=scaled(10)).status_code == 403
+    assert alice.get(f"{url}/v1/hub/servers/nowhere/engine", timeout=scaled(10)).status_code == 404
+    info = alice.get(f"{url}/v1/hub/servers/cloud0", timeout=scaled(10))
     assert info.status_code == 200 and info.json()["tunnel"] is True
     assert info.json()["fingerprint"] == fleet.engines[0].fingerprint
     assert {t["hostname"]: t["streamsTotal"] for t in fleet.tunnels()} == before
@@ -275,9 +276,9 @@ def test_stream_requests_without_rights_get_clear_errors_and_open_nothing(fleet:
 def test_the_tunnel_endpoint_refuses_what_is_not_an_approved_agent(fleet: Fleet, tmp_path: Path) -> None:
     url = f"{fleet.director.url}/v1/agent/tunnel"
     ca = str(fleet.director.ca)
-    assert requests.get(url, verify=ca, timeout=10).status_code == 401  # no certificate
+    assert requests.get(url, verify=ca, timeout=scaled(10)).status_code == 401  # no certificate
     admin_cert = (str(fleet.bundle / "tls.crt"), str(fleet.bundle / "tls.key"))
-    refused = requests.get(url, verify=ca, cert=admin_cert, timeout=10)
+    refused = requests.get(url, verify=ca, cert=admin_cert, timeout=scaled(10))
     assert refused.status_code == 403 and "not an agent" in refused.json()["error"]
     # An agent certificate from another CA: the TLS handshake itself fails (with TLS 1.3 the client learns it as
     # a closed connection right after its Finished message).
@@ -287,13 +288,13 @@ def test_the_tunnel_endpoint_refuses_what_is_not_an_approved_agent(fleet: Fleet,
     cert = load_ca(other_dir).sign_agent_csr(csr_from_b64(stranger.csr()), stranger.guid)
     stranger.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     with pytest.raises((requests.exceptions.SSLError, requests.exceptions.ConnectionError)):
-        requests.get(url, verify=ca, cert=stranger.cert, timeout=10)
+        requests.get(url, verify=ca, cert=stranger.cert, timeout=scaled(10))
     assert "stranger" not in fleet.tunnel_hosts()
 
 
 def test_revoking_one_agent_cuts_its_host_at_once_and_not_the_other(fleet: Fleet) -> None:
     victim = fleet.agents[1]
-    resp = fleet.admin.post(f"{fleet.director.url}/v1/admin/agents/{victim.guid}/revoke", timeout=10)
+    resp = fleet.admin.post(f"{fleet.director.url}/v1/admin/agents/{victim.guid}/revoke", timeout=scaled(10))
     assert resp.status_code == 200, resp.text
     result = fleet.cli("-C", "cloud1", "shell", "exec", "--", "id")
     assert result.returncode != 0
@@ -349,7 +350,7 @@ def test_killing_the_agent_and_starting_it_again_restores_the_path(fleet: Fleet)
     agent = fleet.agents[0]
     assert agent.proc is not None
     agent.proc.send_signal(signal.SIGKILL)
-    agent.proc.wait(10)
+    agent.proc.wait(scaled(10))
     wait_until(lambda: "cloud0" not in fleet.tunnel_hosts(), 40, 0.3, what="dead tunnel noticed")
     down = fleet.cli("-C", "cloud0", "shell", "exec", "--", "id")
     assert down.returncode != 0

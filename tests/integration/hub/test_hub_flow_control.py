@@ -46,7 +46,7 @@ def test_a_client_that_stops_reading_holds_the_director_to_one_window(tmp_path: 
         director, engine, admin = host.director, host.engine, host.admin
         try:
             tunnels = f"{director.url}/v1/admin/tunnels"
-            wait_until(lambda: admin.get(tunnels, timeout=10).json()["tunnels"], 30, what="tunnel up")
+            wait_until(lambda: admin.get(tunnels, timeout=timeouts.scaled(10)).json()["tunnels"], 30, what="tunnel up")
             big = tmp_path / "big.bin"  # the engine runs on this machine: a sparse file it serves at full speed
             with open(big, "wb") as fh:
                 fh.truncate(SIZE)
@@ -59,7 +59,9 @@ def test_a_client_that_stops_reading_holds_the_director_to_one_window(tmp_path: 
             rss = psutil.Process(director.proc.pid).memory_info
             base = rss().rss
 
-            resp = shell.session.send("GET", DOWNLOAD_PATH, params={"path": str(big)}, stream=True, timeout=60)
+            resp = shell.session.send(
+                "GET", DOWNLOAD_PATH, params={"path": str(big)}, stream=True, timeout=timeouts.scaled(60)
+            )
             with resp:
                 assert resp.status_code == 200 and int(resp.headers["Content-Length"]) == SIZE
                 # A window in which the director must NOT grow: the engine could push the whole file in well under it.

@@ -22,6 +22,7 @@ from dxflow.protocol.errors import NotFound
 from tests.ansible_env import collection_env, recap, run_playbook
 from tests.harness.director_harness import wait_until
 from tests.integration.hub.clouds import LocalHost, director_profile, local_host
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -59,7 +60,7 @@ def _gone(proc: psutil.Process) -> bool:
 def _home(tmp_path: Path, host: LocalHost) -> Path:
     """A dxflow home with profile ``dir`` (the director, admin bundle), once the host's tunnel is up."""
     tunnels = f"{host.director.url}/v1/admin/tunnels"
-    wait_until(lambda: host.admin.get(tunnels, timeout=10).json()["tunnels"], 30, what="tunnel up")
+    wait_until(lambda: host.admin.get(tunnels, timeout=scaled(10)).json()["tunnels"], 30, what="tunnel up")
     home = tmp_path / "home"
     home.mkdir()
     director_profile(home, "dir", host.director)

@@ -11,11 +11,12 @@ import requests
 from tests.conftest import run_cli
 from tests.harness.director_harness import Director, wait_until
 from tests.integration.hub.clouds import director_profile, local_host
+from tests.timeouts import scaled
 
 
 def _hub(admin: requests.Session, director: Director, guid: str, path: str = "/v1/servers") -> dict[str, Any] | None:
     """The ``hub`` field of server ``guid`` in the list at ``path`` (None when the server is not listed)."""
-    listed = admin.get(f"{director.url}{path}", timeout=10).json()
+    listed = admin.get(f"{director.url}{path}", timeout=scaled(10)).json()
     return next((s["hub"] for s in listed if s["id"] == guid), None)
 
 
@@ -27,7 +28,7 @@ def test_the_hub_field_follows_the_agent_tunnel(tmp_path: Path) -> None:
         assert up is True
         hub = _hub(admin, director, guid)
         assert hub is not None and hub["replica"] is None  # held by this replica
-        tunnel = admin.get(f"{director.url}/v1/admin/tunnels", timeout=10).json()["tunnels"][0]
+        tunnel = admin.get(f"{director.url}/v1/admin/tunnels", timeout=scaled(10)).json()["tunnels"][0]
         assert hub["since"] == tunnel["since"]
         detail = _hub(admin, director, guid, "/v1/user/servers?detail=1")
         assert detail == hub
@@ -51,7 +52,9 @@ def test_the_hub_field_follows_the_agent_tunnel(tmp_path: Path) -> None:
         # It comes back, then is revoked: the tunnel closes and the server is unreachable (or forgotten).
         agent.start()
         wait_until(lambda: (_hub(admin, director, guid) or {}).get("connected"), 30, what="tunnel back")
-        assert admin.post(f"{director.url}/v1/admin/agents/{guid}/revoke", timeout=10).ok
+        assert admin.post(f"{director.url}/v1/admin/agents/{guid}/revoke", timeout=scaled(10)).ok
         tunnels = f"{director.url}/v1/admin/tunnels"
-        wait_until(lambda: admin.get(tunnels, timeout=10).json()["tunnels"] == [], 20, what="revoked tunnel closed")
+        wait_until(
+            lambda: admin.get(tunnels, timeout=scaled(10)).json()["tunnels"] == [], 20, what="revoked tunnel closed"
+        )
         assert _hub(admin, director, guid) in (None, {"connected": False, "since": None, "replica": None})

@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.harness.browser import CHROMIUM, chromium, page_without_errors
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, password_hash, wait_until
 from tests.harness.people_harness import EVIL_TAG, Fleet, pending_agent
+from tests.timeouts import scaled
 
 DOCS_IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
 
@@ -153,7 +154,7 @@ def test_auto_refresh_shows_a_new_agent(fleet: Fleet, page: Page, tmp_path: Path
     assert [o.inner_text() for o in page.locator("#refresh option").all()] == ["off", "5 s", "10 s", "30 s", "60 s"]
     page.select_option("#refresh", "5")
     late = pending_agent(fleet, tmp_path / "late", "late-comer")
-    expect(page.locator(f"tr[data-guid='{late.guid}']")).to_have_count(1, timeout=8000)
+    expect(page.locator(f"tr[data-guid='{late.guid}']")).to_have_count(1, timeout=scaled(8000))
     page.reload()
     expect(page.locator("#refresh")).to_have_value("5")  # the choice is remembered
 

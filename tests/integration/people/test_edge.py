@@ -20,8 +20,9 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from playwright.sync_api import expect, sync_playwright
 
-from tests.harness.browser import ARGS, CHROMIUM
+from tests.harness.browser import ARGS, CHROMIUM, new_context
 from tests.harness.director_harness import DXFLOW, Director, Engine, env, wait_until
+from tests.timeouts import scaled
 
 AUDIENCE = "dxflow-edge-test"
 ISSUER = "https://edge.test"
@@ -137,7 +138,7 @@ def test_cli_browser_login_against_an_edge_engine(jwks: Path, tmp_path: Path) ->
         failed = run_cli(
             "profile", "add", "late", "--address", address, "--edge", "--no-browser", "--timeout", "1", home=home
         )
-        assert failed.wait(30) != 0
+        assert failed.wait(scaled(30)) != 0
         assert "no browser login within 1 s" in failed.stderr.read()  # type: ignore[union-attr]
         assert not (home / "late_config.yaml").exists() and not (home / "late").exists()
 
@@ -154,7 +155,7 @@ def test_cli_browser_login_against_an_edge_engine(jwks: Path, tmp_path: Path) ->
 
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            context = browser.new_context(ignore_https_errors=True)
+            context = new_context(browser)
             # What the edge proxy's own login leaves in the browser:
             context.add_cookies([{"name": "CF_Authorization", "value": token, "url": address}])
             page = context.new_page()
@@ -164,7 +165,7 @@ def test_cli_browser_login_against_an_edge_engine(jwks: Path, tmp_path: Path) ->
             expect(page.locator("body")).to_contain_text("The dxflow CLI is connected")
             page.screenshot(path=str(tmp_path / "edge-connected.png"))
             browser.close()
-        assert cli.wait(30) == 0, cli.stderr.read()  # type: ignore[union-attr]
+        assert cli.wait(scaled(30)) == 0, cli.stderr.read()  # type: ignore[union-attr]
         stored = home / "edge1" / "edge_token"
         assert stored.read_text().strip() == token and stored.stat().st_mode & 0o777 == 0o600
         assert (home / "active_profile").read_text().strip() == "edge1"
@@ -173,9 +174,13 @@ def test_cli_browser_login_against_an_edge_engine(jwks: Path, tmp_path: Path) ->
         health = subprocess.run([*DXFLOW, "engine", "healthcheck"], env=env(home), capture_output=True, text=True)
         assert health.returncode == 0, health.stderr
         key = str(engine.data_dir / "engine.key")
-        subprocess.run([*DXFLOW, "config", "set", "connection-key", key], env=env(home), check=True, timeout=60)
+        subprocess.run([*DXFLOW, "config", "set", "connection-key", key], env=env(home), check=True, timeout=scaled(60))
         ping = subprocess.run(
-            [*DXFLOW, "engine", "ping", "--count", "1"], env=env(home), capture_output=True, text=True, timeout=60
+            [*DXFLOW, "engine", "ping", "--count", "1"],
+            env=env(home),
+            capture_output=True,
+            text=True,
+            timeout=scaled(60),
         )
         assert ping.returncode == 0, ping.stderr
 

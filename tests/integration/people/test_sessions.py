@@ -15,6 +15,7 @@ from pyseto import Key
 
 from tests.harness.director_harness import ADMIN_PASSWORD, USER_PASSWORD, Director, password_hash, wait_until
 from tests.harness.people_harness import Fleet, pending_agent
+from tests.timeouts import scaled
 
 COOKIE = "dcvix_session"
 pytestmark = pytest.mark.xdist_group("people-fleet")  # with --dist loadgroup: share one fleet
@@ -26,13 +27,16 @@ def session_key(director: Director) -> Key:
 
 
 def get(director: Director, path: str, token: str) -> requests.Response:
-    return requests.get(f"{director.url}{path}", cookies={COOKIE: token}, verify=str(director.ca), timeout=10)
+    return requests.get(f"{director.url}{path}", cookies={COOKIE: token}, verify=str(director.ca), timeout=scaled(10))
 
 
 def test_cookie_and_claims(fleet: Fleet) -> None:
     d = fleet.director
     r = requests.post(
-        f"{d.url}/v1/user/login", json={"userID": "alice", "password": USER_PASSWORD}, verify=str(d.ca), timeout=10
+        f"{d.url}/v1/user/login",
+        json={"userID": "alice", "password": USER_PASSWORD},
+        verify=str(d.ca),
+        timeout=scaled(10),
     )
     header = r.headers["Set-Cookie"]
     for attribute in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/", "Max-Age=7200"):
@@ -79,7 +83,7 @@ def test_csrf_foreign_origin_is_403(fleet: Fleet, tmp_path: Path) -> None:
         json={"userID": "admin", "password": ADMIN_PASSWORD},
         headers={"Origin": "https://evil.example"},
         verify=str(d.ca),
-        timeout=10,
+        timeout=scaled(10),
     )
     assert r.status_code == 403 and COOKIE not in r.cookies
     # Reads and same-origin writes pass (the pending agent is still there: nothing was denied above).
@@ -109,7 +113,7 @@ def test_connection_token_authtokenverify_and_resolve_session(fleet: Fleet) -> N
     assert token["sessionId"] == sid and token["serverId"] == server["id"]
 
     def verify(**form: str) -> str:
-        return requests.post(f"{d.url}/v1/user/authtokenverify", data=form, verify=str(d.ca), timeout=10).text
+        return requests.post(f"{d.url}/v1/user/authtokenverify", data=form, verify=str(d.ca), timeout=scaled(10)).text
 
     assert verify(authenticationToken=token["token"], sessionId=sid) == (
         '<auth result="yes"><username>alice</username></auth>'

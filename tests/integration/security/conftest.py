@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from dxflow.common.crypto import sign_nonce
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc
+from tests.timeouts import scaled
 
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -21,14 +22,16 @@ urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 def login_token(engine: EngineProc, key_path: Path | None = None) -> str:
     """A token for ``key_path`` (default: the engine's own key, MASTER), by the raw challenge-response."""
     key = serialization.load_pem_private_key((key_path or engine.key).read_bytes(), None)
-    challenge = parse_body(requests.get(engine.address + "/api/auth/challenge/", verify=False, timeout=30).content)
+    challenge = parse_body(
+        requests.get(engine.address + "/api/auth/challenge/", verify=False, timeout=scaled(30)).content
+    )
     entity = challenge.entities[0]
     signature = base64.b64encode(sign_nonce(key, entity["nonce"])).decode()
     resp = requests.post(
         engine.address + "/api/auth/verify/",
         json={"identity": entity["identity"], "signature": signature},
         verify=False,
-        timeout=30,
+        timeout=scaled(30),
     )
     assert resp.status_code == 200, resp.text
     return parse_body(resp.content).entities[0]["token"]

@@ -15,6 +15,7 @@ import requests
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc, start_engine
 from tests.integration.security.conftest import login_token
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -26,7 +27,7 @@ class Api:
         self.http.headers["Authorization"] = f"Bearer {login_token(engine)}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, str, list[Any]]:
-        resp = self.http.request(method, self.base + "/api/artifact/" + path, timeout=30, **kwargs)
+        resp = self.http.request(method, self.base + "/api/artifact/" + path, timeout=scaled(30), **kwargs)
         if path == "download/" and resp.status_code == 200:
             return 200, resp.text, []
         body = parse_body(resp.content)

@@ -9,6 +9,7 @@ import requests
 
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-bad-input")
 
@@ -31,7 +32,7 @@ def _refused(resp: requests.Response, *statuses: int) -> str:
 @pytest.mark.parametrize("path", JSON_ENDPOINTS)
 def test_deeply_nested_json_is_400(engine: EngineProc, http: requests.Session, path: str) -> None:
     body = "[" * 100_000 + "]" * 100_000
-    resp = http.post(engine.address + path, data=body, headers={"Content-Type": "application/json"}, timeout=30)
+    resp = http.post(engine.address + path, data=body, headers={"Content-Type": "application/json"}, timeout=scaled(30))
     assert resp.status_code in (400, 404, 405, 413), resp.status_code
 
 
@@ -48,13 +49,13 @@ def test_compressed_bodies_are_refused_at_once(
             engine.address + path,
             data=body,
             headers={"Content-Type": "application/json", "Content-Encoding": encoding},
-            timeout=10,
+            timeout=scaled(10),
         )
         if resp.status_code == 400:  # aiohttp's parser refused it before any handler (the body came with the headers)
             assert resp.text
         else:
             assert "compressed request bodies are not accepted" in _refused(resp, 415)
-    assert http.get(engine.address + "/api/engine/healthcheck/", timeout=10).status_code == 200
+    assert http.get(engine.address + "/api/engine/healthcheck/", timeout=scaled(10)).status_code == 200
     assert "Traceback" not in engine.log(), "garbage from the network is logged in one line, without a traceback"
 
 
@@ -63,7 +64,7 @@ def test_compressed_bodies_are_refused_at_once(
 def test_exec_numbers_out_of_range_are_400(engine: EngineProc, http: requests.Session, field: str, value: str) -> None:
     body = f'{{"argv": ["true"], "{field}": {value}}}'
     resp = http.post(
-        engine.address + "/api/shell/exec/", data=body, headers={"Content-Type": "application/json"}, timeout=30
+        engine.address + "/api/shell/exec/", data=body, headers={"Content-Type": "application/json"}, timeout=scaled(30)
     )
     assert field in _refused(resp)
 
@@ -75,7 +76,7 @@ def test_upload_owner_out_of_range_is_400(
 ) -> None:
     target = tmp_path / "owned"
     resp = http.post(
-        engine.address + "/api/shell/upload/", params={"path": str(target), name: value}, data=b"x", timeout=30
+        engine.address + "/api/shell/upload/", params={"path": str(target), name: value}, data=b"x", timeout=scaled(30)
     )
     _refused(resp)
     assert not target.exists()
@@ -85,7 +86,7 @@ def test_upload_owner_out_of_range_is_400(
 def test_download_of_a_name_with_control_characters(engine: EngineProc, http: requests.Session, tmp_path: Path) -> None:
     target = tmp_path / 'two\nlines\r"q\\uote\u00e9\t.txt'
     target.write_bytes(b"payload")
-    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(target)}, timeout=30)
+    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(target)}, timeout=scaled(30))
     assert resp.status_code == 200 and resp.content == b"payload"
     disposition = resp.headers["Content-Disposition"]
     assert "\n" not in disposition and "\r" not in disposition
@@ -98,7 +99,7 @@ def test_download_of_a_fifo_does_not_hang(engine: EngineProc, http: requests.Ses
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     assert "not a regular file" in _refused(
-        http.get(engine.address + "/api/shell/download/", params={"path": str(fifo)}, timeout=10)
+        http.get(engine.address + "/api/shell/download/", params={"path": str(fifo)}, timeout=scaled(10))
     )
 
 
@@ -107,7 +108,7 @@ def test_error_messages_naming_control_characters(
     engine: EngineProc, http: requests.Session, tmp_path: Path, name: str
 ) -> None:
     """A 404 naming a file with control characters used to drop the connection (header injection guard)."""
-    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(tmp_path / name)}, timeout=30)
+    resp = http.get(engine.address + "/api/shell/download/", params={"path": str(tmp_path / name)}, timeout=scaled(30))
     assert "no such file" in _refused(resp, 404)
     assert all(ord(c) >= 32 for c in resp.headers["x-error-message"])
 
@@ -129,7 +130,7 @@ def test_malformed_multipart_bodies_are_400(
         http.put(
             engine.address + "/api/artifact/share/",
             json={"identities": ["fuzz/drop.txt"], "writable": True},
-            timeout=30,
+            timeout=scaled(30),
         ).content
     ).entities
     anonymous = requests.Session()
@@ -142,7 +143,9 @@ def test_malformed_multipart_bodies_are_400(
         (anonymous, "PUT", share["url"]),
     ]
     for client, method, path in cases:
-        resp = client.request(method, engine.address + path, data=body, headers={"Content-Type": ctype}, timeout=30)
+        resp = client.request(
+            method, engine.address + path, data=body, headers={"Content-Type": ctype}, timeout=scaled(30)
+        )
         message = _refused(resp, 400, 415)
         if path != "/api/workflow/":  # the public route reads its body as the compose YAML, whatever its type
             assert "multipart" in message, (path, message)

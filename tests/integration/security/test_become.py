@@ -18,6 +18,7 @@ import requests
 from dxflow.protocol.chunks import parse_body
 from tests.ansible_env import collection_env, recap, run_playbook
 from tests.conftest import EngineProc
+from tests.timeouts import scaled
 
 pytestmark = [pytest.mark.xdist_group("security-become"), pytest.mark.timeout(400)]
 PASSWORD = "my secret pw"
@@ -136,7 +137,7 @@ def test_exec_become_exchange(engine: EngineProc, http: requests.Session, script
         "become": {"prompt": "P:", "success": "OK-1", "password": "pw"},
         "timeout": 30,
     }
-    resp = http.post(engine.address + "/api/shell/exec/", json=body, timeout=60)
+    resp = http.post(engine.address + "/api/shell/exec/", json=body, timeout=scaled(60))
     assert resp.status_code == 200, resp.text
     entity = parse_body(resp.content).entities[0]
     assert base64.b64decode(entity["stdout"]).decode() == stdout

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from tests.conftest import start_engine
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-connection-cap")
 CAP = 4
@@ -21,9 +22,9 @@ def test_connections_past_the_cap_are_closed(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("DXFLOW_ENGINE_MAX_CONNECTIONS", str(CAP))
     engine = start_engine(tmp_path / "data", "--plaintext")
     address = urlsplit(engine.address)
-    held = [socket.create_connection((address.hostname, address.port), timeout=10) for _ in range(CAP)]
+    held = [socket.create_connection((address.hostname, address.port), timeout=scaled(10)) for _ in range(CAP)]
     try:
-        extra = socket.create_connection((address.hostname, address.port), timeout=10)
+        extra = socket.create_connection((address.hostname, address.port), timeout=scaled(10))
         try:
             extra.sendall(b"GET /api/auth/challenge/ HTTP/1.1\r\nHost: x\r\n\r\n")
             answer = extra.recv(100)
@@ -35,7 +36,7 @@ def test_connections_past_the_cap_are_closed(tmp_path: Path, monkeypatch: pytest
         deadline = time.monotonic() + 20
         while True:  # the freed slot is seen once the engine notices the close
             try:
-                resp = requests.get(engine.address + "/api/auth/challenge/", timeout=5)
+                resp = requests.get(engine.address + "/api/auth/challenge/", timeout=scaled(5))
                 break
             except requests.ConnectionError:
                 assert time.monotonic() < deadline, "the engine never served again"

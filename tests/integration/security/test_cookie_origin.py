@@ -12,6 +12,7 @@ import requests
 
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-cookie")
 EXEC = "/api/shell/exec/"
@@ -23,7 +24,7 @@ def _cookie_post(engine: EngineProc, token: str, headers: dict[str, str], body: 
         data=body,
         headers={"Cookie": f"authorization={token}", **headers},
         verify=False,
-        timeout=30,
+        timeout=scaled(30),
     )
 
 
@@ -64,14 +65,14 @@ def test_json_endpoints_need_a_json_content_type(
         engine.address + EXEC,
         data=f'{{"argv": ["touch", "{marker}"]}}',
         headers={"Content-Type": content_type},
-        timeout=30,
+        timeout=scaled(30),
     )
     assert resp.status_code == 415 and "application/json" in parse_body(resp.content).message
     assert not marker.exists()
 
 
 def test_cross_site_websocket_attach_is_refused(engine: EngineProc, http: requests.Session, token: str) -> None:
-    created = http.post(engine.address + "/api/shell/create/", json={"command": ["/bin/sh"]}, timeout=30)
+    created = http.post(engine.address + "/api/shell/create/", json={"command": ["/bin/sh"]}, timeout=scaled(30))
     assert created.status_code in (200, 201), created.text
     name = parse_body(created.content).entities[0]["name"]
     host = urlsplit(engine.address).netloc
@@ -88,4 +89,4 @@ def test_cross_site_websocket_attach_is_refused(engine: EngineProc, http: reques
 
     assert asyncio.run(attach("https://evil.example")) == 403
     assert asyncio.run(attach(f"https://{host}")) == 101
-    http.post(engine.address + f"/api/shell/kill/{name}/", json={"signal": "KILL"}, timeout=30)
+    http.post(engine.address + f"/api/shell/kill/{name}/", json={"signal": "KILL"}, timeout=scaled(30))

@@ -15,6 +15,7 @@ import requests
 
 from tests.conftest import EngineProc, start_engine
 from tests.integration.security.conftest import login_token
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-files-root")
 ROUNDS = 300
@@ -37,10 +38,10 @@ def _swapper(root: Path, outside: Path, stop: threading.Event) -> None:
     while not stop.is_set():
         os.rename(directory, held)
         os.symlink(outside, directory)
-        stop.wait(0.0005)  # pacing, not synchronisation: both states last long enough to be met
+        stop.wait(0.0005)  # unscaled: pacing, not synchronisation: both states last long enough to be met
         os.unlink(directory)
         os.rename(held, directory)
-        stop.wait(0.0005)
+        stop.wait(0.0005)  # unscaled: pacing
 
 
 def test_no_escape_while_a_directory_is_swapped_for_a_symlink(rooted: tuple[EngineProc, Path, Path]) -> None:
@@ -51,11 +52,11 @@ def test_no_escape_while_a_directory_is_swapped_for_a_symlink(rooted: tuple[Engi
     url = engine.address + "/api/shell/"
 
     def download(_: int) -> tuple[int, bytes]:
-        resp = session.get(url + "download/", params={"path": str(root / "d" / "f")}, timeout=60)
+        resp = session.get(url + "download/", params={"path": str(root / "d" / "f")}, timeout=scaled(60))
         return resp.status_code, resp.content
 
     def upload(i: int) -> int:
-        resp = session.post(url + "upload/", params={"path": str(root / "d" / f"up{i}")}, data=b"u", timeout=60)
+        resp = session.post(url + "upload/", params={"path": str(root / "d" / f"up{i}")}, data=b"u", timeout=scaled(60))
         return resp.status_code
 
     stop = threading.Event()

@@ -32,6 +32,7 @@ from dxflow.common.director_config import DirectorConfig
 from dxflow.director.app import create_app
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, FakeAgentIdentity
 from tests.harness.fuzzing import app_routes, body_for, fill_path, json_values, send, texts
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-fuzz-director")
 EXAMPLES = int(os.environ.get("DXFLOW_FUZZ_DIRECTOR_EXAMPLES") or os.environ.get("DXFLOW_FUZZ_EXAMPLES") or "8")
@@ -68,7 +69,7 @@ class Fuzzed:
 
     def counts(self) -> dict[str, int]:
         uri = f"file:{self.director.data_dir / 'director.db'}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=scaled(10))) as db:
             return {table: db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES}
 
 

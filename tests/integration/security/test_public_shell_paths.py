@@ -12,7 +12,7 @@ from dxflow.agent.engine_probe import EngineProbe
 from dxflow.agent.sessions.engine import EngineBackend
 from tests.conftest import start_engine
 from tests.integration.security.conftest import login_token
-from tests.timeouts import wait_until
+from tests.timeouts import scaled, wait_until
 
 DEPRECATED = "deprecated path"
 
@@ -35,14 +35,20 @@ def test_agent_engine_sessions_use_no_deprecated_path(tmp_path: Path) -> None:
         assert after == []
         token = login_token(engine)
         shells = requests.get(
-            engine.address + "/api/shell/", headers={"Authorization": f"Bearer {token}"}, verify=False, timeout=30
+            engine.address + "/api/shell/",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=False,
+            timeout=scaled(30),
         )
         assert shells.status_code == 200 and '"work1"' not in shells.text, "closing the session removed the shell"
         assert DEPRECATED not in engine.log(), engine.log()
 
         # The detector works: one call on an old path is logged (and still served, with its Deprecation header).
         old = requests.get(
-            engine.address + "/api/shell/list/", headers={"Authorization": f"Bearer {token}"}, verify=False, timeout=30
+            engine.address + "/api/shell/list/",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=False,
+            timeout=scaled(30),
         )
         assert old.status_code == 200 and old.headers["Deprecation"] == "true"
         line = wait_until(

@@ -15,6 +15,7 @@ import requests
 
 from tests.conftest import start_engine
 from tests.integration.security.conftest import login_token
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-leftovers")
 
@@ -31,7 +32,7 @@ def test_sigkill_mid_upload_leaves_nothing_after_restart(tmp_path: Path) -> None
 
     def body() -> Iterator[bytes]:
         yield b"x" * 65536
-        release.wait(60)
+        release.wait(scaled(60))
 
     def upload() -> None:
         with contextlib.suppress(requests.RequestException):  # the engine is killed under it
@@ -41,7 +42,7 @@ def test_sigkill_mid_upload_leaves_nothing_after_restart(tmp_path: Path) -> None
                 headers={"Authorization": f"Bearer {login_token(engine)}"},
                 data=body(),
                 verify=False,
-                timeout=60,
+                timeout=scaled(60),
             )
 
     thread = threading.Thread(target=upload, daemon=True)
@@ -52,7 +53,7 @@ def test_sigkill_mid_upload_leaves_nothing_after_restart(tmp_path: Path) -> None
             assert time.monotonic() < deadline, "the upload never started"
             time.sleep(0.02)  # polling a condition with a deadline
         os.kill(engine.proc.pid, signal.SIGKILL)
-        engine.proc.wait(10)
+        engine.proc.wait(scaled(10))
         assert len(_temps(target_dir)) == 1, "a killed engine leaves its temporary file (what the sweep is for)"
     finally:
         release.set()

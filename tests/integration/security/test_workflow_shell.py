@@ -11,6 +11,7 @@ from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc
 from tests.integration.security.conftest import login_token
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.xdist_group("security-workflow-shell")
 PROCESS = "services:\n  a:\n    command: touch {marker}\n"
@@ -27,7 +28,7 @@ def _token_with(engine: EngineProc, http: requests.Session, tmp_path: Path, name
     resp = http.post(
         engine.address + "/api/key/register/",
         json={"name": name, "public_key": public_pem(key).decode(), "permissions": perms},
-        timeout=30,
+        timeout=scaled(30),
     )
     assert resp.status_code == 201, resp.text
     return login_token(engine, path)
@@ -39,7 +40,7 @@ def _deploy(engine: EngineProc, token: str, text: str, name: str) -> requests.Re
         json={"definition": text, "name": name},
         headers={"Authorization": f"Bearer {token}"},
         verify=False,
-        timeout=60,
+        timeout=scaled(60),
     )
 
 
@@ -62,5 +63,5 @@ def test_workflow_only_token_cannot_run_host_commands(
         engine.address + "/api/workflow/sec-wf/stop/",
         headers={"Authorization": f"Bearer {operator}"},
         verify=False,
-        timeout=60,
+        timeout=scaled(60),
     )

@@ -80,7 +80,7 @@ def test_logs_follow_from_the_cli(profile: Path, tmp_path: Path, engine: EngineP
         assert int(second.split()[-1]) == int(first.split()[-1]) + 1
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(timeouts.scaled(10))
     ok(run_cli("workflow", "remove", "ticker", home=profile))
 
 

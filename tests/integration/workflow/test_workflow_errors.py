@@ -14,6 +14,7 @@ from dxflow.common.files import write_private
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc
 from tests.integration.workflow.conftest import client_for
+from tests.timeouts import scaled
 
 pytestmark = [
     pytest.mark.xdist_group("workflow-engine"),
@@ -25,7 +26,7 @@ OK_SERVICE = "    command: sleep 1\n"
 
 def post(engine: EngineProc, token: str, path: str, **kw) -> tuple[int, str]:
     headers = {"Authorization": f"Bearer {token}", **kw.pop("headers", {})}
-    resp = requests.post(engine.address + path, headers=headers, verify=False, timeout=10, **kw)
+    resp = requests.post(engine.address + path, headers=headers, verify=False, timeout=scaled(10), **kw)
     body = parse_body(resp.content)
     assert body.code == resp.status_code
     return resp.status_code, body.message

@@ -135,7 +135,7 @@ services:
         (work / "go.tmp").rename(work / "go")
         wait_for(lambda i=i: any(text == f"GO {i}" for text, _ in seen), timeout=5, what=f"GO {i}")
         latencies.append(next(t for text, t in seen if text == f"GO {i}") - sent)
-    assert done.wait(5)
+    assert done.wait(timeouts.scaled(5))
     assert [t for t, _ in seen] == ["started", "GO 1", "GO 2", "GO 3"], "tail=1 then live; nothing repeated"
     assert max(latencies) < 1.0, latencies
     # tail / since / service filter

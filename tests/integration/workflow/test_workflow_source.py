@@ -16,6 +16,7 @@ from dxflow.client import WorkflowClient
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import EngineProc, start_engine
 from tests.integration.workflow.conftest import client_for
+from tests.timeouts import scaled
 
 pytestmark = [
     pytest.mark.xdist_group("workflow-engine"),
@@ -65,7 +66,7 @@ def create(engine: EngineProc, wf: WorkflowClient, url: str) -> tuple[int, str]:
         params={"source": url},
         headers={"Authorization": f"Bearer {wf.session.tokens.token()}"},
         verify=False,
-        timeout=60,
+        timeout=scaled(60),
     )
     return resp.status_code, parse_body(resp.content).message
 

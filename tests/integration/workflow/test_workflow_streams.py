@@ -17,6 +17,7 @@ from dxflow.common.files import write_private
 from dxflow.protocol.chunks import parse_body
 from tests.conftest import DXFLOW, EngineProc
 from tests.integration.workflow.conftest import wait_for
+from tests.timeouts import scaled
 
 pytestmark = [
     pytest.mark.xdist_group("workflow-engine"),
@@ -31,7 +32,7 @@ TICKER = """services:
 
 def get(engine: EngineProc, wf: WorkflowClient, path: str, **params: str) -> requests.Response:
     headers = {"Authorization": f"Bearer {wf.session.tokens.token()}"}
-    return requests.get(engine.address + path, params=params, headers=headers, verify=False, timeout=30)
+    return requests.get(engine.address + path, params=params, headers=headers, verify=False, timeout=scaled(30))
 
 
 def test_streams_stay_apart(engine: EngineProc, wf: WorkflowClient, home: Path) -> None:
@@ -84,7 +85,7 @@ def test_streams_stay_apart(engine: EngineProc, wf: WorkflowClient, home: Path) 
             lines = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
         finally:
             proc.terminate()
-            proc.wait(10)
+            proc.wait(scaled(10))
         assert all(line.startswith("both | err-") for line in lines), lines
     finally:
         wf.remove("streams")

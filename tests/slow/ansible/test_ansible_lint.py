@@ -42,7 +42,11 @@ def test_ansible_lint_production_profile_passes(tmp_path: Path) -> None:
 
 def test_changelog_fragments_lint_and_changelog_is_generated() -> None:
     proc = subprocess.run(
-        [str(BIN / "antsibull-changelog"), "lint"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [str(BIN / "antsibull-changelog"), "lint"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeouts.scaled(120),
     )
     assert proc.returncode == 0 and not proc.stdout.strip(), proc.stdout + proc.stderr
     text = (ROOT / "CHANGELOG.rst").read_text()

@@ -16,6 +16,7 @@ import pytest
 from tests.ansible_env import BIN, ROOT, collection_env, recap, run_playbook
 from tests.harness.fleet import ADMIN_PASSWORD, operator_key, write_inventory
 from tests.harness.roles import daemon_pids, installed_version, snapshot_collection, stop_all
+from tests.timeouts import scaled
 
 pytestmark = pytest.mark.timeout(420)
 NEW_VERSION = "0.1.0.post7"  # stamped into the collection's wheel by the package role (dxflow_version)
@@ -30,7 +31,7 @@ def run_molecule(scenario: str, root: Path, inventory: Path) -> subprocess.Compl
         env=env,
         text=True,
         capture_output=True,
-        timeout=400,
+        timeout=scaled(400),
     )
 
 

@@ -97,7 +97,7 @@ def test_fast_path_record_is_private_keyed_by_options_and_expires(monkeypatch, t
         route="direct",
         address="https://127.0.0.1:1",
         insecure=False,
-        timeout=9,
+        timeout=9,  # unscaled: a settings value, not a wait
         key=str(key),
     )
     token = _jwt({"sub": "k", "exp": time.time() + 3600})

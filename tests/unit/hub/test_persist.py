@@ -14,6 +14,7 @@ import pytest
 
 from dxflow.client import persist
 from dxflow.client.settings import ConnectionSettings
+from tests.timeouts import scaled
 
 
 def _director(token: str) -> ConnectionSettings:
@@ -78,7 +79,7 @@ def test_open_stream_reads_the_status_line_then_gives_the_bytes(tmp_path: Path) 
         thread = _bridge("k.sock", b"OK\n", requests)
     finally:
         os.chdir(old)
-    with persist.open_stream(path, "web1", timeout=10) as sock:
+    with persist.open_stream(path, "web1", timeout=scaled(10)) as sock:
         sock.sendall(b"hello")
         assert sock.recv(100) == b"hello"
     thread.join(10)
@@ -88,7 +89,7 @@ def test_open_stream_reads_the_status_line_then_gives_the_bytes(tmp_path: Path) 
 def test_info_answers_the_server_id_and_fingerprint(tmp_path: Path) -> None:
     requests: list[bytes] = []
     thread = _bridge(str(tmp_path / "k.sock"), b"OK 42 ab12\n", requests)
-    assert persist.ask(str(tmp_path / "k.sock"), "web1", timeout=10) == ("42", "ab12")
+    assert persist.ask(str(tmp_path / "k.sock"), "web1", timeout=scaled(10)) == ("42", "ab12")
     thread.join(10)
     assert requests == [b"INFO web1\n"]
 
@@ -97,8 +98,8 @@ def test_a_refused_stream_carries_the_directors_status(tmp_path: Path) -> None:
     path = str(tmp_path / "k.sock")
     thread = _bridge(path, b"ERR 503 web1 has no tunnel\n", [])
     with pytest.raises(persist.StreamRefused) as caught:
-        persist.open_stream(path, "web1", timeout=10)
+        persist.open_stream(path, "web1", timeout=scaled(10))
     assert (caught.value.status, caught.value.message) == (503, "web1 has no tunnel")
     thread.join(10)
     with pytest.raises(FileNotFoundError):
-        persist.open_stream(str(tmp_path / "gone.sock"), "web1", timeout=10)
+        persist.open_stream(str(tmp_path / "gone.sock"), "web1", timeout=scaled(10))
