@@ -34,10 +34,14 @@ SETUPS = {
     "version",
     "collection-root": "the block runs in a copy of the collection root (the repository without .git/.venv)",
     "collection-tarball": "the block runs in a folder holding the release tarball dxflow-remote-<version>.tar.gz",
+    "edge-engine": "an engine behind a stand-in edge proxy (it checks edge JWTs against a JWKS the fixture made); "
+    "$BROWSER is headless Chromium with the proxy's CF_Authorization cookie, which clicks 'Yes, connect the CLI' "
+    "after checking the code (tests/harness/docs_edge.py)",
 }
 
 # Placeholder text in the docs -> what it stands for here ({root}: the block's private root folder; {engine_port},
-# {director_port}: free loopback ports). Replaced as literal text, in this order, heredocs included.
+# {director_port}: free loopback ports;
+# {edge_port}: the port of setup=edge-engine's engine). Replaced as literal text, in this order, heredocs included.
 PLACEHOLDERS: tuple[tuple[str, str], ...] = (
     ("/var/lib/dxflow/", "{root}/var/lib/dxflow/"),
     ("/etc/dxflow/", "{root}/etc/dxflow/"),
@@ -48,6 +52,7 @@ PLACEHOLDERS: tuple[tuple[str, str], ...] = (
     ("https://director.example:8445", "https://127.0.0.1:{director_port}"),
     ("<guid>", '"$(docs_pending_guid)"'),  # the GUID `agents list --state pending` shows, once it shows one
     ("--server host1", '--server "$(docs_server host1)"'),  # host1 once `servers list` shows it with its engine
+    ("https://dxflow.example.com", "https://127.0.0.1:{edge_port}"),  # setup=edge-engine
 )
 
 
@@ -75,10 +80,15 @@ class Block:
         return any(line.strip() and not line.lstrip().startswith("#") for line in self.text.splitlines())
 
     def script(self, values: dict[str, str]) -> str:
-        """The text with every placeholder replaced by ``values`` (root, engine_port, director_port)."""
+        """The text with every placeholder replaced by ``values`` (root, engine_port, director_port, and what the
+        block's setups add)."""
         text = self.text
         for placeholder, replacement in PLACEHOLDERS:
-            text = text.replace(placeholder, replacement.format(**values))
+            if placeholder in text:
+                try:
+                    text = text.replace(placeholder, replacement.format(**values))
+                except KeyError as exc:
+                    raise DocsError(f"{self.id}: {placeholder!r} needs a setup that provides {exc}") from None
         return text
 
 

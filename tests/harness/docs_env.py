@@ -4,11 +4,11 @@ every daemon a block left running (by its pid file) and finds any process of the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from tests import timeouts
 from tests.conftest import EngineProc, start_engine
 from tests.harness.director_harness import free_port
 from tests.harness.docs_blocks import ROOT
+from tests.harness.docs_edge import AUDIENCE, KEY_ENV, write_edge_files
 
 BIN = Path(sys.executable).parent
 TOKEN_VAR = "DXFLOW_DOCS_TEST_RUN"  # every process a block starts inherits it: how leftovers are found
@@ -89,18 +90,24 @@ def _alive(pid: int) -> bool:
 def _stop(pids: list[int]) -> None:
     """SIGTERM, wait (scaled), SIGKILL: only the given pids, all of them started by the block."""
     for pid in pids:
-        os.kill(pid, signal.SIGTERM) if _alive(pid) else None
-    end = timeouts.deadline(15)
-    while any(_alive(p) for p in pids) and time.monotonic() < end:
-        time.sleep(0.1)
-    for pid in pids:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        _signal(pid, signal.SIGTERM)
+    try:
+        timeouts.wait_until(lambda: not any(_alive(p) for p in pids), 15, 0.1, "the block's processes to exit")
+    except AssertionError:
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def stop_block_processes(benv: BlockEnv) -> tuple[list[str], list[str]]:
     """Stop the daemons the block left running by their pid files (what `dxflow ... down` does); return
     (the pid files that named a live daemon, descriptions of processes still alive after that)."""
+    fixture = {e.proc.pid for e in benv.engines}  # the fixture's own engines: stopped by the fixture
     ours = set(_pids_with(benv.token))
     daemons: list[str] = []
     pids = []
@@ -109,20 +116,22 @@ def stop_block_processes(benv: BlockEnv) -> tuple[list[str], list[str]]:
             pid = int(pid_file.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if pid in ours and _alive(pid):
+        # the block's: it inherited the token, or (had a daemon dropped its environment) it runs on the block's files
+        if pid not in fixture and _alive(pid) and (pid in ours or str(benv.root) in _cmdline(pid)):
             daemons.append(str(pid_file.relative_to(benv.root)))
             pids.append(pid)
     _stop(pids)
     left = [p for p in _pids_with(benv.token) if _alive(p)]
-    described = []
-    for pid in left:
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            cmd = "?"
-        described.append(f"{pid}: {cmd.strip()}")
+    described = [f"{pid}: {_cmdline(pid)}" for pid in left]
     _stop(left)
     return daemons, described
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
 
 
 def copy_collection(dest: Path) -> Path:
@@ -177,6 +186,12 @@ def block_env(root: Path, setup: tuple[str, ...], tarball: Callable[[], Path]) -
         data = root / "var" / "lib" / "dxflow" / "director"
         data.mkdir(parents=True, mode=0o700)
         (etc / "director.yaml").write_text(yaml.safe_dump({"host": "127.0.0.1", "data_dir": str(data)}))
+    if "edge-engine" in setup:
+        key, jwks, browser = write_edge_files(root / "edge")
+        engine = start_engine(root / "edge-engine" / "data", "--edge-jwks", str(jwks), "--edge-audience", AUDIENCE)
+        benv.engines.append(engine)
+        values["edge_port"] = str(engine.port)
+        env.update({"BROWSER": str(browser), KEY_ENV: str(key)})
     if "collection-root" in setup:
         benv.cwd = copy_collection(root / "collection")
     if "collection-tarball" in setup:

@@ -80,6 +80,7 @@ def test_block(block: Block, request: pytest.FixtureRequest, make_block_env) -> 
         )
     finally:
         daemons, left = stop_block_processes(benv)
+    print(f"{block.id}: daemons stopped by their pid files: {daemons or 'none'}")
     output = proc.stdout + proc.stderr
     shown = f"--- block ({block.id}, as run) ---\n{script}--- stdout ---\n{proc.stdout}--- stderr ---\n{proc.stderr}"
     assert proc.returncode == 0, f"exit {proc.returncode}\n{shown}"
