@@ -28,6 +28,21 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"timeouts scaled x{timeouts.SCALE:.2f} ({timeouts.ENV})"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print each test's ``("summary", text)`` user property (counts a test reports, e.g. ``EXAMPLES: N tasks run, M
+    marked``); user properties travel from xdist workers, so the lines show with ``-q`` and ``-n``."""
+    lines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for name, value in getattr(report, "user_properties", ())
+        if name == "summary"
+    ]
+    for line in lines:
+        terminalreporter.write_line(str(line))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Scale each test's pytest-timeout limit (its ``timeout`` mark, else the ini/command-line value)."""
     default = float(config.getoption("timeout", None) or config.getini("timeout") or 0)

@@ -51,9 +51,10 @@ extends_documentation_fragment:
 """
 
 EXAMPLES = r"""
+# query() always returns a list; lookup() would return the server itself when only one matches
 - name: Hostnames of the GPU servers
   ansible.builtin.debug:
-    msg: "{{ lookup('dxflow.remote.servers', profile='director', tags=['gpu']) | map(attribute='hostname') }}"
+    msg: "{{ query('dxflow.remote.servers', profile='director', tags=['gpu']) | map(attribute='hostname') }}"
 """
 
 RETURN = r"""

@@ -32,7 +32,7 @@ extends_documentation_fragment:
 EXAMPLES = r"""
 - name: Call the engine API with a token of the host1 profile
   ansible.builtin.uri:
-    url: "https://10.0.0.5:8080/api/workflow/list/"
+    url: "{{ lookup('dxflow.remote.profile', 'connection-address', profile='host1') }}/api/workflow/list/"
     headers:
       Authorization: "Bearer {{ lookup('dxflow.remote.token', 'host1') }}"
   no_log: true

@@ -36,7 +36,7 @@ EXAMPLES = r"""
 
 - name: Who am I on this engine, and which keys can log in
   dxflow.remote.engine_info:
-    connection_address: https://10.0.0.5:8080
+    connection_address: "{{ engine_address }}"
     connection_key: ~/.dxflow/ci.pem
     connection_fingerprint: "{{ engine_fingerprint }}"
     gather: [claims, keys]
