@@ -68,6 +68,7 @@ def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
         "dxflow_test_engine2_fingerprint": engines["host2"]["fingerprint"],
         "dxflow_test_engines": engines,
         "dxflow_test_unreachable_address": "https://127.0.0.1:1",
+        "dxflow_test_bad_connections": _bad_connections(fleet),
         "dxflow_test_director_profile": "director",
         "dxflow_test_director_address": fleet.director.url,
         "dxflow_test_director_ca": str(fleet.director.ca),
@@ -78,6 +79,31 @@ def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
         "dxflow_test_hosts": sorted(fleet.engines),
         "dxflow_test_agents": {host: agent.guid for host, agent in fleet.agents.items()},
     }
+
+
+def _bad_connections(fleet: Fleet) -> list[dict[str, str]]:
+    """The documented connection errors of an engine module: each case's options and the message it must give."""
+    good = {
+        "address": fleet.engine_url("host1"),
+        "key": str(fleet.ci_key),
+        "fingerprint": fleet.engines["host1"].fingerprint,
+    }
+    return [
+        good
+        | {
+            "case": "bad key",
+            "key": str(fleet.engines["host2"].data_dir / "engine.key"),
+            "msg": "failed: 401 signature does not match any registered, enabled key",
+        },
+        good | {"case": "wrong fingerprint", "fingerprint": "00" * 32, "msg": "fingerprint mismatch"},
+        good
+        | {
+            "case": "unreachable engine",
+            "address": "https://127.0.0.1:1",
+            "msg": "failed: cannot reach https://127.0.0.1:1: connection refused",
+        },
+        good | {"case": "missing key file", "key": "/nonexistent/ci.pem", "msg": "private key /nonexistent/ci.pem does not exist"},
+    ]
 
 
 def _token(fleet: Fleet) -> str:
@@ -104,7 +130,9 @@ def test_target(fleet: Fleet, tmp_path: Path, target: str) -> None:
     extra = _extra_vars(fleet, tmp_path, token)
     extra.update(SETUP.get(target, lambda *_: {})(fleet, tmp_path))
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(f"[testgroup]\ntesthost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    inventory.write_text(
+        f"[testgroup]\ntesthost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
+    )
     playbook = tmp_path / "target.yml"
     play = [{"name": target, "hosts": "testhost", "gather_facts": False, "roles": [str(TARGETS_DIR / target)]}]
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
