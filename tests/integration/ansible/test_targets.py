@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from dxflow.client import EngineClient
+from tests import timeouts
 from tests.ansible_env import ROOT, recap, run_playbook
 from tests.harness.director_harness import ADMIN_PASSWORD, FakeAgentIdentity
 from tests.integration.ansible.conftest import Fleet
@@ -57,6 +58,7 @@ def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
         "dxflow_test_output_dir": str(out),
         "dxflow_test_secrets_dir": str(out / "secrets"),
         "dxflow_test_python": sys.executable,
+        "dxflow_test_timeout_scale": timeouts.SCALE,
         "dxflow_test_home": str(fleet.home),
         "dxflow_test_engine_address": engines["host1"]["address"],
         "dxflow_test_engine_port": engines["host1"]["port"],
