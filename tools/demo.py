@@ -1,22 +1,28 @@
 """`make demo`: boot the fleet on 127.0.0.1 and drive it through the CLI. `make demo-down` stops it.
 
-Everything lives in ./.demo (data dirs, the demo's DXFLOW_HOME, logs); nothing outside is touched.
+Everything lives in ./.demo (data dirs, the demo's DXFLOW_HOME, logs); nothing outside is touched. `make demo` again
+stops the previous demo and starts a fresh one. Waits are polls with generous deadlines (a busy machine only makes
+them take longer): WAIT seconds, or $DXFLOW_DEMO_WAIT.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from dxflow.client import persist
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / ".demo"
 DXFLOW = [str(ROOT / ".venv" / "bin" / "dxflow")]
 ENGINES = ("host1", "host2", "host3")
+WAIT = float(os.environ.get("DXFLOW_DEMO_WAIT", "180"))
 
 
 def free_port() -> int:
@@ -84,7 +90,7 @@ def agents_up(director_address: str) -> None:
 
 
 def approve_pending() -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + WAIT
     approved: set[str] = set()
     while len(approved) < len(ENGINES) and time.monotonic() < deadline:
         env = os.environ | {"DXFLOW_HOME": str(DEMO / "home")}
@@ -101,13 +107,13 @@ def approve_pending() -> None:
                 approved.add(guid)
         time.sleep(0.5)
     if len(approved) < len(ENGINES):
-        sys.exit(f"demo failed: only {len(approved)} of {len(ENGINES)} agents registered in 30 s")
+        sys.exit(f"demo failed: only {len(approved)} of {len(ENGINES)} agents registered in {WAIT:.0f} s")
 
 
 def wait_listed(*command: str) -> None:
     """Poll ``dxflow -C director <command>`` until it lists every host, then show it."""
     env = os.environ | {"DXFLOW_HOME": str(DEMO / "home")}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         out = subprocess.run(
             [*DXFLOW, "-C", "director", "-o", "json", *command],
@@ -166,6 +172,7 @@ def deploy_with_ansible() -> None:
     inventory = ANSIBLE / "fleet.dxflow_director.yml"
     inventory.write_text(
         "plugin: dxflow.remote.director\nprofile: director\nuse_engine_connection: true\nengine_route: director\n"
+        "extra_hostvars: [tags]\n"
         f"compose:\n  ansible_python_interpreter: \"'{ROOT / '.venv' / 'bin' / 'python'}'\"\n"
     )
     (ANSIBLE / "group_vars").mkdir(exist_ok=True)
@@ -181,7 +188,11 @@ def deploy_with_ansible() -> None:
 
 def up() -> None:
     started = time.monotonic()
-    DEMO.mkdir(exist_ok=True, mode=0o700)
+    if DEMO.exists():
+        print("stopping the previous demo first (a fresh one starts)", flush=True)
+        down()
+        shutil.rmtree(DEMO)
+    DEMO.mkdir(mode=0o700)
     for name in ENGINES:
         data = DEMO / name / "engine"
         run("boot", "up", "--daemon", "--port", str(free_port()), "--data-dir", str(data))
@@ -222,6 +233,11 @@ def remove_workflows(profile: str) -> None:
 
 
 def down() -> None:
+    """Stop what `up` started: agents, the director, the engines (their workflows first) and the persistent hub
+    bridge the play left behind (it would exit after its idle time anyway)."""
+    bridges = persist.stop_all(DEMO / "home")
+    if bridges:
+        print(f"stopped the hub bridge ({', '.join(map(str, bridges))})", flush=True)
     for name in ENGINES:
         if (DEMO / name / "agent.yaml").exists():
             run("agent", "down", "--config", str(DEMO / name / "agent.yaml"), check=False)

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,7 @@ __all__ = [
     "hub_dir",
     "idle_timeout",
     "open_stream",
+    "stop_all",
 ]
 
 IDLE = 60.0
@@ -137,6 +139,23 @@ def find(base: Path) -> Persisted | None:
     if not isinstance(info, dict) or not _held(base.with_suffix(".lock")):
         return None
     return Persisted(str(base.with_suffix(".sock")), int(info["pid"]))
+
+
+def stop_all(home: Path, timeout: float = 10.0) -> list[int]:
+    """SIGTERM every live bridge under ``<home>/cache/hub`` (like ``ssh -O exit``) and wait up to ``timeout`` s for
+    each to release its lock; returns their pids. Only bridges that hold their lock are signalled, so a pid a dead
+    bridge left behind (possibly reused by another process) is never touched."""
+    folder = home / "cache" / "hub"
+    bridges = [b for base in sorted(folder.glob("*.json")) if (b := find(base.with_suffix(""))) is not None]
+    for bridge in bridges:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(bridge.pid, signal.SIGTERM)
+    end = time.monotonic() + timeout
+    for bridge in bridges:
+        lock = Path(bridge.socket).with_suffix(".lock")
+        while _held(lock) and time.monotonic() < end:
+            time.sleep(0.05)
+    return [b.pid for b in bridges]
 
 
 def ensure(director: ConnectionSettings, home: Path) -> Persisted:

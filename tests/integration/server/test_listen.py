@@ -103,22 +103,27 @@ def test_an_abandoned_long_ping_neither_runs_on_nor_holds_the_stop(tmp_path: Pat
     """A client that asks for 300 pings 30 s apart and goes away: the handler ends with its client (it would run for
     2.5 hours), so SIGTERM stops the engine in seconds, not after aiohttp's 60 s graceful period."""
     engine = start_engine(tmp_path / "data", "--log-level", "DEBUG")
-    token = _ok(run_cli("engine", "token", "--data-dir", str(engine.data_dir), home=tmp_path)).strip()
-    tls = ssl.create_default_context()
-    tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-    for stream in ("false", "true"):
-        with tls.wrap_socket(socket.create_connection(("127.0.0.1", engine.port))) as client:
-            client.sendall(
-                f"GET /api/engine/ping/?count=300&interval=30000&stream={stream} HTTP/1.1\r\nHost: x\r\n"
-                f"Authorization: Bearer {token}\r\n\r\n".encode()
-            )
-            if stream == "true":  # the first ping is on its way: the handler is running
-                client.settimeout(scaled(20))
-                assert client.recv(64).startswith(b"HTTP/1.1 200")
-    wait_until(
-        lambda: engine.log().count("client went away during GET /api/engine/ping/") == 2, 30, what="both pings ended"
-    )
-    started = time.monotonic()
-    engine.stop()
-    assert engine.proc.returncode == 0, engine.log()
-    assert time.monotonic() - started < scaled(8), "the stop waited for the abandoned ping"
+    try:
+        token = _ok(run_cli("engine", "token", "--data-dir", str(engine.data_dir), home=tmp_path)).strip()
+        tls = ssl.create_default_context()
+        tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+        for stream in ("false", "true"):
+            with tls.wrap_socket(socket.create_connection(("127.0.0.1", engine.port))) as client:
+                client.sendall(
+                    f"GET /api/engine/ping/?count=300&interval=30000&stream={stream} HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {token}\r\n\r\n".encode()
+                )
+                if stream == "true":  # the first ping is on its way: the handler is running
+                    client.settimeout(scaled(20))
+                    assert client.recv(64).startswith(b"HTTP/1.1 200")
+        wait_until(
+            lambda: engine.log().count("client went away during GET /api/engine/ping/") == 2,
+            30,
+            what="both pings ended",
+        )
+        started = time.monotonic()
+        engine.stop()
+        assert engine.proc.returncode == 0, engine.log()
+        assert time.monotonic() - started < scaled(8), "the stop waited for the abandoned ping"
+    finally:
+        engine.stop()
