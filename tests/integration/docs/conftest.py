@@ -1,8 +1,8 @@
-"""Fixtures of the docs test (the block environment is tests/harness/docs_env.py) and the ``DOCS:`` summary."""
+"""Fixtures of the docs test; the block environment is tests/harness/docs_env.py. (The ``DOCS:`` summary goes
+through the root conftest's ``("summary", text)`` user property, which works under xdist too.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -47,36 +47,3 @@ def make_block_env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator:
         stop_block_processes(benv)
         for engine in benv.engines:
             engine.stop()
-
-
-# --- the summary: counts from the reports, so it works with xdist workers too --------------------------------
-_RESULTS: dict[str, dict[str, str]] = {}
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for name, value in report.user_properties:
-        if name == "docs_block" and (report.when == "call" or report.outcome != "passed"):
-            info = json.loads(value)
-            info["outcome"] = report.outcome
-            if info["id"] not in _RESULTS or report.outcome != "passed":
-                _RESULTS[info["id"]] = info
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not _RESULTS:
-        return
-    ran = [r for r in _RESULTS.values() if not r.get("skip")]
-    marked = [r for r in _RESULTS.values() if r.get("skip")]
-    failed = [r for r in ran if r["outcome"] == "failed"]
-    write = terminalreporter.write_line
-    terminalreporter.section("docs blocks")
-    write(f"DOCS: {len(ran)} blocks run, {len(marked)} marked" + (f" ({len(failed)} failed)" if failed else ""))
-    for r in sorted(marked, key=_order):
-        write(f"  marked {r['id']}: {r['skip']}")
-    for r in sorted(failed, key=_order):
-        write(f"  FAILED {r['id']}")
-
-
-def _order(result: dict[str, str]) -> tuple[str, int]:
-    path, _, line = result["id"].rpartition(":")
-    return path, int(line)

@@ -11,7 +11,6 @@ running is stopped by its pid file, and no process the block started may still b
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
@@ -21,8 +20,6 @@ import pytest
 from tests import timeouts
 from tests.harness.docs_blocks import PLACEHOLDERS, Block, DocsError, all_blocks, blocks_of, doc_files
 from tests.harness.docs_env import PRELUDE, stop_block_processes
-
-pytestmark = pytest.mark.xdist_group("docs")
 
 
 def _blocks() -> list[Block]:
@@ -35,8 +32,9 @@ def _blocks() -> list[Block]:
 BLOCKS = _blocks()
 
 
-def test_every_fence_is_labelled_and_every_marker_valid() -> None:
-    """An unlabelled fence could hide a command; a stray or malformed marker would skip nothing or the wrong block."""
+def test_every_fence_is_labelled_and_every_marker_valid(request: pytest.FixtureRequest) -> None:
+    """An unlabelled fence could hide a command; a stray or malformed marker would skip nothing or the wrong block.
+    Reports ``DOCS: N blocks run, M marked`` and the marked ones with their reasons (printed after the run)."""
     errors = []
     for path in doc_files():
         try:
@@ -45,6 +43,10 @@ def test_every_fence_is_labelled_and_every_marker_valid() -> None:
             errors.append(str(exc))
     assert not errors, "\n".join(errors)
     assert BLOCKS, "no shell block found in README.md and docs/*.md"
+    marked = [b for b in BLOCKS if b.skip]
+    lines = [f"DOCS: {len(BLOCKS) - len(marked)} blocks run, {len(marked)} marked"]
+    lines += [f"  marked {b.id}: {b.skip}" for b in marked]
+    request.node.user_properties.append(("summary", "\n".join(lines)))
 
 
 def test_every_placeholder_is_used() -> None:
@@ -54,15 +56,9 @@ def test_every_placeholder_is_used() -> None:
     assert not unused, unused
 
 
-def _report(request: pytest.FixtureRequest, block: Block) -> None:
-    info = {"id": block.id, "skip": block.skip}
-    request.node.user_properties.append(("docs_block", json.dumps(info)))
-
-
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_block(block: Block, request: pytest.FixtureRequest, make_block_env) -> None:
-    _report(request, block)
+def test_block(block: Block, make_block_env) -> None:
     if block.skip:
         pytest.skip(f"marked: {block.skip}")
     benv = make_block_env(block.setup)
