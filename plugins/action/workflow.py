@@ -12,3 +12,5 @@ from ansible_collections.dxflow.remote.plugins.plugin_utils._action import Engin
 
 class ActionModule(EngineAction):
     """See the module's documentation."""
+
+    controller_files = ("src",)

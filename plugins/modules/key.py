@@ -30,7 +30,10 @@ options:
       - Required with O(state=present) unless O(public_key_path) is set.
     type: str
   public_key_path:
-    description: File holding the public key, read on the controller (the module runs there).
+    description:
+      - File holding the public key, read on the controller (the module runs there).
+      - A relative path is looked up like the C(src) of M(ansible.builtin.copy) (the role's and the playbook's
+        C(files/) folders, then beside the playbook), else in the working directory.
     type: path
   permissions:
     description: Permissions granted to tokens made with this key.

@@ -35,6 +35,8 @@ options:
   src:
     description:
       - Path of a compose file on the controller (the module runs there).
+      - A relative path is looked up like the C(src) of M(ansible.builtin.copy) (the role's and the playbook's
+        C(files/) folders, then beside the playbook), else in the working directory.
     type: path
   backend:
     description: Backend that runs the services (the engine's default when not set).

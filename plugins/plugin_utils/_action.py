@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ansible.errors import AnsibleError
 from ansible.plugins.action import ActionBase
 from ansible.plugins.loader import connection_loader
 
@@ -33,15 +34,29 @@ class ControllerAction(ActionBase):
 
     _supports_check_mode = True
     _supports_async = False
+    # Options that name a file the module reads on the controller. A relative path is looked up the way the ``src``
+    # of ansible.builtin.copy is (the role's and the playbook's ``files/`` folders, beside the playbook); one found
+    # nowhere there stays relative to the working directory.
+    controller_files = ()
 
     def module_args(self, task_vars):
         """The arguments the module gets (the task's, module_defaults included)."""
         return dict(self._task.args)
 
+    def find_controller_files(self, args):
+        for name in self.controller_files:
+            value = args.get(name)
+            if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
+                try:
+                    args[name] = self._find_needle("files", value)
+                except AnsibleError:
+                    pass
+        return args
+
     def run(self, tmp=None, task_vars=None):
         task_vars = dict(task_vars or {})
         result = super().run(tmp, task_vars)
-        args = self.module_args(task_vars)
+        args = self.find_controller_files(self.module_args(task_vars))
         local = connection_loader.get("ansible.builtin.local", self._play_context)
         local.set_options(direct={"pipelining": True})
         self._connection = local

@@ -2,11 +2,12 @@
 
 The tasks are taken from each plugin's ``EXAMPLES`` and run unchanged; what they name comes from the fixture: the
 profiles ``host1`` and ``director`` in ``~/.dxflow`` (``HOME`` is a temp dir), the key ``~/.dxflow/ci.pem``, the
-files ``files/ci.pem.pub`` and ``compose/web.yml`` beside the playbook (its folder is the working directory, as
-when a user runs ``ansible-playbook site.yml``), the agents ``web1`` (tags ``web`` and ``gpu``, pending), a lost
-one with the example's GUID and one more pending, the local account ``deploy``, a static inventory with ``web1`` in
-the group ``fleet``, and the extra vars the examples use. ``host1`` and ``web1`` are one engine of this test's own,
-so the examples that change keys and workflows leave the shared fleet's engines alone; the director is the fleet's.
+files ``files/ci.pem.pub`` and ``compose/web.yml`` beside the playbook (found there as ``ansible.builtin.copy``
+finds its ``src``: ``ansible-playbook`` runs from another folder), the agents ``web1`` (tags ``web`` and ``gpu``,
+pending), a lost one with the example's GUID and one more pending, the local account ``deploy``, a static inventory
+with ``web1`` in the group ``fleet``, and the extra vars the examples use. ``host1`` and ``web1`` are one engine of
+this test's own, so the examples that change keys and workflows leave the shared fleet's engines alone; the
+director is the fleet's.
 
 An example that cannot run here carries ``# example-not-run: <reason>``; the count of those is printed at the end
 of the run (``EXAMPLES: N tasks run, M marked``; the goal is M = 0).
@@ -264,8 +265,8 @@ def _run(world: World, name: str, plays: list[dict]) -> Results:
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False, width=1000))
     env = {**world.env, **recorder_env(world.root, results)}
     inventory = _inventory(world)
-    args = ("-i", str(inventory), "-e", json.dumps(world.extra_vars), playbook.name)
-    proc = run_ansible("ansible-playbook", *args, env=env, cwd=world.project, timeout=300)
+    args = ("-i", str(inventory), "-e", json.dumps(world.extra_vars), str(playbook.relative_to(world.root)))
+    proc = run_ansible("ansible-playbook", *args, env=env, cwd=world.root, timeout=300)
     recorded = Results(results)
     failures = "\n".join(recorded.failures())
     assert not failures and proc.returncode == 0, f"{failures}\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
