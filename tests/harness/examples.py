@@ -1,8 +1,8 @@
 """The plugins' ``EXAMPLES`` as data, and a callback that records what each task of a play did.
 
 ``examples(path)`` reads a plugin's ``EXAMPLES`` string without importing the plugin and splits it into its top-level
-items (tasks, plays, or one inventory file). An item that cannot run here carries a marker comment, at the start of
-the item or anywhere inside it::
+items (tasks, plays, or one inventory file). An item that cannot run here carries a marker comment, on its own line
+above the item or anywhere inside it (a line of its own, or after the YAML on a line)::
 
     # example-not-run: needs a real DCV server
     - name: ...
@@ -26,7 +26,7 @@ import yaml
 
 __all__ = ["MARKER", "RECORDER", "Example", "Results", "examples", "recorder_env"]
 
-MARKER = re.compile(r"^\s*#\s*example-not-run:\s*(?P<reason>\S.*?)\s*$", re.M)
+MARKER = re.compile(r"#\s*example-not-run:\s*(?P<reason>\S.*?)\s*$", re.M)
 _ITEM = re.compile(r"^- ", re.M)
 
 

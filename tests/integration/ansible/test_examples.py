@@ -70,7 +70,7 @@ STAGE2 = ("modules/server_info", "lookup/servers", "modules/session", "modules/s
 class World:
     root: Path
     home: Path  # $HOME; ~/.dxflow is DXFLOW_HOME
-    project: Path  # the playbooks' folder and working directory
+    project: Path  # the playbooks' folder (with files/ and compose/); ansible-playbook runs from root
     engine: Engine
     account: Account
     env: dict[str, str]
@@ -220,6 +220,12 @@ SETUP: dict[str, list[dict]] = {
     ],
 }
 TEARDOWN: dict[str, list[dict]] = {
+    "modules/workflow_info": [
+        {
+            "name": "teardown: remove the web workflow",
+            "dxflow.remote.workflow": {"profile": "host1", "name": "web", "state": "absent"},
+        }
+    ],
     "modules/session_info": [
         {
             "name": "teardown: close it",
@@ -326,12 +332,12 @@ def _check_agents(world: World, r: Results) -> None:
     assert approved["agent"]["state"] == "registered"
     revoked = r.one("modules/agent", "Revoke a lost machine now")
     assert revoked["changed"] and (revoked["agent"]["guid"], revoked["agent"]["state"]) == (LOST_GUID, "revoked")
+    # The fleet's director is shared: an earlier test may have left a pending agent too (the example approves it).
     pending = _registered(world, "modules/agent_info")["pending"]["agents"]
-    assert [a["hostname"] for a in pending] == ["gpu-new"], pending
+    assert "gpu-new" in [a["hostname"] for a in pending] and {a["state"] for a in pending} == {"pending"}, pending
     loop = r.one("modules/agent_info", "Approve them all")["results"]
-    assert [(x["changed"], x["agent"]["hostname"], x["agent"]["state"]) for x in loop] == [
-        (True, "gpu-new", "registered")
-    ]
+    assert [x["agent"]["guid"] for x in loop] == [a["guid"] for a in pending]
+    assert all(x["changed"] and x["agent"]["state"] == "registered" for x in loop), loop
 
 
 def _check_engine(world: World, r: Results) -> None:
