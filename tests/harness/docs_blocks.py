@@ -30,8 +30,8 @@ MARKER = re.compile(r"^\s*<!--\s*docs-test:(?P<body>.*?)-->\s*$")
 SETUPS = {
     "engine": "an engine the fixture runs beside the block (`dxflow boot up` on the host); the agent's "
     "engine_port points at it (DXFLOW_AGENT_ENGINE_PORT)",
-    "director-config": "/etc/dxflow/director.yaml (mapped) naming an empty data_dir: a database older than this "
-    "version",
+    "director-config": "/etc/dxflow/director.yaml (mapped) whose database is at the first released schema (0001), "
+    "as a director of an older release left it",
     "collection-root": "the block runs in a copy of the collection root (the repository without .git/.venv)",
     "collection-tarball": "the block runs in a folder holding the release tarball dxflow-remote-<version>.tar.gz",
     "edge-engine": "an engine behind a stand-in edge proxy (it checks edge JWTs against a JWKS the fixture made); "

@@ -23,6 +23,7 @@ from tests.harness.docs_blocks import ROOT
 from tests.harness.docs_edge import AUDIENCE, KEY_ENV, write_edge_files
 
 BIN = Path(sys.executable).parent
+OLD_REVISION = "0001"  # setup=director-config: the first released director schema
 TOKEN_VAR = "DXFLOW_DOCS_TEST_RUN"  # every process a block starts inherits it: how leftovers are found
 
 # Helpers the placeholders of tests/harness/docs_blocks.py call; each wait polls up to $DOCS_WAIT seconds (scaled).
@@ -134,6 +135,22 @@ def _cmdline(pid: int) -> str:
         return "?"
 
 
+def old_director_database(config: Path, revision: str) -> None:
+    """The database of ``config`` at an older schema ``revision``: what the director of a previous release left."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from dxflow.common.director_config import load_director_config
+    from dxflow.director import schema
+
+    engine = create_engine(load_director_config(config, env={}).db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(schema._config(conn), revision)
+    finally:
+        engine.dispose()
+
+
 def copy_collection(dest: Path) -> Path:
     ignore = shutil.ignore_patterns(".git", ".venv", ".demo*", "build", "dist", "__pycache__", "*.pyc", ".*_cache")
     shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
@@ -186,6 +203,7 @@ def block_env(root: Path, setup: tuple[str, ...], tarball: Callable[[], Path]) -
         data = root / "var" / "lib" / "dxflow" / "director"
         data.mkdir(parents=True, mode=0o700)
         (etc / "director.yaml").write_text(yaml.safe_dump({"host": "127.0.0.1", "data_dir": str(data)}))
+        old_director_database(etc / "director.yaml", OLD_REVISION)
     if "edge-engine" in setup:
         key, jwks, browser = write_edge_files(root / "edge")
         engine = start_engine(root / "edge-engine" / "data", "--edge-jwks", str(jwks), "--edge-audience", AUDIENCE)
