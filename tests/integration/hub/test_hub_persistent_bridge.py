@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
+from dxflow.client import persist
 from dxflow.client.profiles import ProfileStore
 from dxflow.client.route import close_bridges
 from dxflow.client.session import Session
@@ -149,3 +152,28 @@ def test_the_sdk_route_uses_the_bridge_and_reports_an_unknown_server(tmp_path: P
             wait_until(lambda: not [b for b in _bridges(home) if not _gone(b)], 60, what="idle exit")
         finally:
             close_bridges()
+
+
+def test_stop_all_stops_live_bridges_and_never_a_stale_pid(tmp_path: Path) -> None:
+    """``persist.stop_all`` (what ``make demo-down`` runs) signals a bridge that holds its lock and waits for it to go;
+    a ``.json`` left by a dead bridge names a pid it never touches (here: a live process that is no bridge)."""
+    folder = persist.hub_dir(tmp_path)
+    holder = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600); fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "print('locked', flush=True); time.sleep(600)\n"
+    )
+    live = subprocess.Popen([sys.executable, "-c", holder, str(folder / "live.lock")], stdout=subprocess.PIPE)
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert live.stdout is not None and live.stdout.readline() == b"locked\n"
+        (folder / "live.json").write_text(f'{{"pid": {live.pid}}}')
+        (folder / "stale.json").write_text(f'{{"pid": {bystander.pid}}}')  # no lock held: a dead bridge's file
+        assert persist.stop_all(tmp_path, timeout=scaled(10)) == [live.pid]
+        assert live.wait(scaled(10)) == -signal.SIGTERM
+        assert bystander.poll() is None
+        assert persist.stop_all(tmp_path) == []
+    finally:
+        for proc in (live, bystander):
+            proc.kill()
+            proc.wait()
