@@ -150,11 +150,11 @@ def describe_target(settings):
     return "profile '%s' (%s)" % (settings.profile, settings.address)
 
 
-def error_message(action, exc, settings=None):
-    """One line: what failed, on which server, and why (the SDK messages carry no secrets)."""
+def error_message(action, exc, settings=None, hint="check the key or token of this profile"):
+    """One line: what failed, on which server, and why (the SDK messages carry no secrets); ``hint`` follows a 401."""
     reason = str(exc)
     if isinstance(exc, ApiError) and getattr(exc, "status_code", None) == 401:
-        reason += "; check the key or token of this profile"
+        reason += "; " + hint
     return "%s on %s failed: %s" % (action, describe_target(settings), reason)
 
 
@@ -229,9 +229,10 @@ class DxflowModule(AnsibleModule):
         with self.sdk_errors(action, self.engine_session()) as session:
             yield (client_class or EngineClient)(session)
 
-    def fail_sdk(self, action, exc, **result):
-        """fail_json for an SDK error: action, target and reason in ``msg``."""
-        self.fail_json(msg=error_message(action, exc, self._settings), **result)
+    def fail_sdk(self, action, exc, hint=None, **result):
+        """fail_json for an SDK error: action, target and reason in ``msg`` (``hint``: the fix a 401 asks for)."""
+        extra = {"hint": hint} if hint else {}
+        self.fail_json(msg=error_message(action, exc, self._settings, **extra), **result)
 
     def exit_with_diff(self, result, before, after, **headers):
         """exit_json with ``diff`` (before, after and optional headers) added in diff mode."""
@@ -276,5 +277,5 @@ def open_director(module):
             client.login(user, module.params.get("director_password") or "")
         except DxflowError as exc:
             client.close()
-            module.fail_sdk("Logging in as '%s'" % user, exc)
+            module.fail_sdk("Logging in as '%s'" % user, exc, hint="check director_user and director_password")
     return client

@@ -71,6 +71,7 @@ def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
         "dxflow_test_engines": engines,
         "dxflow_test_unreachable_address": "https://127.0.0.1:1",
         "dxflow_test_bad_connections": _bad_connections(fleet),
+        "dxflow_test_bad_director_connections": _bad_director_connections(fleet),
         "dxflow_test_director_profile": "director",
         "dxflow_test_director_address": fleet.director.url,
         "dxflow_test_director_ca": str(fleet.director.ca),
@@ -105,6 +106,45 @@ def _bad_connections(fleet: Fleet) -> list[dict[str, str]]:
             "msg": "failed: cannot reach https://127.0.0.1:1: connection refused",
         },
         good | {"case": "missing key file", "key": "/nonexistent/ci.pem", "msg": "private key /nonexistent/ci.pem does not exist"},
+    ]
+
+
+def _bad_director_connections(fleet: Fleet) -> list[dict[str, Any]]:
+    """The documented connection errors of a director module or lookup: options and the message they must give."""
+    url, ca = fleet.director.url, str(fleet.director.ca)
+    return [
+        {
+            "case": "wrong password",
+            "profile": "director",
+            "director_user": "admin",
+            "director_password": "not-the-password",
+            "msg": "Logging in as 'admin' on profile 'director' .* failed: 401 invalid credentials .*; check director_user and director_password",
+        },
+        {"case": "wrong fingerprint", "profile": "director", "fingerprint": "00" * 32, "msg": "fingerprint mismatch"},
+        {
+            "case": "unreachable director",
+            "address": "https://127.0.0.1:1",
+            "mode": "token",
+            "token": "not-a-token",
+            "msg": "cannot reach https://127.0.0.1:1",
+        },
+        {
+            "case": "bad token",
+            "address": url,
+            "ca": ca,
+            "mode": "token",
+            "token": "not-a-token",
+            "msg": "failed: 401",
+        },
+        {
+            "case": "missing client certificate",
+            "address": url,
+            "ca": ca,
+            "mode": "mtls",
+            "client_cert": "/nonexistent/tls.crt",
+            "client_key": "/nonexistent/tls.key",
+            "msg": "/nonexistent/tls",
+        },
     ]
 
 
