@@ -193,6 +193,17 @@ def block_env(root: Path, setup: tuple[str, ...], tarball: Callable[[], Path]) -
         }
     )
     benv = BlockEnv(root, cwd, env, values, token)
+    try:
+        _set_up(benv, setup, tarball)
+    except BaseException:
+        for engine in benv.engines:
+            engine.stop()
+        raise
+    return benv
+
+
+def _set_up(benv: BlockEnv, setup: tuple[str, ...], tarball: Callable[[], Path]) -> None:
+    root, env, values = benv.root, benv.env, benv.values
     if "engine" in setup:
         engine = start_engine(root / "fixture-engine" / "data")
         benv.engines.append(engine)
@@ -213,5 +224,4 @@ def block_env(root: Path, setup: tuple[str, ...], tarball: Callable[[], Path]) -
     if "collection-root" in setup:
         benv.cwd = copy_collection(root / "collection")
     if "collection-tarball" in setup:
-        shutil.copy2(tarball(), cwd)
-    return benv
+        shutil.copy2(tarball(), benv.cwd)
