@@ -13,16 +13,13 @@ from playwright.sync_api import Browser, Page, expect
 
 from dxflow.common.crypto import generate_rsa_key, private_pem
 from tests.conftest import EngineProc, start_engine
-from tests.harness.browser import CHROMIUM, chromium, page_without_errors
+from tests.harness.browser import chromium, page_without_errors
 from tests.timeouts import scaled
 
 CONSOLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "console"
 WORKFLOW = "services:\n  hello:\n    command: [sh, -c, 'echo hello-from-the-browser; sleep 300']\n"
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
-    pytest.mark.xdist_group("browser-console"),
-]
+pytestmark = pytest.mark.xdist_group("browser-console")  # Debian's chromium: installed by tools/bootstrap.sh
 
 
 @pytest.fixture(scope="module")

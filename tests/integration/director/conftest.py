@@ -19,10 +19,10 @@ def director(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Director]:
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[str]:
-    """The URL of a private PostgreSQL cluster (skipped where PostgreSQL cannot be installed)."""
+    """The URL of a private PostgreSQL cluster (a failure where PostgreSQL cannot be installed: never a skip)."""
     started = start_postgres()
     if started is None:
-        pytest.skip("PostgreSQL is not installed and cannot be installed here")
+        pytest.fail("PostgreSQL is not installed and cannot be installed here (tools/bootstrap.sh installs it as root)")
     url, stop = started
     yield url
     stop()

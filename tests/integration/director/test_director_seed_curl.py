@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-
-import pytest
 
 from tests.harness.director_harness import (
     ADMIN_PASSWORD,
@@ -18,8 +15,6 @@ from tests.harness.director_harness import (
     curl,
     wait_until,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 
 SEED_UPDATE = """{
       "sessions": [],

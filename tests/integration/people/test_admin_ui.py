@@ -15,17 +15,14 @@ import pyotp
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.harness.browser import CHROMIUM, chromium, page_without_errors
+from tests.harness.browser import chromium, page_without_errors
 from tests.harness.director_harness import ADMIN_PASSWORD, Director, password_hash, wait_until
 from tests.harness.people_harness import EVIL_TAG, Fleet, pending_agent
 from tests.timeouts import scaled
 
 DOCS_IMAGES = Path(__file__).resolve().parents[3] / "docs" / "images"
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed"),
-    pytest.mark.xdist_group("people-fleet"),  # with --dist loadgroup: one fleet and one browser for these
-]
+pytestmark = pytest.mark.xdist_group("people-fleet")  # with --dist loadgroup: one fleet and one browser for these
 
 
 @pytest.fixture(scope="module")

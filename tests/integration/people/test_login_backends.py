@@ -93,8 +93,8 @@ def test_radius_with_the_wrong_shared_secret_refuses(tmp_path: Path) -> None:
         server.stop()
 
 
-@pytest.mark.skipif(not can_create_users(), reason="creating a local PAM user needs root, useradd and chpasswd")
 def test_pam_with_a_real_local_user(tmp_path: Path) -> None:
+    assert can_create_users(), "creating a local PAM user needs root, useradd and chpasswd (CI runs as root)"
     user = PamUser(f"dxpam{secrets.token_hex(3)}", "pam user's pw 1").create()
     director = Director(tmp_path, auth={"type": "pam", "pam": {"service": "login"}}).start()
     try:
