@@ -45,9 +45,22 @@ _raw:
   elements: str
 """
 
+from ansible.errors import AnsibleError
 from ansible.plugins.lookup import LookupBase
 
 from ansible_collections.dxflow.remote.plugins.plugin_utils._plugin import plugin_settings, require_sdk, sdk_error
+
+
+def check_lifetime(lifetime):
+    """Refuse a lifetime the engine would not honour: outside 1m-24h it silently issues its default (1h) token."""
+    from dxflow.protocol.durations import parse_duration
+
+    try:
+        seconds = parse_duration(lifetime)
+    except ValueError as exc:
+        raise AnsibleError("Invalid token lifetime %r: %s" % (lifetime, exc)) from None
+    if not 60 <= seconds <= 86400:
+        raise AnsibleError("Invalid token lifetime %r: it must be between 1m and 24h (a Go duration)" % lifetime)
 
 
 class LookupModule(LookupBase):
@@ -57,6 +70,9 @@ class LookupModule(LookupBase):
         from dxflow.client import ProfileStore, Session
         from dxflow.protocol.errors import DxflowError
 
+        lifetime = self.get_option("lifetime")
+        if lifetime:
+            check_lifetime(lifetime)
         store = ProfileStore()
         tokens = []
         for term in terms or [None]:
@@ -65,8 +81,8 @@ class LookupModule(LookupBase):
             settings = plugin_settings(self, store=store)
             try:
                 with Session(settings, store) as session:
-                    if self.get_option("lifetime"):
-                        tokens.append(session.tokens.login(self.get_option("lifetime")))
+                    if lifetime:
+                        tokens.append(session.tokens.login(lifetime))
                     else:
                         tokens.append(session.tokens.token())
             except DxflowError as exc:

@@ -96,7 +96,11 @@ def director_client(plugin, action):
         with DirectorClient(settings) as client:
             user = plugin.get_option("director_user")
             if user:
-                client.login(user, plugin.get_option("director_password") or "")
+                try:
+                    client.login(user, plugin.get_option("director_password") or "")
+                except DxflowError as exc:
+                    hint = "check director_user and director_password"
+                    raise AnsibleError(error_message("Logging in as '%s'" % user, exc, settings, hint=hint)) from None
             yield client
     except DxflowError as exc:
         raise sdk_error(action, exc, settings) from None
