@@ -105,7 +105,12 @@ def _bad_connections(fleet: Fleet) -> list[dict[str, str]]:
             "address": "https://127.0.0.1:1",
             "msg": "failed: cannot reach https://127.0.0.1:1: connection refused",
         },
-        good | {"case": "missing key file", "key": "/nonexistent/ci.pem", "msg": "private key /nonexistent/ci.pem does not exist"},
+        good
+        | {
+            "case": "missing key file",
+            "key": "/nonexistent/ci.pem",
+            "msg": "private key /nonexistent/ci.pem does not exist",
+        },
     ]
 
 
@@ -118,7 +123,8 @@ def _bad_director_connections(fleet: Fleet) -> list[dict[str, Any]]:
             "profile": "director",
             "director_user": "admin",
             "director_password": "not-the-password",
-            "msg": "Logging in as 'admin' on profile 'director' .* failed: 401 invalid credentials .*; check director_user and director_password",
+            "msg": "Logging in as 'admin' on profile 'director' .* failed: 401 invalid credentials .*; "
+            "check director_user and director_password",
         },
         {"case": "wrong fingerprint", "profile": "director", "fingerprint": "00" * 32, "msg": "fingerprint mismatch"},
         {
