@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make sanity`: ansible-test sanity on a temp ansible_collections/dxflow/remote copy of the collection content
 # (tracked and new, not ignored files), with Python 3.11, locally. Extra arguments go to ansible-test
-# (e.g. --test pep8). The Python package (src/), its pytest suites (tests/ but tests/sanity/), tools/ and bench/
-# are left out: they are not Ansible content and are linted by ruff (`make lint`) with the project's own rules.
+# (e.g. --test pep8). The Python package (src/), its pytest suites (tests/ but tests/sanity/ and the integration
+# targets, tests/integration/targets/), tools/ and bench/ are left out: they are not Ansible content and are linted
+# by ruff (`make lint`) with the project's own rules.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VENV=${VENV:-$ROOT/.venv}
@@ -19,7 +20,7 @@ trap 'rm -rf "$TMP"' EXIT
 DEST=$TMP/ansible_collections/dxflow/remote
 mkdir -p "$DEST"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard \
-    | grep -zEv '^(src|tools|bench)/|^tests/([^s]|s[^a])' \
+    | grep -zEv '^(src|tools|bench)/|^tests/([^si]|s[^a]|i[^n])|^tests/integration/([^t]|t[^a])' \
     | xargs -0 cp --parents -t "$DEST")
 cd "$DEST"
 git init -q && git add -A
