@@ -58,10 +58,14 @@ class EngineClient:
         return self.session.call("GET", f"/api/engine/stat/last/{kind}/").entities[0]
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """The newest sample of every kind, by kind (one request)."""
+        """The newest sample of every kind, by kind: one request, plus one per kind the last seconds lack (an
+        engine that just started, or whose sampler a loaded host held back)."""
         newest: dict[str, dict[str, Any]] = {}
         for item in self.session.call("GET", "/api/engine/stat/live/", params={"duration": 5}).entities:
             newest[item["type"]] = {"points": item["points"], "time": item["time"]}
+        for kind in STAT_KINDS:
+            if kind not in newest:
+                newest[kind] = self.stat(kind)
         return newest
 
     def stat_live(self, duration: int = 60) -> Iterator[dict[str, Any]]:
