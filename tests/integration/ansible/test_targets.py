@@ -10,6 +10,7 @@ output (``no_log``).
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from tests.ansible_env import ROOT, recap, run_playbook
 from tests.harness.director_harness import ADMIN_PASSWORD, FakeAgentIdentity
 from tests.integration.ansible.conftest import Fleet
 
-pytestmark = [pytest.mark.xdist_group("dxflow-fleet"), pytest.mark.timeout(600)]
+# Their own group (each target works in a private DXFLOW_HOME): xdist may run them on the other worker, with its own
+# fleet, beside the rest of the fleet tests.
+pytestmark = [pytest.mark.xdist_group("dxflow-fleet-targets"), pytest.mark.timeout(600)]
 
 TARGETS_DIR = ROOT / "tests" / "integration" / "targets"
 TARGETS = sorted(p.name for p in TARGETS_DIR.iterdir() if (p / "tasks" / "main.yml").is_file())
@@ -42,7 +45,18 @@ def _setup_agent(fleet: Fleet, tmp_path: Path) -> dict[str, Any]:
 SETUP = {"agent": _setup_agent, "agent_info": _setup_agent}
 
 
-def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
+def _private_home(fleet: Fleet, tmp_path: Path) -> Path:
+    """A DXFLOW_HOME of the target's own with only what the fleet fixture made (the ``director`` profile and its
+    admin bundle): profiles other tests of the fleet left, or a target makes, selects or removes, never reach another
+    target (an address a stored profile holds selects that profile: the resolution chain)."""
+    home = tmp_path / "dxflow-home"
+    home.mkdir(mode=0o700)
+    shutil.copy2(fleet.home / "director_config.yaml", home / "director_config.yaml")
+    shutil.copytree(fleet.home / "director", home / "director")
+    return home
+
+
+def _extra_vars(fleet: Fleet, tmp_path: Path, token: str, home: Path) -> dict[str, Any]:
     out = tmp_path / "out"
     (out / "secrets").mkdir(parents=True)
     engines = {
@@ -53,13 +67,13 @@ def _extra_vars(fleet: Fleet, tmp_path: Path, token: str) -> dict[str, Any]:
         }
         for host in fleet.engines
     }
-    mtls = fleet.home / "director" / "mtls"
+    mtls = home / "director" / "mtls"
     return {
         "dxflow_test_output_dir": str(out),
         "dxflow_test_secrets_dir": str(out / "secrets"),
         "dxflow_test_python": sys.executable,
         "dxflow_test_timeout_scale": timeouts.SCALE,
-        "dxflow_test_home": str(fleet.home),
+        "dxflow_test_home": str(home),
         "dxflow_test_engine_address": engines["host1"]["address"],
         "dxflow_test_engine_port": engines["host1"]["port"],
         "dxflow_test_engine_fingerprint": engines["host1"]["fingerprint"],
@@ -175,7 +189,8 @@ def _token(fleet: Fleet) -> str:
 @pytest.mark.parametrize("target", TARGETS)
 def test_target(fleet: Fleet, tmp_path: Path, target: str) -> None:
     token = _token(fleet)
-    extra = _extra_vars(fleet, tmp_path, token)
+    home = _private_home(fleet, tmp_path)
+    extra = _extra_vars(fleet, tmp_path, token, home)
     extra.update(SETUP.get(target, lambda *_: {})(fleet, tmp_path))
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
@@ -184,7 +199,8 @@ def test_target(fleet: Fleet, tmp_path: Path, target: str) -> None:
     playbook = tmp_path / "target.yml"
     play = [{"name": target, "hosts": "testhost", "gather_facts": False, "roles": [str(TARGETS_DIR / target)]}]
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
-    proc = run_playbook(playbook, fleet.env, inventory=inventory, extra_vars=extra, args=("-vvv",), timeout=420)
+    env = {**fleet.env, "DXFLOW_HOME": str(home)}
+    proc = run_playbook(playbook, env, inventory=inventory, extra_vars=extra, args=("-vvv",), timeout=420)
     out = proc.stdout + proc.stderr
     (tmp_path / "ansible-playbook.log").write_text(out)
     counters = recap(proc.stdout).get("testhost", {})
