@@ -25,12 +25,23 @@ def _tree_pids(leader: int) -> set[int]:
     return found
 
 
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def test_group_kill_reaches_every_grandchild() -> None:
     async def main() -> None:
         proc = spawn(["sh", "-c", TREE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         watch = ExitWatch(proc.pid, proc)
         assert os.getpgid(proc.pid) == proc.pid  # a new session: the leader's pid is the group
-        await wait_until_async(lambda: len(_tree_pids(proc.pid)) == 3, 20, what="three sleeps")
+        await wait_until_async(
+            lambda: len(tree := _tree_pids(proc.pid)) == 3 and any(_sid(p) not in (None, proc.pid) for p in tree),
+            20,
+            what="three sleeps, one in a session of its own (setsid has run)",
+        )
         sleeps = _tree_pids(proc.pid)
         assert len(group_members(proc.pid)) == 3  # sh and two sleeps; the setsid one left the group
         await kill_group(proc.pid, signal.SIGTERM, scaled(5), watch.future)
