@@ -43,15 +43,29 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(str(line))
 
 
+BASE_TIMEOUT = pytest.StashKey[tuple[float, dict]]()
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scale each test's pytest-timeout limit (its ``timeout`` mark, else the ini/command-line value)."""
+    """Note each test's pytest-timeout limit (its ``timeout`` mark, else the ini/command-line value), scaled when the
+    test starts (``pytest_runtest_protocol`` below)."""
     default = float(config.getoption("timeout", None) or config.getini("timeout") or 0)
     for item in items:
         mark = item.get_closest_marker("timeout")
         seconds = (mark.args[0] if mark and mark.args else (mark.kwargs.get("timeout") if mark else None)) or default
         if seconds:
             kwargs = {k: v for k, v in (mark.kwargs.items() if mark else ()) if k != "timeout"}
+            item.stash[BASE_TIMEOUT] = (float(seconds), kwargs)
             item.add_marker(pytest.mark.timeout(timeouts.scaled(float(seconds)), **kwargs), append=False)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The test's pytest-timeout limit with the scale at the time it starts (before pytest-timeout reads it)."""
+    if BASE_TIMEOUT in item.stash:
+        seconds, kwargs = item.stash[BASE_TIMEOUT]
+        item.add_marker(pytest.mark.timeout(timeouts.scaled(seconds), **kwargs), append=False)
+    yield
 
 
 @dataclass

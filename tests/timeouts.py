@@ -2,7 +2,9 @@
 
 ``SCALE`` comes from ``DXFLOW_TEST_TIMEOUT_SCALE`` when set, else from the 1-minute load average per CPU; it is at
 least 1 and at most ``MAX_SCALE``. The root conftest fixes it in the environment when the run starts, so the xdist
-workers and the daemons the tests start all use the same value.
+workers and the daemons the tests start all use at least that value. A run that starts on a quiet machine may be
+joined by others (two ``make test`` started together see load 1, then 8): ``scale()`` is ``SCALE`` or the load now,
+whichever is larger, read at each ``scaled()`` call and when each test starts (its pytest-timeout limit).
 """
 
 from __future__ import annotations
@@ -21,25 +23,32 @@ MAX_SCALE = 5.0
 T = TypeVar("T")
 
 
-def machine_scale() -> float:
-    """The factor for this machine now: ``$DXFLOW_TEST_TIMEOUT_SCALE``, else load average / CPUs, in [1, MAX_SCALE]."""
-    raw = os.environ.get(ENV)
-    if raw:
-        value = float(raw)
-    else:
-        try:
-            value = os.getloadavg()[0] / (os.cpu_count() or 1)
-        except OSError:
-            value = 1.0
+def load_scale() -> float:
+    """Load average / CPUs now, in [1, MAX_SCALE]."""
+    try:
+        value = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        value = 1.0
     return min(max(value, 1.0), MAX_SCALE)
+
+
+def machine_scale() -> float:
+    """The factor fixed for the run: ``$DXFLOW_TEST_TIMEOUT_SCALE``, else ``load_scale()``, in [1, MAX_SCALE]."""
+    raw = os.environ.get(ENV)
+    return min(max(float(raw), 1.0), MAX_SCALE) if raw else load_scale()
 
 
 SCALE = machine_scale()
 
 
+def scale() -> float:
+    """The factor now: ``SCALE``, or the machine's load now when it is busier than when the run started."""
+    return max(SCALE, load_scale())
+
+
 def scaled(seconds: float) -> float:
-    """``seconds`` times the machine scale."""
-    return seconds * SCALE
+    """``seconds`` times the machine scale now."""
+    return seconds * scale()
 
 
 def deadline(seconds: float) -> float:

@@ -7,6 +7,7 @@ then again, then with dxflow_purge_data)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -36,9 +37,17 @@ def run_molecule(scenario: str, root: Path, inventory: Path) -> subprocess.Compl
     )
 
 
+def failures(out: str) -> str:
+    """The task name and message of every failed task in ``out`` (molecule's output is long: its tail alone loses
+    the failure when a later step ran)."""
+    blocks = re.split(r"\n(?=TASK \[)", out)
+    found = [b.strip()[:3000] for b in blocks if re.search(r"^(fatal|failed): \[", b, re.M) and "...ignoring" not in b]
+    return "\n\n".join(found) or out[-6000:]
+
+
 def assert_passed(proc: subprocess.CompletedProcess[str], inventory: Path) -> None:
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:]
+    assert proc.returncode == 0, failures(out) + "\n...\n" + out[-3000:]
     assert "idempotence" in out
     assert "failed=1" not in out
     # destroy stopped everything: no pid file names a live process
@@ -99,7 +108,7 @@ def _site(root: Path, inventory: Path, label: str, **kwargs: Any) -> tuple[dict[
     proc = run_playbook("dxflow.remote.site", env, inventory=inventory, timeout=300, **kwargs)
     out = proc.stdout + proc.stderr
     (root / f"site-{label.replace(' ', '-')}.log").write_text(out)
-    assert proc.returncode == 0, f"{label}:\n{out[-6000:]}"
+    assert proc.returncode == 0, f"{label}:\n{failures(out)}"
     print(f"{label}: {time.monotonic() - t0:.1f} s")
     return {host: c["changed"] for host, c in recap(out).items()}, out
 
