@@ -13,6 +13,7 @@ managed hosts need nothing of ours: no SDK, no Python 3.11, no key of the contro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -47,10 +48,8 @@ class ControllerAction(ActionBase):
         for name in self.controller_files:
             value = args.get(name)
             if isinstance(value, str) and value and not os.path.isabs(os.path.expanduser(value)):
-                try:
+                with contextlib.suppress(AnsibleError):  # found nowhere: stays relative to the working directory
                     args[name] = self._find_needle("files", value)
-                except AnsibleError:
-                    pass
         return args
 
     def run(self, tmp=None, task_vars=None):
