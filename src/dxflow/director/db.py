@@ -483,7 +483,8 @@ class Database:
     # --- servers and sessions ---------------------------------------------------------------------
 
     def write_updates(self, batch: Iterable[ServerUpdate]) -> int:
-        """Upsert servers and replace the sessions each report knew about, in one transaction."""
+        """Upsert servers and replace the sessions each report knew about (those recorded by the time the director
+        had the agent's previous report), in one transaction."""
         batch = list(batch)
         if not batch:
             return 0
@@ -518,16 +519,21 @@ class Database:
             rows = [r for r in rows if r["guid"] in live]
             if not rows:
                 return 0
-            conn.execute(stmt, rows)
-            # A report replaces the sessions it knew about; a session the director recorded after the
-            # report was taken (an admin's POST /v1/sessions racing a queued update) stays until the next one.
-            reported_at = {u.guid: u.at for u in batch if u.guid in live}
-            conn.execute(
-                delete(sessions).where(
-                    sessions.c.server_guid == bindparam("guid"), sessions.c.updated_at <= bindparam("at")
-                ),
-                [{"guid": g, "at": at} for g, at in reported_at.items()],
+            # A report replaces the sessions it knew about. The agent took it after the director had its previous
+            # report (it sends one at a time), so it knew every session recorded by then; a session recorded
+            # later (a launcher's or an admin's create racing a report on its way, or queued) stays until the
+            # next report.
+            previous = dict(
+                conn.execute(select(servers.c.guid, servers.c.updated_at).where(servers.c.guid.in_(live))).all()
             )
+            conn.execute(stmt, rows)
+            if previous:
+                conn.execute(
+                    delete(sessions).where(
+                        sessions.c.server_guid == bindparam("guid"), sessions.c.updated_at <= bindparam("at")
+                    ),
+                    [{"guid": g, "at": at} for g, at in previous.items()],
+                )
             session_rows = [self._session_row(u.guid, s, u.at) for u in batch if u.guid in live for s in u.sessions]
             if session_rows:
                 conn.execute(insert(sessions).on_conflict_do_nothing(), session_rows)
