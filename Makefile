@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo demo-down test unit integration slow fuzz lint lint-ansible changelog docs collection format bench sanity clean
+.PHONY: all setup images demo demo-down test unit integration slow fuzz lint lint-ansible changelog docs collection format bench sanity clean
 
 all: test
 
@@ -12,6 +12,10 @@ $(VENV)/.bootstrapped: pyproject.toml tools/bootstrap.sh requirements.txt
 	bash tools/bootstrap.sh
 
 setup: $(VENV)/.bootstrapped
+
+## images: the local container images the tests use (debootstrap + podman build, no registry; cached). Root only.
+images: setup
+	bash tools/images/build.sh
 
 ## demo: boot a director and three hosts (engine + agent) on 127.0.0.1, approve the agents, then deploy a workflow
 ## to every host with ansible-playbook playbooks/demo.yml through the director inventory and the engine connection.
@@ -21,10 +25,13 @@ demo: setup
 demo-down: setup
 	$(PY) tools/demo.py down
 
-## test: install everything into .venv and run the three tiers: unit first (fails fast), then integration and slow in
-## one xdist run so the minutes-long molecule/sanity tests overlap the integration tests.
+## test: install everything into .venv and run the three tiers: unit first (fails fast; the container images build
+## meanwhile), then integration and slow in one xdist run so the minutes-long molecule/sanity tests overlap the
+## integration tests.
 test: setup
-	$(PY) -m pytest -q -n 0 tests/unit $(PYTEST_ARGS)
+	@bash tools/images/build.sh >$(VENV)/images.log 2>&1 & images=$$!; \
+	  $(PY) -m pytest -q -n 0 tests/unit $(PYTEST_ARGS); rc=$$?; \
+	  wait $$images; irc=$$?; cat $(VENV)/images.log; [ $$rc = 0 ] && [ $$irc = 0 ]
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/integration tests/slow $(PYTEST_ARGS)
 
 ## unit: no daemons, no subprocesses (seconds; in one process: starting xdist workers costs more than it saves).
@@ -32,11 +39,11 @@ unit: setup
 	$(PY) -m pytest -q -n 0 tests/unit $(PYTEST_ARGS)
 
 ## integration: real daemons on 127.0.0.1.
-integration: setup
+integration: images
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/integration $(PYTEST_ARGS)
 
 ## slow: molecule scenarios, the rollout playbook and ansible-test sanity (minutes).
-slow: setup
+slow: images
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=20 tests/slow $(PYTEST_ARGS)
 
 ## fuzz: the engine and director fuzzers (part of `make test` with a small budget) with 1,000 generated requests

@@ -13,6 +13,10 @@ APT_PACKAGES+=(slapd ldap-utils freeradius chromium)
 APT_PACKAGES+=(sudo)
 # The role tests check every rendered unit file with systemd-analyze verify (no systemd PID 1 needed).
 APT_PACKAGES+=(systemd)
+# Containers (issue 22): the execution environment, the roles under systemd PID 1, container workflows and the
+# platform API run in Debian's podman with runc (crun fails here on hybrid cgroups); base images come from
+# debootstrap, never from a registry (tools/images/build.sh).
+APT_PACKAGES+=(podman runc debootstrap)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -27,6 +31,14 @@ if ((${#missing[@]})); then
   else
     echo "bootstrap: missing system packages ${missing[*]} (run as root or install them)" >&2
   fi
+fi
+
+if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then
+  # runc as the OCI runtime and ulimits rootful podman can set (without them: setrlimit ... Operation not permitted).
+  mkdir -p /etc/containers/containers.conf.d
+  conf=/etc/containers/containers.conf.d/50-dxflow.conf
+  want=$'[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"'
+  [ "$(cat "$conf" 2>/dev/null)" = "$want" ] || printf '%s\n' "$want" >"$conf"
 fi
 
 PY=${PYTHON:-python3}
