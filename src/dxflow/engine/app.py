@@ -10,7 +10,7 @@ from dxflow.common.config import EngineConfig
 from dxflow.common.crypto import ensure_key_pair
 from dxflow.common.edge import EdgeVerifier, connect_page, edge_middleware
 from dxflow.common.files import ensure_private_dir
-from dxflow.engine import auth, exec_api, files_api, keys_api, shell_api, system, unimplemented, workflows
+from dxflow.engine import auth, exec_api, files_api, keys_api, platform, shell_api, system, unimplemented, workflows
 from dxflow.engine.artifacts_api import add_routes as add_artifact_routes
 from dxflow.engine.keys import KeyStore
 from dxflow.engine.tokens import TokenIssuer
@@ -60,6 +60,7 @@ def create_app(config: EngineConfig) -> web.Application:
     workflows.add_routes(app, config)
     add_artifact_routes(app, config.volume, engine_key)  # type: ignore[arg-type]
     shell_api.add_routes(app, config.max_shells)
+    platform.add_routes(app)
     unimplemented.add_routes(app)
     app.router.add_get("/auth/connect", auth.public(connect_page))
     if config.ui_dir is not None:

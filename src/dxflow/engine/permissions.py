@@ -22,6 +22,7 @@ class Permission(StrEnum):
     WORKFLOW = "WORKFLOW"
     SHELL = "SHELL"
     ARTIFACT = "ARTIFACT"
+    PLATFORM = "PLATFORM"
     READ_ONLY = "READ_ONLY"
 
 

@@ -1,5 +1,6 @@
-"""The public dxflow API groups this engine does not implement (platform, proxy, bridge): every documented path,
-and anything else under those prefixes, answers 501 with a message that says so."""
+"""The public dxflow API this engine does not implement (proxy, bridge, and the apptainer and singularity runtimes
+of platform): every documented path, and anything else under those prefixes, answers 501 with a message that says
+so. ``documented_routes`` lists the three groups' whole index tables; routes another module serves are skipped."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from aiohttp import web
 from dxflow.engine.auth import public
 from dxflow.protocol.errors import ApiError
 
-__all__ = ["GROUPS", "add_routes", "documented_routes", "is_unimplemented"]
+__all__ = ["GROUPS", "PREFIXES", "add_routes", "documented_routes", "is_unimplemented"]
 
-GROUPS = ("platform", "proxy", "bridge")
+GROUPS = ("proxy", "bridge")
+PREFIXES = ("/api/proxy/", "/api/bridge/", "/api/platform/apptainer/", "/api/platform/singularity/")
 _RUNTIMES = {"apptainer": "instance", "docker": "container", "podman": "container", "singularity": "instance"}
 
 
@@ -39,7 +41,8 @@ def documented_routes() -> list[tuple[str, str]]:
 @public
 async def not_implemented(request: web.Request) -> web.Response:
     """Not implemented by this engine: answers 501."""
-    group = request.path.split("/")[2]
+    parts = request.path.split("/")
+    group = parts[2] if parts[2] != "platform" else f"platform {parts[3]}"
     raise ApiError(501, f"{group} is not implemented by this engine (dxflow.remote): {request.method} {request.path}")
 
 
@@ -52,7 +55,11 @@ def is_unimplemented(handler: Any) -> bool:
 
 
 def add_routes(app: web.Application) -> None:
+    """The 501 routes: every documented route of the three groups that ``app`` does not serve yet, and a catch-all
+    under each prefix of ``PREFIXES``."""
+    served = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
     for method, path in documented_routes():
-        app.router.add_route(method, path, not_implemented)
-    for group in GROUPS:
-        app.router.add_route("*", f"/api/{group}/{{tail:.*}}", not_implemented)
+        if (method, path) not in served:
+            app.router.add_route(method, path, not_implemented)
+    for prefix in PREFIXES:
+        app.router.add_route("*", f"{prefix}{{tail:.*}}", not_implemented)
