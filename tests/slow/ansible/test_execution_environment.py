@@ -1,12 +1,18 @@
-"""The execution environment definition renders a build context that installs the collection and its needs.
+"""The execution environment: its definition renders a build context that installs the collection and its needs,
+and ``ansible-builder build`` really builds it (on the local Debian base, ``tests/harness/awx.py``).
 
-``ansible-builder create`` runs offline (it only renders files); building the image needs a container runtime and
-registry access, which the tests do not have. What the image would get is checked with the context's own
-``introspect.py`` on the collection installed from the tarball in the context.
+1. ``ansible-builder create`` with the AWX definition (offline): the context's own ``introspect.py`` on the
+   collection installed from the context's tarball yields the collection's requirements.
+2. The image built with podman: the collection, its Python libraries and openssl are in it, the build-only CA and
+   pip configuration are not, and ansible-runner is its entrypoint's tool.
+3. A second build of the same sources reuses every layer.
+
+A job run inside the image is ``tests/slow/containers/test_ee_job.py``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -17,8 +23,10 @@ import yaml
 
 from tests import timeouts
 from tests.ansible_env import ROOT
+from tests.harness.awx import EeImage, build_ee, ee_image, podman  # noqa: F401 (the ee_image fixture)
 
 BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.xdist_group("dxflow-ee")
 
 
 def _run(*cmd: str, cwd: Path) -> str:
@@ -68,3 +76,33 @@ def test_ee_context_installs_the_collection_and_its_requirements(tmp_path: Path)
     for lib in ("requests", "cryptography", "pyjwt", "aiohttp", "setuptools", "wheel"):
         assert lib in python, f"{lib} missing from the EE's Python requirements: {needs['python']}"
     assert any(line.startswith("openssl ") for line in needs["system"])
+
+
+@pytest.mark.timeout(1800)
+def test_ee_image_has_the_collection_its_needs_and_no_build_leftovers(ee_image: EeImage) -> None:  # noqa: F811
+    assert "Successfully tagged" in ee_image.log or "COMMIT" in ee_image.log, ee_image.log[-3000:]
+    script = (
+        "set -e; ansible-galaxy collection list dxflow.remote 2>/dev/null | grep -q 'dxflow.remote *0'; "
+        "python3 -c 'import requests, cryptography, jwt, aiohttp, yaml, setuptools, wheel'; "
+        "command -v openssl ansible-runner ansible-playbook dumb-init >/dev/null; "
+        "test ! -e /etc/pip.conf; test ! -e /etc/dxflow-build-ca.crt; test ! -e /output; "
+        'test -z "$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)"; '
+        "ansible-doc -t connection dxflow.remote.engine >/dev/null; echo EE-OK"
+    )
+    out = podman("run", "--rm", "--user", "root", ee_image.tag, "sh", "-c", script, timeout=300)
+    assert out.stdout.strip().endswith("EE-OK"), out.stdout + out.stderr
+    config = json.loads(podman("image", "inspect", ee_image.tag).stdout)[0]["Config"]
+    assert config["Labels"].get("ansible-execution-environment") == "true"
+    assert config["WorkingDir"] == "/runner" and config["User"] == "1000"
+
+
+@pytest.mark.timeout(1800)
+def test_a_second_build_of_the_same_sources_reuses_every_layer(ee_image: EeImage, tmp_path: Path) -> None:  # noqa: F811
+    again = build_ee(tmp_path, ee_image.tarball)
+    assert again.tag == ee_image.tag
+    lines = again.log.splitlines()
+    steps = [i for i, line in enumerate(lines) if " STEP " in line and (": RUN " in line or ": COPY " in line)]
+    assert len(steps) > 10, again.log[-3000:]
+    rebuilt = [lines[i] for i in steps if not lines[i + 1].startswith("--> Using cache")]
+    assert not rebuilt, f"steps not taken from the cache: {rebuilt}"
+    assert again.seconds < max(ee_image.seconds, timeouts.scaled(30)), (again.seconds, ee_image.seconds)
