@@ -36,7 +36,7 @@ class LogQuery:
     since: str | None = None
     follow: bool = False
     streams: frozenset[str] | None = None
-    """``stdout``/``stderr`` (None: both); backends that cannot tell them apart (docker, podman) ignore it."""
+    """``stdout``/``stderr`` (None: both); the docker backend cannot tell them apart and ignores it."""
 
 
 @dataclass
@@ -110,6 +110,11 @@ class Runtime(ABC):
         """Update cached status before it is reported (backends that ask an external runtime)."""
         return None
 
+    async def purge(self) -> None:
+        """After ``remove`` when the workflow itself is removed: release what a definition update keeps (the
+        podman backend's named volumes)."""
+        return None
+
     @abstractmethod
     def services(self) -> list[dict[str, Any]]:
         """Per-service status entities."""
@@ -123,6 +128,10 @@ class Backend(ABC):
     """A way to run compose workflows."""
 
     name: str = ""
+
+    async def probe(self) -> None:
+        """Refresh what ``check_available`` answers without blocking the event loop (runtimes probed by a CLI)."""
+        return None
 
     @abstractmethod
     def check_available(self) -> None:

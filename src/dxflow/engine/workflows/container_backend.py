@@ -1,8 +1,9 @@
-"""The ``docker`` and ``podman`` backends: ``image:`` services through the runtime's compose CLI."""
+"""The ``docker`` backend: ``image:`` services through ``docker compose`` (or ``docker-compose``)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ class ContainerBackend(Backend):
 
     def __init__(self, runtime: str) -> None:
         self.name = runtime
-        self._probe: tuple[float, list[str] | None, str] = (0.0, None, "")
+        self._probe: tuple[float, list[str] | None, str] = (-PROBE_TTL, None, "")
 
     def _run(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
@@ -72,6 +73,12 @@ class ContainerBackend(Backend):
         if command is None:
             raise BackendUnavailable(reason)
         return command
+
+    async def probe(self) -> None:
+        """Probe in a worker thread (the probe runs the CLI with subprocess.run)."""
+        if time.monotonic() - self._probe[0] >= PROBE_TTL:
+            with contextlib.suppress(BackendUnavailable):
+                await asyncio.to_thread(self.compose_command)
 
     def check_available(self) -> None:
         self.compose_command()

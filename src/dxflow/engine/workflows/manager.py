@@ -20,6 +20,7 @@ from dxflow.engine.workflows.compose import (
 )
 from dxflow.engine.workflows.container_backend import ContainerBackend
 from dxflow.engine.workflows.logs import TS_LEN, LogHub
+from dxflow.engine.workflows.podman_backend import PodmanBackend
 from dxflow.engine.workflows.process_backend import ProcessBackend
 from dxflow.engine.workflows.steps import STEPS_FILE, write_steps_document
 from dxflow.engine.workflows.store import WorkflowRecord, WorkflowStore, read_json_lines
@@ -73,7 +74,7 @@ class WorkflowManager:
         self.backends: dict[str, Backend] = {
             "process": ProcessBackend(),
             "docker": ContainerBackend("docker"),
-            "podman": ContainerBackend("podman"),
+            "podman": PodmanBackend(root),
         }
         self.workflows: dict[str, Workflow] = {}
         self.events = LogHub()
@@ -190,6 +191,9 @@ class WorkflowManager:
     ) -> tuple[bool, bool, dict[str, Any]]:
         """(created, changed, info). Same content again: nothing changes; other content: replaced (and
         restarted if it was running); ``start`` starts it too (deploy)."""
+        chosen = self.backends.get(backend or declared_backend(text) or "process")
+        if chosen is not None:
+            await chosen.probe()  # off the event loop; prepare() reads its answer
         final, spec, be = self.prepare(text, name, backend, filename)
         async with self._names_lock:
             wf = self.workflows.get(final)
@@ -258,6 +262,7 @@ class WorkflowManager:
         wf = self._get(name)
         async with wf.lock:
             await wf.runtime.remove()
+            await wf.runtime.purge()
             wf.ctx.event("removed", "removed")
             async with self._names_lock:
                 self.workflows.pop(name, None)

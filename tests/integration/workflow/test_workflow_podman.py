@@ -1,0 +1,200 @@
+"""The podman backend on this host's podman: a web service reached on its published port, a one-shot writer and
+a client gated by ``service_healthy`` and ``service_completed_successfully``, named and bind volumes, env and
+env_file, entrypoint/command, user and working_dir, stdout and stderr apart, stop (a SIGKILL past the grace
+period), remove; which backend ran is in the status and in ``dxflow workflow list``. Bad input is a 400 naming the
+key; a podman failure a clear 502."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from dxflow.client import WorkflowClient
+from dxflow.common.files import write_private
+from dxflow.protocol.chunks import parse_body
+from tests import timeouts
+from tests.conftest import EngineProc, run_cli, start_engine
+from tests.harness.podman import engine_objects, free_port, inspect, remove_engine_objects, test_image
+from tests.integration.workflow.conftest import client_for, services, wait_for
+
+pytestmark = [
+    pytest.mark.xdist_group("podman-workflows"),
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return test_image(tmp_path_factory.mktemp("podman-image"))
+
+
+@pytest.fixture(scope="module")
+def pengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
+    """An engine of this module's own: its podman objects are removed by label at the end, whatever happened."""
+    eng = start_engine(tmp_path_factory.mktemp("podman-engine") / "data")
+    try:
+        yield eng
+    finally:
+        eng.stop()
+        remove_engine_objects(eng.data_dir)
+
+
+@pytest.fixture
+def pwf(pengine: EngineProc, tmp_path: Path) -> Iterator[WorkflowClient]:
+    client = client_for(pengine, tmp_path / "home")
+    yield client
+    client.session.close()
+
+
+def _definition(image: str, port: int) -> str:
+    probe = "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/')"
+    return f"""
+name: pweb
+x-dxflow:
+  backend: podman
+volumes:
+  shared: {{}}
+services:
+  web:
+    image: {image}
+    command: [python3, -m, http.server, "8000"]
+    ports: ["127.0.0.1:{port}:8000"]
+    healthcheck:
+      test: [CMD, python3, -c, "{probe}"]
+      interval: 1s
+      start_interval: 200ms
+      retries: 3
+  writer:
+    image: {image}
+    command: [sh, -c, "echo persisted > /data/note"]
+    volumes: [shared:/data]
+  client:
+    image: {image}
+    depends_on:
+      web: {{condition: service_healthy}}
+      writer: {{condition: service_completed_successfully}}
+    user: "1234:1234"
+    working_dir: /tmp
+    env_file: app.env
+    environment:
+      GREETING: hi
+    entrypoint: [sh, -c]
+    command:
+      - >-
+        echo "uid=$$(id -u) pwd=$$(pwd) greeting=$$GREETING from_file=$$FROM_FILE";
+        echo to-stderr >&2; cat /data/note; ls /site; sleep 3600
+    stop_grace_period: 1s
+    volumes:
+      - shared:/data
+      - ./site:/site:ro
+"""
+
+
+def _lines(client: WorkflowClient, service: str, **kw: object) -> list:
+    return list(client.logs("pweb", service=service, **kw))  # type: ignore[arg-type]
+
+
+def test_podman_workflow_end_to_end(pengine: EngineProc, pwf: WorkflowClient, image: str, home: Path) -> None:
+    port = free_port()
+    changed, info = pwf.create(_definition(image, port))
+    assert changed and info["backend"] == "podman" and info["status"] == "created"
+    wdir = pengine.data_dir / "volume" / "pweb"
+    write_private(wdir / "app.env", "FROM_FILE=yes\n")  # relative env_file and bind source: the workflow directory
+    (wdir / "site").mkdir()
+    (wdir / "site" / "marker.txt").write_text("x")
+    pwf.start("pweb")
+    up = services(pwf.wait("pweb", timeout=timeouts.scaled(45)))
+    assert up["web"]["status"] == "running" and up["web"]["health"] == "healthy"
+    assert up["writer"]["status"] == "exited" and up["writer"]["exit_code"] == 0
+    assert up["client"]["status"] == "running" and up["client"]["pid"]
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=timeouts.scaled(10)) as resp:
+        assert resp.status == 200 and b"hello from the test image" in resp.read()
+
+    wait_for(lambda: any(ln.startswith("uid=") for ln in _lines(pwf, "client")), what="the client's output")
+    out = _lines(pwf, "client", stdout=True)
+    assert "uid=1234 pwd=/tmp greeting=hi from_file=yes" in out, out
+    assert "persisted" in out and "marker.txt" in out, "named volume written by writer; bind mount read-only"
+    err = _lines(pwf, "client", stderr=True)
+    assert [str(x) for x in err] == ["to-stderr"] and err[0].stream == "stderr"
+    assert {ln.stream for ln in _lines(pwf, "client")} == {"stdout", "stderr"}
+
+    events = list(pwf.events("pweb"))
+    when = {(e["service"], e["type"]): e["time"] for e in events}
+    assert when[("web", "healthy")] <= when[("client", "started")], "service_healthy gates the client"
+    assert when[("writer", "exited")] <= when[("client", "started")], "service_completed_successfully too"
+
+    listing = run_cli("workflow", "list", home=_profile(pengine, home))
+    assert listing.returncode == 0, listing.stderr
+    assert any("pweb" in row and "podman" in row for row in listing.stdout.splitlines()), listing.stdout
+
+    # stop: the client's sh (PID 1) ignores SIGTERM, so podman kills it after its 1 s grace period
+    t0 = time.monotonic()
+    changed, stopped = pwf.stop("pweb")
+    assert changed and stopped["status"] == "stopped" and time.monotonic() - t0 < timeouts.scaled(15)
+    after = services(stopped)
+    assert after["client"]["status"] == "exited" and after["client"]["exit_code"] == 137
+    assert inspect(after["web"]["container"])["State"]["Status"] == "exited"
+
+    assert pwf.remove("pweb")
+    assert engine_objects(pengine.data_dir) == []
+    assert engine_objects(pengine.data_dir, "network") == []
+    assert engine_objects(pengine.data_dir, "volume") == [], "remove deletes the workflow's named volumes"
+
+
+def _profile(engine: EngineProc, home: Path) -> Path:
+    settings = {
+        "connection-address": engine.address,
+        "connection-key": str(engine.key),
+        "connection-fingerprint": engine.fingerprint,
+    }
+    write_private(home / "default_config.yaml", yaml.safe_dump(settings))
+    return home
+
+
+def _post(engine: EngineProc, client: WorkflowClient, definition: str, name: str) -> tuple[int, str]:
+    resp = requests.post(
+        f"{engine.address}/api/workflow/deploy/",
+        json={"definition": definition, "name": name, "backend": "podman"},
+        headers={"Authorization": f"Bearer {client.session.tokens.token()}"},
+        verify=False,
+        timeout=timeouts.scaled(60),
+    )
+    body = parse_body(resp.content)
+    assert body.code == resp.status_code
+    return resp.status_code, body.message
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("  a:\n    build: .\n", ["service a", "'build'", "podman backend"]),
+        ("  a:\n    image: x\n    network_mode: host\n", ["service a", "'network_mode'", "podman backend"]),
+        ("  a:\n    image: x\n    volumes: ['data:/data']\n", ["service a.volumes[0]", "'data'", "not declared"]),
+        ("  a:\n    image: x\n    volumes: ['../up:/data']\n", ["service a.volumes[0]", ".."]),
+        (
+            "  a:\n    image: x\n  b:\n    image: x\n    depends_on: {a: {condition: service_healthy}}\n",
+            ["service b", "service_healthy", "healthcheck"],
+        ),
+    ],
+)
+def test_podman_bad_definitions_are_400(pengine: EngineProc, pwf: WorkflowClient, body: str, expected: list) -> None:
+    status, message = _post(pengine, pwf, "services:\n" + body, "bad")
+    assert status == 400, message
+    assert all(part in message for part in expected), message
+    assert not (pengine.data_dir / "volume" / "bad").exists()
+
+
+def test_podman_failure_is_a_clear_502(pengine: EngineProc, pwf: WorkflowClient) -> None:
+    definition = "services:\n  a:\n    image: localhost/dxflow-test/no-such-image:1\n"
+    status, message = _post(pengine, pwf, definition, "noimage")
+    assert status == 502, message
+    assert "service a" in message and "podman create failed" in message, message
+    assert pwf.remove("noimage")
+    assert engine_objects(pengine.data_dir) == []
