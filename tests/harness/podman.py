@@ -28,13 +28,18 @@ WORKDIR /srv/app
 IMAGE = "localhost/dxflow-test/workflow:" + hashlib.sha256(CONTAINERFILE.encode()).hexdigest()[:12]
 
 
-def podman(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the podman CLI (a failure names the command and its output when ``check``)."""
+def podman(*args: str, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the podman CLI within ``timeout`` (default ``scaled(60)``); a failure names the command and its output
+    when ``check``."""
     exe = shutil.which("podman")
     if exe is None:
         pytest.fail("podman is not installed: the podman workflow backend cannot be tested")
     done = subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=timeouts.scaled(timeout), stdin=subprocess.DEVNULL
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeouts.scaled(60) if timeout is None else timeout,
+        stdin=subprocess.DEVNULL,
     )
     if check and done.returncode != 0:
         pytest.fail(f"podman {' '.join(args)} failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -49,7 +54,17 @@ def test_image(workdir: Path) -> str:
         pytest.fail(f"base image {BASE_IMAGE} is missing: build it with tools/images/build.sh")
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "Containerfile").write_text(CONTAINERFILE)
-    podman("build", "--network", "host", "-t", IMAGE, "-f", str(workdir / "Containerfile"), str(workdir), timeout=300)
+    podman(
+        "build",
+        "--network",
+        "host",
+        "-t",
+        IMAGE,
+        "-f",
+        str(workdir / "Containerfile"),
+        str(workdir),
+        timeout=timeouts.scaled(300),
+    )
     return IMAGE
 
 

@@ -31,6 +31,7 @@ __all__ = ["PodmanBackend", "PodmanRuntime"]
 
 PROBE_TTL = 30.0
 POLL = 0.25
+IDLE_POLL = 2.0
 CALL_TIMEOUT = 120.0
 """Seconds for one podman call (``create`` may pull an image)."""
 
@@ -186,8 +187,9 @@ class PodmanRuntime(PodmanState):
                 if (await run(self.backend.executable(), "volume", "exists", real))[0] != 0:
                     await self.podman("volume", "create", *labels, real)
             try:
-                for path in plan.bind_dirs:
-                    path.mkdir(parents=True, exist_ok=True)
+                for path in plan.bind_dirs:  # a missing source is made a directory, as docker does
+                    if not path.exists():
+                        path.mkdir(parents=True)
             except OSError as exc:
                 raise BackendError(f"service {name}: cannot create a bind mount source: {exc}") from None
             text, extra = env_file_text(plan.env)
@@ -271,11 +273,12 @@ class PodmanRuntime(PodmanState):
             await asyncio.sleep(POLL)
 
     async def _watch(self) -> None:
-        """While the workflow should run: the healthchecks at their intervals, events for changes."""
+        """While the workflow should run: the healthchecks at their intervals, events for what podman did (looked
+        at every ``IDLE_POLL`` seconds when no probe is due sooner)."""
         while self.ctx.record.desired == "running" and not self._removed:
             await self._fresh()
             now = time.monotonic()
-            probes = []
+            probes, wait = [], IDLE_POLL
             for name, row in self.rows.items():
                 svc = self.ctx.spec.services.get(name)
                 if svc is None or svc.healthcheck is None or row["status"] != "running":
@@ -287,11 +290,13 @@ class PodmanRuntime(PodmanState):
                 if now - last >= due:
                     self._probed[name] = now
                     probes.append(self._probe(name, hc.timeout))
+                    wait = min(wait, due)
+                else:
+                    wait = min(wait, due - (now - last))
             if probes:
                 await asyncio.gather(*probes)
                 await self._fresh()
-            self.report_changes()
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(max(wait, POLL))
 
     async def _probe(self, name: str, timeout: float) -> None:
         with contextlib.suppress(BackendError, BackendUnavailable):
