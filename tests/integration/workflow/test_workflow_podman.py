@@ -65,6 +65,7 @@ services:
     image: {image}
     command: [python3, -m, http.server, "8000"]
     ports: ["127.0.0.1:{port}:8000"]
+    stop_grace_period: 2s
     healthcheck:
       test: [CMD, python3, -c, "{probe}"]
       interval: 1s
@@ -196,5 +197,33 @@ def test_podman_failure_is_a_clear_502(pengine: EngineProc, pwf: WorkflowClient)
     status, message = _post(pengine, pwf, definition, "noimage")
     assert status == 502, message
     assert "service a" in message and "podman create failed" in message, message
+    [a] = pwf.get("noimage")["services"]
+    assert pwf.get("noimage")["status"] == "degraded" and a["status"] == "failed" and "podman create" in a["message"]
     assert pwf.remove("noimage")
     assert engine_objects(pengine.data_dir) == []
+
+
+KEEP = """x-dxflow:
+  backend: podman
+volumes:
+  data: {{}}
+services:
+  w:
+    image: {image}
+    command: [sh, -c, "{script}"]
+    stop_grace_period: 1s
+    volumes: [data:/data]
+"""
+
+
+def test_podman_update_keeps_named_volumes(pengine: EngineProc, pwf: WorkflowClient, image: str) -> None:
+    pwf.deploy(KEEP.format(image=image, script="echo kept > /data/f"), "pkeep")
+    assert pwf.wait("pkeep", timeout=timeouts.scaled(30))["status"] == "completed"
+    changed, _ = pwf.deploy(KEEP.format(image=image, script="cat /data/f; exec sleep 3600"), "pkeep")
+    assert changed
+    [w] = pwf.wait("pkeep", timeout=timeouts.scaled(30))["services"]
+    assert w["status"] == "running"
+    wait_for(lambda: "kept" in list(pwf.logs("pkeep")), what="the new definition to read the old volume")
+    assert len(engine_objects(pengine.data_dir, "volume")) == 1
+    assert pwf.remove("pkeep")
+    assert engine_objects(pengine.data_dir, "volume") == [] and engine_objects(pengine.data_dir) == []

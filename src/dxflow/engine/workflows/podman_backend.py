@@ -21,7 +21,7 @@ from typing import Any
 
 from dxflow.common.files import write_private
 from dxflow.engine.workflows.backend import Backend, BackendError, BackendUnavailable, LogQuery, WorkflowContext
-from dxflow.engine.workflows.compose import ComposeSpec
+from dxflow.engine.workflows.compose import ComposeError, ComposeSpec
 from dxflow.engine.workflows.container_spec import Names, check_podman, engine_tag, env_file_text, plan_service
 from dxflow.engine.workflows.podman_logs import follow_logs, read_logs
 from dxflow.engine.workflows.podman_state import PodmanState, dependency_verdict, row_of
@@ -217,7 +217,13 @@ class PodmanRuntime(PodmanState):
         self.ctx.save()
         await cancel_and_wait(self._starter)
         self.pending.clear()
-        await self._ensure_objects(list(self.ctx.spec.order))
+        try:
+            await self._ensure_objects(list(self.ctx.spec.order))
+        except (BackendError, BackendUnavailable, ComposeError) as exc:
+            for name in todo:  # the status says why nothing runs (degraded), not "starting" forever
+                self.pending[name] = ("failed", str(exc))
+            self.ctx.event("failed", f"cannot start: {exc}")
+            raise
         self._launch(todo)
         return bool(todo)
 
@@ -244,7 +250,7 @@ class PodmanRuntime(PodmanState):
                     return
                 try:
                     await self.podman("start", self.names.container(name))
-                except BackendError as exc:
+                except (BackendError, BackendUnavailable) as exc:
                     self.pending[name] = ("failed", str(exc))
                     self.ctx.event("failed", str(exc), name)
                     return
