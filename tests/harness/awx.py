@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -34,7 +35,7 @@ from dxflow.common.crypto import generate_rsa_key, private_pem, public_pem
 from dxflow.common.files import write_private
 from tests import timeouts
 from tests.ansible_env import ROOT
-from tests.harness.director_harness import Agent, Director, Engine, cleanup, wait_until
+from tests.harness.director_harness import DXFLOW, Agent, Director, Engine, cleanup, env, wait_until
 from tests.integration.hub.clouds import Cloud, CloudAgent, CloudEngine
 
 __all__ = [
@@ -68,12 +69,12 @@ class EeImage:
     tarball: Path
 
 
-def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``podman ARGS`` (a missing podman is a failure, not a skip)."""
+def podman(*args: str, timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``podman ARGS`` (a missing podman is a failure, not a skip); ``timeout`` already scaled (default 2 min)."""
     if shutil.which("podman") is None:
         pytest.fail("podman is needed to build and run the execution environment (apt-get install podman)")
     proc = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, timeout=timeouts.scaled(timeout), check=False
+        ["podman", *args], capture_output=True, text=True, timeout=timeout or timeouts.scaled(120), check=False
     )
     if check and proc.returncode != 0:
         pytest.fail(
@@ -82,8 +83,10 @@ def podman(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     return proc
 
 
-def _run(*cmd: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(cmd, cwd=cwd, text=True, capture_output=True, timeout=timeouts.scaled(timeout), check=False)
+def _run(*cmd: str, cwd: Path, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """``cmd`` must succeed; ``timeout`` already scaled (default 5 min)."""
+    timeout = timeout or timeouts.scaled(300)
+    proc = subprocess.run(cmd, cwd=cwd, text=True, capture_output=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
     return proc
 
@@ -171,7 +174,7 @@ def build_ee(workdir: Path, tarball: Path | None = None) -> EeImage:
         "--extra-build-cli-args",
         "--network host",
         cwd=workdir,
-        timeout=1800,
+        timeout=timeouts.scaled(1800),
     )
     seconds = time.monotonic() - start
     size = int(json.loads(podman("image", "inspect", tag).stdout)[0]["Size"])
@@ -222,21 +225,49 @@ with Session(settings) as session:
 """
 
 
+class GatewayEngine(Engine):
+    """The real engine on ``host``: the director's address on this machine (an agent reporting a loopback engine
+    address is reported at the address it connected to the director from, which is this one)."""
+
+    def __init__(self, workdir: Path, host: str) -> None:
+        super().__init__(workdir)
+        self.host = host
+
+    def start(self) -> GatewayEngine:
+        with self.log_path.open("ab") as log:
+            args = ["boot", "up", "--host", self.host, "--port", str(self.port), "--data-dir", str(self.data_dir)]
+            self.proc = subprocess.Popen([*DXFLOW, *args], env=env(), stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self._listening(), 30, what=f"engine on {self.host}:{self.port}")
+        return self
+
+    def _listening(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"engine exited {self.proc.returncode}: {self.log_path.read_text(errors='replace')}")
+        if not (self.data_dir / "engine.json").exists():
+            return False
+        try:
+            socket.create_connection((self.host, self.port), timeout=timeouts.scaled(2)).close()
+        except OSError:
+            return False
+        return True
+
+
 @dataclass
 class EeFleet:
-    """A director on a firewalled cloud's gateway address, three engines on 127.0.0.1 (``DIRECT``) and one host in
+    """A director on a firewalled cloud's gateway address, three engines on that address
+    (``DIRECT``, reached directly) and one host in
     the cloud (``DIALOUT``: engine and agent in a network namespace that drops every inbound connection, so only its
     agent's own tunnel to the director reaches it). Every engine has the operator key ``ci_key`` registered."""
 
     root: Path
     director: Director
-    engines: dict[str, Engine]
+    engines: dict[str, GatewayEngine]
     cloud: Cloud
     bundle: Path  # the director's admin mTLS bundle: tls.crt, tls.key, ca.crt
     ci_key: Path
 
     def engine_url(self, host: str) -> str:
-        return f"https://127.0.0.1:{self.engines[host].port}"
+        return f"https://{self.cloud.gateway}:{self.engines[host].port}"
 
 
 def _register(root: Path, settings: dict[str, str], pem: str) -> None:
@@ -271,7 +302,7 @@ def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
     pid = os.getpid()
     cloud = Cloud(DIALOUT, f"dxee-{pid}", f"dxe{pid % 10**7}h", f"dxe{pid % 10**7}n", subnet=210 + pid % 40)
     director: Director | None = None
-    engines: dict[str, Engine] = {}
+    engines: dict[str, GatewayEngine] = {}
     agents: list[Agent] = []
     try:
         cloud.create()
@@ -279,8 +310,9 @@ def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
         director.url = f"https://{cloud.gateway}:{director.port}"
         director.start()
         for host in DIRECT:
-            engines[host] = engine = Engine(root / host).start()
-            agents.append(Agent(root / host, director, engine_port=engine.port, engine_address="127.0.0.1").start())
+            (root / host).mkdir()
+            engines[host] = engine = GatewayEngine(root / host, cloud.gateway).start()
+            agents.append(Agent(root / host, director, engine_port=engine.port, engine_address=cloud.gateway).start())
         hub_engine = CloudEngine(cloud, root / DIALOUT).start()
         hub_agent = CloudAgent(cloud, root / DIALOUT, director)
         hub_agent.config["tags"] = ["dialout"]
@@ -301,7 +333,7 @@ def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
         pem = public_pem(key).decode()
         (root / "sdk-home").mkdir()
         for engine in engines.values():
-            address = f"https://127.0.0.1:{engine.port}"
+            address = f"https://{cloud.gateway}:{engine.port}"
             _register(
                 root,
                 {

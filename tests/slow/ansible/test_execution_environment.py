@@ -89,7 +89,7 @@ def test_ee_image_has_the_collection_its_needs_and_no_build_leftovers(ee_image: 
         'test -z "$(ls /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)"; '
         "ansible-doc -t connection dxflow.remote.engine >/dev/null; echo EE-OK"
     )
-    out = podman("run", "--rm", "--user", "root", ee_image.tag, "sh", "-c", script, timeout=300)
+    out = podman("run", "--rm", "--user", "root", ee_image.tag, "sh", "-c", script, timeout=timeouts.scaled(300))
     assert out.stdout.strip().endswith("EE-OK"), out.stdout + out.stderr
     config = json.loads(podman("image", "inspect", ee_image.tag).stdout)[0]["Config"]
     assert config["Labels"].get("ansible-execution-environment") == "true"
