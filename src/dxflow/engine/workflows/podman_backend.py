@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +20,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from dxflow.common.files import write_private
 from dxflow.engine.workflows.backend import Backend, BackendError, BackendUnavailable, LogQuery, WorkflowContext
 from dxflow.engine.workflows.compose import ComposeError, ComposeSpec
 from dxflow.engine.workflows.container_spec import Names, check_podman, engine_tag, env_file_text, plan_service
@@ -193,8 +193,10 @@ class PodmanRuntime(PodmanState):
             except OSError as exc:
                 raise BackendError(f"service {name}: cannot create a bind mount source: {exc}") from None
             text, extra = env_file_text(plan.env)
-            env_path = self.ctx.dir / f".podman-{name}.env"
-            write_private(env_path, text)
+            fd, env_name = tempfile.mkstemp(prefix="dxflow-env-")  # 0600, outside the volume (artifacts)
+            env_path = Path(env_name)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
             try:
                 await self.podman("create", "--env-file", str(env_path), *extra, *plan.argv)
             except BackendError as exc:
