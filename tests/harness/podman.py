@@ -18,7 +18,7 @@ import pytest
 from dxflow.engine.workflows.container_spec import engine_tag
 from tests import timeouts
 
-__all__ = ["BASE_IMAGE", "engine_objects", "free_port", "inspect", "podman", "remove_engine_objects", "test_image"]
+__all__ = ["BASE_IMAGE", "engine_objects", "free_port", "inspect", "podman", "remove_engine_objects", "workflow_image"]
 
 BASE_IMAGE = "localhost/dxflow/debian:bookworm"
 CONTAINERFILE = f"""FROM {BASE_IMAGE}
@@ -46,7 +46,7 @@ def podman(*args: str, timeout: float | None = None, check: bool = True) -> subp
     return done
 
 
-def test_image(workdir: Path) -> str:
+def workflow_image(workdir: Path) -> str:
     """The test image's tag, built now unless a previous run built it (same Containerfile, same tag)."""
     if podman("image", "exists", IMAGE, check=False).returncode == 0:
         return IMAGE
@@ -66,9 +66,6 @@ def test_image(workdir: Path) -> str:
         timeout=timeouts.scaled(300),
     )
     return IMAGE
-
-
-test_image.__test__ = False  # type: ignore[attr-defined]  # not a test, despite its name
 
 
 def inspect(container: str) -> dict:

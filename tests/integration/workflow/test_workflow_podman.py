@@ -20,7 +20,7 @@ from dxflow.common.files import write_private
 from dxflow.protocol.chunks import parse_body
 from tests import timeouts
 from tests.conftest import EngineProc, run_cli, start_engine
-from tests.harness.podman import engine_objects, free_port, inspect, remove_engine_objects, test_image
+from tests.harness.podman import engine_objects, free_port, inspect, remove_engine_objects, workflow_image
 from tests.integration.workflow.conftest import client_for, services, wait_for
 
 pytestmark = [
@@ -31,7 +31,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return test_image(tmp_path_factory.mktemp("podman-image"))
+    return workflow_image(tmp_path_factory.mktemp("podman-image"))
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,8 @@ def test_podman_workflow_end_to_end(pengine: EngineProc, pwf: WorkflowClient, im
     listing = run_cli("workflow", "list", home=_profile(pengine, home))
     assert listing.returncode == 0, listing.stderr
     assert any("pweb" in row and "podman" in row for row in listing.stdout.splitlines()), listing.stdout
+    shown = run_cli("workflow", "show", "pweb", home=home)
+    assert shown.returncode == 0 and shown.stdout.startswith("workflow pweb (podman backend): running"), shown
 
     # stop: the client's sh (PID 1) ignores SIGTERM, so podman kills it after its 1 s grace period
     t0 = time.monotonic()

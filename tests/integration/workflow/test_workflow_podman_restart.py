@@ -12,7 +12,7 @@ import pytest
 
 from tests import timeouts
 from tests.conftest import start_engine
-from tests.harness.podman import engine_objects, inspect, remove_engine_objects, test_image
+from tests.harness.podman import engine_objects, inspect, remove_engine_objects, workflow_image
 from tests.integration.workflow.conftest import client_for, services, wait_for
 
 pytestmark = pytest.mark.xdist_group("podman-workflows")
@@ -51,7 +51,7 @@ def _running(container: str, restarts: int) -> bool:
 
 
 def test_podman_restart_policy_and_readoption(tmp_path: Path) -> None:
-    image = test_image(tmp_path / "image")
+    image = workflow_image(tmp_path / "image")
     data = tmp_path / "data"
     engine = start_engine(data)
     client = client_for(engine, tmp_path / "home")
