@@ -72,10 +72,17 @@ class PodmanBackend(Backend):
         self._record(exe, rc, out, err)
 
     def executable(self) -> str:
-        """The podman CLI; BackendUnavailable naming what is missing (a synchronous probe only when never probed:
-        the engine probes with ``probe()`` first)."""
-        checked, exe, reason = self._probe
-        if time.monotonic() - checked >= PROBE_TTL:
+        """The podman CLI for an operation (found on PATH, never probed here: no blocking call on the event loop);
+        BackendUnavailable when it is not installed."""
+        exe = shutil.which("podman")
+        if exe is None:
+            raise BackendUnavailable(self._missing())
+        return exe
+
+    def check_available(self) -> None:
+        """BackendUnavailable naming what is missing, from the last probe (the engine awaits ``probe()`` first; a
+        caller that did not, e.g. a unit test, gets a synchronous probe)."""
+        if time.monotonic() - self._probe[0] >= PROBE_TTL:
             found = shutil.which("podman")
             if found is None:
                 self._probe = (time.monotonic(), None, self._missing())
@@ -91,13 +98,8 @@ class PodmanBackend(Backend):
                     self._record(found, done.returncode, done.stdout, done.stderr)
                 except (OSError, subprocess.TimeoutExpired) as exc:
                     self._probe = (time.monotonic(), None, f"backend podman is not available: {exc}")
-            checked, exe, reason = self._probe
-        if exe is None:
-            raise BackendUnavailable(reason)
-        return exe
-
-    def check_available(self) -> None:
-        self.executable()
+        if self._probe[1] is None:
+            raise BackendUnavailable(self._probe[2])
 
     def validate(self, spec: ComposeSpec) -> None:
         check_podman(spec)
@@ -208,6 +210,7 @@ class PodmanRuntime(PodmanState):
 
     async def start(self) -> bool:
         await self.backend.probe()
+        self.backend.check_available()  # answered by the probe just made
         await self._fresh()
         was_running = self.ctx.record.desired == "running"
         todo = [
@@ -347,6 +350,7 @@ class PodmanRuntime(PodmanState):
         """The containers kept running (podman applied their restart policies meanwhile): watch them again, start
         the services that had not started yet."""
         await self.backend.probe()
+        self.backend.check_available()  # answered by the probe just made
         await self._fresh()
         for name in self.ctx.spec.order:
             if self.running(name):
