@@ -6,6 +6,7 @@ key; a podman failure a clear 502."""
 
 from __future__ import annotations
 
+import os
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -229,3 +230,22 @@ def test_podman_update_keeps_named_volumes(pengine: EngineProc, pwf: WorkflowCli
     assert len(engine_objects(pengine.data_dir, "volume")) == 1
     assert pwf.remove("pkeep")
     assert engine_objects(pengine.data_dir, "volume") == [] and engine_objects(pengine.data_dir) == []
+
+
+def test_podman_that_does_not_work_is_501(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A podman whose ``info`` fails (a stand-in script first on the engine's PATH): 501 with podman's message."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "podman").write_text("#!/bin/sh\necho 'Error: cannot open the storage' >&2\nexit 125\n")
+    (bin_dir / "podman").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    engine = start_engine(tmp_path / "data")
+    client = client_for(engine, tmp_path / "home")
+    try:
+        status, message = _post(engine, client, "services:\n  a:\n    image: x\n", "broken")
+        assert status == 501, message
+        assert message == "backend podman is not available: podman info failed (Error: cannot open the storage)"
+        assert not (engine.data_dir / "volume" / "broken").exists()
+    finally:
+        client.session.close()
+        engine.stop()
