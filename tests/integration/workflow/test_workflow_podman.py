@@ -126,6 +126,10 @@ def test_podman_workflow_end_to_end(pengine: EngineProc, pwf: WorkflowClient, im
     err = _lines(pwf, "client", stderr=True)
     assert [str(x) for x in err] == ["to-stderr"] and err[0].stream == "stderr"
     assert {ln.stream for ln in _lines(pwf, "client")} == {"stdout", "stderr"}
+    following = pwf.logs("pweb", service="client", follow=True, stderr=True)
+    first = next(following)
+    following.close()
+    assert (str(first), first.stream, first.service) == ("to-stderr", "stderr", "client")
 
     events = list(pwf.events("pweb"))
     when = {(e["service"], e["type"]): e["time"] for e in events}
