@@ -10,11 +10,13 @@ does not answer, 404/409/400/502 for a failed command (never a 500)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -173,28 +175,39 @@ class Runtime:
     async def _exec(
         self, args: Sequence[str], *, stdin: bytes | None = None, timeout: float = COMMAND_TIMEOUT
     ) -> Result:
+        """Run the CLI with its output in files, not pipes: ``run --detach`` leaves conmon holding the pipes it
+        inherited, so their end would never come."""
         exe = self.executable() or self.settings.path
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                exe,
-                *self.settings.args,
-                *args,
-                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise ApiError(503, f"platform {self.name}: cannot run {exe}: {exc.strerror or exc}") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            proc.kill()
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise ApiError(504, f"{self.name} {args[0]} timed out after {timeout:g} s") from None
-        return Result(proc.returncode or 0, out[:MAX_OUTPUT], err[:MAX_OUTPUT])
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    exe,
+                    *self.settings.args,
+                    *args,
+                    stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ApiError(503, f"platform {self.name}: cannot run {exe}: {exc.strerror or exc}") from None
+            try:
+                if stdin is not None and proc.stdin is not None:
+                    proc.stdin.write(stdin)
+                    with contextlib.suppress(ConnectionError):
+                        await proc.stdin.drain()
+                    proc.stdin.close()
+                await asyncio.wait_for(proc.wait(), timeout)
+            except (TimeoutError, asyncio.CancelledError) as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                raise ApiError(504, f"{self.name} {args[0]} timed out after {timeout:g} s") from None
+            out.seek(0)
+            err.seek(0)
+            return Result(proc.returncode or 0, out.read(MAX_OUTPUT), err.read(MAX_OUTPUT))
 
     async def run(
         self,
@@ -262,5 +275,6 @@ class Runtime:
             yield await proc.wait()
         finally:
             if proc.returncode is None:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
                 await proc.wait()
