@@ -6,6 +6,7 @@ key; a podman failure a clear 502."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import urllib.request
@@ -17,6 +18,7 @@ import requests
 import yaml
 
 from dxflow.client import WorkflowClient
+from dxflow.client.aio import attach_shell
 from dxflow.common.files import write_private
 from dxflow.protocol.chunks import parse_body
 from tests import timeouts
@@ -142,6 +144,8 @@ def test_podman_workflow_end_to_end(pengine: EngineProc, pwf: WorkflowClient, im
     shown = run_cli("workflow", "show", "pweb", home=home)
     assert shown.returncode == 0 and shown.stdout.startswith("workflow pweb (podman backend): running"), shown
 
+    assert _step_shell(pengine, pwf, "cat /data/note; exit 5") == (b"persisted", 5), "a shell in step 3 (client)"
+
     # stop: the client's sh (PID 1) ignores SIGTERM, so podman kills it after its 1 s grace period
     t0 = time.monotonic()
     changed, stopped = pwf.stop("pweb")
@@ -154,6 +158,28 @@ def test_podman_workflow_end_to_end(pengine: EngineProc, pwf: WorkflowClient, im
     assert engine_objects(pengine.data_dir) == []
     assert engine_objects(pengine.data_dir, "network") == []
     assert engine_objects(pengine.data_dir, "volume") == [], "remove deletes the workflow's named volumes"
+
+
+def _step_shell(engine: EngineProc, client: WorkflowClient, line: str) -> tuple[bytes, int | None]:
+    """POST /api/workflow/shell/ for the client (step 3), run ``line`` in it: (its output's marker, exit code)."""
+    resp = requests.post(
+        f"{engine.address}/api/workflow/shell/",
+        json={"identity": "pweb", "step": 3},
+        headers={"Authorization": f"Bearer {client.session.tokens.token()}"},
+        verify=False,
+        timeout=timeouts.scaled(30),
+    )
+    body = parse_body(resp.content)
+    assert resp.status_code == 201, body.message
+    name = body.entities[0]["identity"]
+
+    async def drive() -> tuple[bytes, int | None]:
+        async with await attach_shell(client.session, name) as term:
+            await term.send(line.encode() + b"\n")
+            seen = b"".join([chunk async for chunk in term.output()])
+            return (b"persisted" if b"persisted" in seen else seen), term.rc
+
+    return asyncio.run(drive())
 
 
 def _profile(engine: EngineProc, home: Path) -> Path:

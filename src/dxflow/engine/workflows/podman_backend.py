@@ -386,8 +386,8 @@ class PodmanRuntime(PodmanState):
             await self.podman("volume", "rm", "--force", *vols)
 
     def exec_argv(self, service: str, command: list[str]) -> list[str]:
-        """``podman exec`` of ``command`` in ``service``'s container (for step shells)."""
-        return [self.backend.executable(), "exec", "--interactive", self.names.container(service), *command]
+        """``podman exec`` of ``command`` in ``service``'s container (for step shells: they run on a pty)."""
+        return [self.backend.executable(), "exec", "--interactive", "--tty", self.names.container(service), *command]
 
     # --- logs --------------------------------------------------------------------------------------------------
     async def logs(self, query: LogQuery) -> AsyncIterator[dict[str, Any]]:  # type: ignore[override]

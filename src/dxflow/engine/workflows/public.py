@@ -26,6 +26,7 @@ from dxflow.engine.workflows.api import _errors, _manager, _send_all, _since, _t
 from dxflow.engine.workflows.backend import LogQuery
 from dxflow.engine.workflows.container_backend import ContainerRuntime
 from dxflow.engine.workflows.manager import NotFoundError, Workflow
+from dxflow.engine.workflows.podman_backend import PodmanRuntime
 from dxflow.engine.workflows.process_backend import ProcessRuntime
 from dxflow.engine.workflows.sources import SOURCES_KEY, fetch_source
 from dxflow.engine.workflows.steps import epoch, step_entities
@@ -349,6 +350,8 @@ async def shell_handler(request: web.Request) -> web.Response:
         shell = start_shell(request, None, ["/bin/sh"], str(runner.workdir()), runner.environment())
     elif isinstance(runtime, ContainerRuntime):
         shell = start_shell(request, None, [*runtime._base(), "exec", service, "/bin/sh"], str(wf.ctx.dir))
+    elif isinstance(runtime, PodmanRuntime):
+        shell = start_shell(request, None, runtime.exec_argv(service, ["/bin/sh"]), str(wf.ctx.dir))
     else:
         raise ApiError(501, f"the {wf.record.backend} backend has no step shells")
     return ok([shell_entity(shell)], message="Created", code=201)
