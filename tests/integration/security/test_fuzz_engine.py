@@ -31,7 +31,7 @@ pytestmark = pytest.mark.xdist_group("security-fuzz")
 EXAMPLES = int(os.environ.get("DXFLOW_FUZZ_EXAMPLES", "30"))
 HANG = 5.0
 NOT_FUZZED = {"/api/engine/restart"}  # restarts the engine: its job, tested on its own
-TOLERATED = {501}  # a workflow backend (docker, podman) that is not installed here
+TOLERATED = {501}  # a workflow backend or platform runtime (docker, podman) that is not installed here
 SAFE_COMMANDS = ["true", "echo fuzz", "/bin/true", "printf x"]
 FIELDS = [
     "argv", "command", "stdin", "stdin_b64", "env", "cwd", "timeout", "max_output", "name", "public_key",
@@ -104,7 +104,10 @@ def requests_for(draw: st.DrawFn, method: str, template: str, root: str) -> dict
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EngineProc, requests.Session, str]]:
     root = tmp_path_factory.mktemp("fuzz-root")
-    engine = start_engine(tmp_path_factory.mktemp("fuzz-engine") / "data", "--files-root", str(root), "--plaintext")
+    with pytest.MonkeyPatch.context() as patch:  # no container runtime: a fuzzed prune must not empty the host's
+        patch.setenv("PODMAN_PATH", "dxflow-fuzz-no-podman")  # podman (other tests' containers); platform is 501
+        patch.setenv("DOCKER_PATH", "dxflow-fuzz-no-docker")
+        engine = start_engine(tmp_path_factory.mktemp("fuzz-engine") / "data", "--files-root", str(root), "--plaintext")
     session = requests.Session()
     session.verify, session.trust_env = False, False
     session.headers["Authorization"] = f"Bearer {login_token(engine)}"
