@@ -214,7 +214,7 @@ async def container_start(request: web.Request) -> web.Response:
             need_shell(request, f"network {network!r} shares a namespace outside the container")
         args.append(f"--network={network}")
     command = strings(body, "command")
-    cid = (await rt.run(*args, image, *command)).strip().splitlines()[-1:]
+    cid = (await rt.run(*args, image, *command, registry=True)).strip().splitlines()[-1:]
     ident = cid[0] if cid else ""
     found = await container_entities(rt, "--all", f"--filter=id={ident}") if ident else []
     return ok([ident, *found[:1]], message="Started", code=201)
