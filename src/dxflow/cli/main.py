@@ -8,7 +8,7 @@ import sys
 import click
 
 from dxflow import __version__
-from dxflow.cli import agent, artifact, boot, config, director, engine, key, profile, shell, workflow
+from dxflow.cli import agent, artifact, boot, config, director, engine, key, platform, profile, shell, workflow
 from dxflow.cli.context import CliContext
 from dxflow.protocol.errors import DxflowError
 
@@ -98,6 +98,7 @@ cli.add_command(shell.shell_group)
 cli.add_command(shell.cp_command)
 cli.add_command(workflow.workflow_group)
 cli.add_command(artifact.artifact_group)
+cli.add_command(platform.platform_group)
 
 
 def main() -> None:
