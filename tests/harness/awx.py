@@ -27,7 +27,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
@@ -43,6 +45,7 @@ __all__ = [
     "EeFleet",
     "EeImage",
     "build_ee",
+    "credential_type",
     "debian_definition",
     "ee_fleet",
     "ee_image",
@@ -56,6 +59,31 @@ EE_REPO = "localhost/dxflow/ee-test"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 BUILD_CA = "/etc/dxflow-build-ca.crt"
 TIMINGS = Path("/tmp/dxflow-ee-build-times.jsonl")
+APT = "/usr/local/sbin/dxflow-apt"
+# bindep's package manager on Debian (ansible-builder calls "$PKGMGR install -y PKGS" and "$PKGMGR clean all"): only
+# missing packages are installed, the lists fetched for that are dropped in the same step (no 160 MB layer of lists).
+APT_SCRIPT = """\
+#!/bin/sh
+set -eu
+case "${1:-}" in
+install)
+    shift
+    missing=""
+    for pkg in "$@"; do
+        case "$pkg" in -*) continue ;; esac
+        dpkg-query -W -f '${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends $missing
+        apt-get clean
+        rm -rf /var/lib/apt/lists/*
+    fi
+    ;;
+clean) apt-get clean && rm -rf /var/lib/apt/lists/* ;;
+*) exec apt-get "$@" ;;
+esac
+"""
 
 
 @dataclass(frozen=True)
@@ -110,25 +138,34 @@ def reproducible_tarball(tarball: Path) -> None:
 def debian_definition(awx: Path) -> Path:
     """``execution-environment-debian.yml`` beside ``awx`` (the AWX definition): the same EE on the local Debian base.
 
-    The host's CA bundle is copied beside it (``host-ca.crt``); pip uses it through ``/etc/pip.conf`` during the
-    build, and the final stage removes both.
+    Written beside it too: the host's CA bundle (``host-ca.crt``: pip uses it through ``/etc/pip.conf`` during the
+    build), bindep's package manager for Debian (``dxflow-apt``) and the collection's ``requirements.txt``; the final
+    stage removes the CA, pip.conf and the wrapper.
     """
     definition = yaml.safe_load(awx.read_text())
     shutil.copyfile(HOST_CA, awx.parent / "host-ca.crt")
     definition["images"]["base_image"]["name"] = EE_BASE
     # pip is Debian's python3-pip (ensurepip is disabled there); bindep's packages go through apt-get.
-    definition.setdefault("options", {}).update(package_manager_path="/usr/bin/apt-get", skip_pip_install=True)
-    definition.setdefault("additional_build_files", []).append({"src": "host-ca.crt", "dest": "dxflow-build"})
+    definition.setdefault("options", {}).update(package_manager_path=APT, skip_pip_install=True)
+    (awx.parent / "dxflow-apt").write_text(APT_SCRIPT)
+    # The Python requirements are installed in the base stage too, before the collection is copied: a new tarball
+    # (any source change) then rebuilds only the quick steps, and ansible-builder's own pip runs find them satisfied.
+    shutil.copyfile(ROOT / "requirements.txt", awx.parent / "collection-requirements.txt")
+    definition.setdefault("additional_build_files", []).extend(
+        {"src": name, "dest": "dxflow-build"}
+        for name in ("host-ca.crt", "dxflow-apt", "collection-requirements.txt", definition["dependencies"]["python"])
+    )
     steps = definition.setdefault("additional_build_steps", {})
     steps["prepend_base"] = [
         f"COPY _build/dxflow-build/host-ca.crt {BUILD_CA}",
-        f"RUN printf '[global]\\ncert = {BUILD_CA}\\n' > /etc/pip.conf && apt-get update -qq",
+        f"COPY _build/dxflow-build/dxflow-apt {APT}",
+        f"RUN chmod 0755 {APT} && printf '[global]\\ncert = {BUILD_CA}\\n' > /etc/pip.conf",
+        "COPY _build/dxflow-build/*requirements*.txt /tmp/dxflow-build/",
+        "RUN $PYCMD -m pip install --no-cache-dir -r /tmp/dxflow-build/collection-requirements.txt"
+        f" -r /tmp/dxflow-build/{definition['dependencies']['python']} dumb-init==1.2.5 && rm -rf /tmp/dxflow-build",
         *steps.get("prepend_base", []),
     ]
-    steps["append_final"] = [
-        *steps.get("append_final", []),
-        f"RUN rm -f /etc/pip.conf {BUILD_CA} && rm -rf /var/lib/apt/lists/*",
-    ]
+    steps["append_final"] = [*steps.get("append_final", []), f"RUN rm -f /etc/pip.conf {BUILD_CA} {APT}"]
     path = awx.parent / "execution-environment-debian.yml"
     path.write_text(yaml.safe_dump(definition, sort_keys=False))
     return path
@@ -183,31 +220,45 @@ def build_ee(workdir: Path, tarball: Path | None = None) -> EeImage:
     return EeImage(tag, seconds, size, proc.stdout + proc.stderr, tarball)
 
 
+_BUILT: list[EeImage] = []
+
+
 @pytest.fixture(scope="session")
 def ee_image(tmp_path_factory: pytest.TempPathFactory) -> EeImage:
-    """The EE built once per session (a later session with the same sources reuses every layer)."""
-    return build_ee(tmp_path_factory.mktemp("ee"))
+    """The EE, built once per test process: each module that imports this fixture gets its own session-scoped
+    copy of it, so the image is kept here (a later run with the same sources reuses every layer)."""
+    if not _BUILT:
+        _BUILT.append(build_ee(tmp_path_factory.mktemp("ee")))
+    return _BUILT[0]
 
 
-def inject(root: Path, fields: dict[str, str], mount: str | None = None) -> dict[str, str]:
-    """The credential type's injectors (docs/awx.md), applied like AWX: one 0600 file per ``file`` template (empty
-    fields give empty files) under ``root``, env vars naming them (``mount``: where ``root`` is inside the EE)."""
+def credential_type(name: str) -> dict[str, Any]:
+    """The injector configuration of the credential type ``name`` in docs/awx.md."""
+    text = (ROOT / "docs" / "awx.md").read_text()
+    section = text.split(f'## Credential type "{name}"\n', 1)[1].split("\n## ", 1)[0]
+    block = section.split("**Injector configuration**", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    return yaml.safe_load(block)
+
+
+def inject(credential: str, fields: dict[str, str], root: Path, mount: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``(env, extra_vars)`` of a credential of type ``credential`` (docs/awx.md) with ``fields``, as AWX injects it:
+    each ``file`` template rendered to a 0600 file under ``root`` (also for empty fields), which is ``mount`` inside
+    the EE; env and extra vars rendered with ``tower.filename.<name>`` naming those files."""
+    injectors = credential_type(credential)
+    render = jinja2.Environment(autoescape=False).from_string
     root.mkdir(parents=True, exist_ok=True)
-    named: dict[str, str] = {}
-    for name in ("key", "ca", "cert", "certkey"):
-        path = root / f"awx_{name}"
-        path.write_text(fields.get(name, ""))
+    prefix = "".join(c if c.isalnum() else "_" for c in credential)
+    filenames: dict[str, str] = {}
+    for template, body in (injectors.get("file") or {}).items():
+        name = template.removeprefix("template.")
+        path = root / f"{prefix}_{name}"
+        path.write_text(render(body).render(fields))
         path.chmod(0o600)
-        named[name] = f"{mount}/{path.name}" if mount else str(path)
-    return {
-        "CONNECTION_ADDRESS": fields.get("address", ""),
-        "CONNECTION_KEY": named["key"],
-        "CONNECTION_TOKEN": "",
-        "CONNECTION_FINGERPRINT": "",
-        "CONNECTION_CA": named["ca"],
-        "CONNECTION_CERT": named["cert"],
-        "CONNECTION_CERT_KEY": named["certkey"],
-    }
+        filenames[name] = f"{mount}/{path.name}"
+    context = {**fields, "tower": {"filename": filenames}}
+    env_vars = {k: render(str(v)).render(context) for k, v in (injectors.get("env") or {}).items()}
+    extra = {k: render(str(v)).render(context) for k, v in (injectors.get("extra_vars") or {}).items()}
+    return env_vars, extra
 
 
 DIRECT = ("ee1", "ee2", "ee3")

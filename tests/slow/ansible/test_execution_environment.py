@@ -101,8 +101,9 @@ def test_a_second_build_of_the_same_sources_reuses_every_layer(ee_image: EeImage
     again = build_ee(tmp_path, ee_image.tarball)
     assert again.tag == ee_image.tag
     lines = again.log.splitlines()
-    steps = [i for i, line in enumerate(lines) if " STEP " in line and (": RUN " in line or ": COPY " in line)]
-    assert len(steps) > 10, again.log[-3000:]
-    rebuilt = [lines[i] for i in steps if not lines[i + 1].startswith("--> Using cache")]
-    assert not rebuilt, f"steps not taken from the cache: {rebuilt}"
+    steps = [line for line in lines if " STEP " in line and ": FROM " not in line]
+    assert sum(": RUN " in step for step in steps) > 5, again.log[-3000:]
+    # Stages build side by side, so their lines interleave: each step but FROM prints one "Using cache" when cached.
+    cached = sum(line.startswith("--> Using cache") for line in lines)
+    assert cached == len(steps), f"{len(steps) - cached} of {len(steps)} steps not from the cache:\n{again.log}"
     assert again.seconds < max(ee_image.seconds, timeouts.scaled(30)), (again.seconds, ee_image.seconds)

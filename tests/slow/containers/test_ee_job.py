@@ -1,16 +1,19 @@
 """A job inside the execution environment image, the way AWX runs it: ``ansible-runner`` with podman process
-isolation (``--user=root`` as AWX passes it, and the host's network so the container reaches 127.0.0.1).
+isolation (``--user=root`` as AWX passes it, and the host's network so the container reaches this machine's daemons).
 
-1. Inventory update in the EE: ``ansible-inventory --list`` on the ``dxflow.remote.director`` inventory source, the
-   director credential injected as the credential type of docs/awx.md does (files under ``/runner/env``, env vars
-   naming them); ``compose`` routes the host tagged ``dialout`` through the director's hub.
-2. Job in the EE: the update's JSON as AWX's inventory script; the operator credential (engine key; mTLS fields
-   empty, so empty files), the "dxflow hub route" credential (director address and admin bundle as files, named in
-   extra vars), and a machine credential (``-u`` and the become password through ``env/passwords``). A play on the
-   controller (the container) records the director profile with ``dxflow.remote.profile`` and lists the servers
-   with ``dxflow.remote.server_info``; the job template's play runs ``id -un`` as the machine user, ``become``, and
-   ``engine_info`` on the three direct engines and on the host that only dials out (engine and agent in a firewalled
-   network namespace), which is reached through the hub.
+The credentials are injected from the injector configurations in docs/awx.md, rendered as AWX does (one 0600 file
+per ``file`` template under the private data dir, ``/runner/env/...`` in the container; env and extra vars naming
+them).
+
+1. Inventory update in the EE: ``ansible-inventory --list`` on the ``dxflow.remote.director`` inventory source with
+   the director credential (type "dxflow engine / director"); ``compose`` routes the host tagged ``dialout``
+   through the director's hub.
+2. Job in the EE: the update's JSON as AWX's inventory script; the operator credential (engine key; the mTLS fields
+   empty, so empty files), the "dxflow hub route" credential, and a machine credential (``-u`` and the become
+   password through ``env/passwords``). A play on the controller (the container) records the director profile with
+   ``dxflow.remote.profile`` and lists the servers with ``dxflow.remote.server_info``; the job template's play runs
+   ``id -un`` as the machine user, ``become``, and ``engine_info`` on the three direct engines and on the host that
+   only dials out (engine and agent in a firewalled network namespace), which is reached through the hub.
 3. No secret (become password, engine key, director client key) is in the job events, the output or the artifacts.
 """
 
@@ -38,6 +41,8 @@ from tests.harness.local_account import Account, local_account, shared_python
 pytestmark = [pytest.mark.xdist_group("dxflow-ee"), pytest.mark.timeout(1800)]
 
 RUNNER = "/runner"
+ENGINE_TYPE = "dxflow engine / director"
+HUB_TYPE = "dxflow hub route"
 INVENTORY_SOURCE = """\
 plugin: dxflow.remote.director
 use_engine_connection: true
@@ -133,27 +138,23 @@ def _messages(events: list[dict[str, Any]], task: str) -> dict[str, Any]:
 def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFleet, tmp_path: Path) -> None:  # noqa: F811
     fleet = ee_fleet
     bundle = {name: (fleet.bundle / name).read_text() for name in ("tls.crt", "tls.key", "ca.crt")}
-    home = {"DXFLOW_HOME": f"{RUNNER}/.dxflow"}
 
     # 1. Inventory update in the EE, with the director credential (key field empty: its file is empty).
     update = tmp_path / "update"
-    director_env = inject(
-        update / "env",
-        {
-            "address": fleet.director.url,
-            "ca": bundle["ca.crt"],
-            "cert": bundle["tls.crt"],
-            "certkey": bundle["tls.key"],
-        },
-        mount=f"{RUNNER}/env",
-    )
+    director = {
+        "connection_address": fleet.director.url,
+        "connection_ca": bundle["ca.crt"],
+        "client_cert": bundle["tls.crt"],
+        "client_key": bundle["tls.key"],
+    }
+    director_env, _ = inject(ENGINE_TYPE, director, update / "env", f"{RUNNER}/env")
     (update / "project").mkdir(parents=True)
     (update / "project" / "fleet.dxflow_director.yml").write_text(INVENTORY_SOURCE)
     stdout, stderr, rc = ansible_runner.run_command(
         executable_cmd="ansible-inventory",
         cmdline_args=["-i", f"{RUNNER}/project/fleet.dxflow_director.yml", "--list"],
         private_data_dir=str(update),
-        envvars={**director_env, **home},
+        envvars=director_env,
         timeout=int(timeouts.scaled(300)),
         **_runner(ee_image),
     )
@@ -163,7 +164,8 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
     assert set(hostvars) == {*DIRECT, DIALOUT}
     assert listed["tag_dialout"]["hosts"] == [DIALOUT]
 
-    # 2. The job: AWX's inventory script, three credentials, a machine account with a sudo rule asking its password.
+    # 2. The job: AWX's inventory script, two credentials of docs/awx.md, a machine account whose sudo rule asks for
+    # its password.
     job = tmp_path / "job"
     for d in ("project", "inventory", "env"):
         (job / d).mkdir(parents=True)
@@ -171,15 +173,19 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
     script = job / "inventory" / "hosts"
     script.write_text(f"#!/usr/bin/env python3\nimport sys\nsys.stdout.write({json.dumps(listed)!r})\n")
     script.chmod(0o700)
-    operator_env = inject(job / "env", {"key": fleet.ci_key.read_text()}, mount=f"{RUNNER}/env")
-    hub_files = {}
-    for field, content in (("ca", bundle["ca.crt"]), ("cert", bundle["tls.crt"]), ("cert_key", bundle["tls.key"])):
-        path = job / "env" / f"hub_{field}"
-        path.write_text(content)
-        path.chmod(0o600)
-        hub_files[f"dxflow_hub_{field}"] = f"{RUNNER}/env/{path.name}"
+    operator_env, operator_vars = inject(
+        ENGINE_TYPE, {"connection_key": fleet.ci_key.read_text()}, job / "env", f"{RUNNER}/env"
+    )
+    hub = {
+        "director_address": fleet.director.url,
+        "director_ca": bundle["ca.crt"],
+        "client_cert": bundle["tls.crt"],
+        "client_key": bundle["tls.key"],
+    }
+    hub_env, hub_vars = inject(HUB_TYPE, hub, job / "env", f"{RUNNER}/env")
+    assert not hub_env, "the hub route credential must not touch the engines' CONNECTION_* variables"
     with local_account() as machine_user:
-        result = _run_job(ee_image, fleet, job, {**operator_env, **home}, hub_files, machine_user)
+        result = _run_job(ee_image, fleet, job, operator_env, {**operator_vars, **hub_vars}, machine_user)
         output = result.stdout.read()
         assert result.status == "successful" and result.rc == 0, output[-8000:]
         events = list(result.events)
@@ -200,26 +206,22 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
     assert (hub["user"], hub["become"], hub["route"], hub["in_cloud"]) == (machine_user.name, "root", "director", True)
 
     # 3. No secret in the events, the output or the artifacts.
-    secrets = {
-        "become password": machine_user.password,
-        "engine key": fleet.ci_key.read_text().splitlines()[1],
-        "director client key": bundle["tls.key"].splitlines()[1],
-    }
+    secrets = {"become password": [machine_user.password]}
+    for what, pem in (("engine key", fleet.ci_key.read_text()), ("director client key", bundle["tls.key"])):
+        secrets[what] = [line for line in pem.splitlines() if len(line) >= 40]  # every full line of the key body
     artifacts = "".join(p.read_text(errors="replace") for p in (job / "artifacts").rglob("*") if p.is_file())
-    for what, secret in secrets.items():
-        for where, text in (("events", json.dumps(events)), ("output", output), ("artifacts", artifacts)):
-            assert secret not in text, f"the {what} is in the job's {where}"
+    for where, text in (("events", json.dumps(events)), ("output", output), ("artifacts", artifacts)):
+        for what, parts in secrets.items():
+            assert parts and not any(part in text for part in parts), f"the {what} is in the job's {where}"
 
 
 def _run_job(
-    image: EeImage, fleet: EeFleet, job: Path, env: dict[str, str], hub: dict[str, str], user: Account
+    image: EeImage, fleet: EeFleet, job: Path, env: dict[str, str], injected: dict[str, str], user: Account
 ) -> ansible_runner.Runner:
     """The job template's run: env, extra vars (the injectors' and the template's), ``-u`` and the become password."""
     (job / "env" / "envvars").write_text(json.dumps(env))
     extravars = {
-        "ansible_dxflow_connection_key": env["CONNECTION_KEY"],
-        "dxflow_hub_address": fleet.director.url,
-        **hub,
+        **injected,
         "ansible_pipelining": True,
         "ansible_python_interpreter": shared_python(),
         "cloud_address": fleet.cloud.address,
