@@ -27,12 +27,12 @@ BASE_IMAGE = "localhost/dxflow/debian:bookworm"
 LABEL = "dxflow-test-platform"
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the podman CLI (a missing podman is a failure, never a skip)."""
+def podman(*args: str, check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the podman CLI (a missing podman is a failure, never a skip); ``timeout`` default ``scaled(120)``."""
     exe = shutil.which("podman")
     assert exe, "podman is required by the platform tests (not installed)"
     result = subprocess.run(
-        [exe, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeouts.scaled(timeout)
+        [exe, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout or timeouts.scaled(120)
     )
     assert not check or result.returncode == 0, f"podman {' '.join(args)}: {result.stderr}"
     return result
@@ -62,7 +62,9 @@ class Podman:
         context.mkdir()
         lines = [f"FROM {BASE_IMAGE}", f"LABEL {self.label}", *(f"LABEL {x}" for x in extra_labels)]
         (context / "Containerfile").write_text("\n".join(lines) + "\n")
-        podman("build", "--network", "host", "--pull=never", "-q", "-t", tag, str(context), timeout=300)
+        podman(
+            "build", "--network", "host", "--pull=never", "-q", "-t", tag, str(context), timeout=timeouts.scaled(300)
+        )
         return podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
     def container(self, slug: str, *, running: bool = True) -> str:
@@ -123,9 +125,11 @@ class Api:
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
 
-    def call(self, method: str, path: str, timeout: float = 120, **kwargs: Any) -> tuple[int, str, list[Any]]:
-        """(status, status message, entities); the status chunk repeats the HTTP status."""
-        resp = self.http.request(method, self.base + path, timeout=timeouts.scaled(timeout), verify=False, **kwargs)
+    def call(self, method: str, path: str, timeout: float | None = None, **kwargs: Any) -> tuple[int, str, list[Any]]:
+        """(status, status message, entities); the status chunk repeats the HTTP status (``timeout`` default
+        ``scaled(120)``)."""
+        timeout = timeout or timeouts.scaled(120)
+        resp = self.http.request(method, self.base + path, timeout=timeout, verify=False, **kwargs)
         body = parse_body(resp.content)
         assert body.code == resp.status_code, f"{method} {path}: {resp.status_code} vs {body.code}"
         return resp.status_code, body.message, body.entities

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dxflow.client.engine import EngineClient
+from tests import timeouts
 from tests.conftest import EngineProc
 from tests.harness.api_docs import DocEndpoint, conforms, group_pages, index_routes, parse_endpoint
 from tests.harness.platform_support import Api, Podman, engine_with_env, podman, run_podman
@@ -94,7 +95,7 @@ def _values(run: Podman, ep: DocEndpoint) -> dict[str, Any]:
         values["filter"] = f"label={marker}"
     if ep.page.endswith("image-pull"):
         archive = run.workdir / f"{slug}.tar"
-        podman("save", "--format", "oci-archive", "-o", str(archive), run.image, timeout=300)
+        podman("save", "--format", "oci-archive", "-o", str(archive), run.image, timeout=timeouts.scaled(300))
         values |= {"identity": f"oci-archive:{archive}", "platform": ""}
     return values
 
@@ -115,7 +116,7 @@ def test_platform_endpoint_as_documented(api: Api, run_podman: Podman, ep: DocEn
         status, message, _ = api.call(ep.method, ep.path, **kwargs)
         assert status == 502 and "pinging container registry" in message and PASSWORD not in message
         return
-    status, message, entities = api.call(ep.method, ep.path, timeout=300, **kwargs)
+    status, message, entities = api.call(ep.method, ep.path, timeout=timeouts.scaled(300), **kwargs)
     assert status in (200, 201), f"{ep.page}: {status} {message}"
     assert len(entities) >= len(ep.entities), f"{ep.page}: {entities}"
     for i, documented in enumerate(ep.entities):
