@@ -179,6 +179,7 @@ def test_exec_streams_and_reports_the_exit_code(api: Api, engine: EngineProc, ru
 
 
 def test_an_engine_without_podman_answers_501_until_it_is_installed(tmp_path: Path) -> None:
+    """No CLI: 501; a CLI that fails (here ``false`` as docker): 503 with its message; podman installed: served."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     env = {"PODMAN_PATH": str(bindir / "podman"), "DOCKER_PATH": str(bindir / "docker")}
@@ -191,6 +192,12 @@ def test_an_engine_without_podman_answers_501_until_it_is_installed(tmp_path: Pa
             assert status == 501 and "CLI" in message and "not installed" in message, message
         entity = api.ok("GET", "/api/platform/")[0]
         assert entity["podman"]["available"] is False and "not installed" in entity["podman"]["reason"]
+        (bindir / "docker").write_text("#!/bin/sh\necho 'Cannot connect to the daemon' >&2\nexit 1\n")
+        (bindir / "docker").chmod(0o755)
+        timeouts.wait_until(
+            lambda: api.call("GET", "/api/platform/docker/image/")[0] == 503, timeout=30, what="a failing docker: 503"
+        )
+        assert "does not answer: Cannot connect to the daemon" in api.call("GET", "/api/platform/docker/image/")[1]
         os.symlink(shutil.which("podman") or "podman", bindir / "podman")  # "installing" podman
         timeouts.wait_until(
             lambda: api.call("GET", "/api/platform/podman/image/", params={"filter": "label=none=x"})[0] == 200,

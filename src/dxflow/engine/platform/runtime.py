@@ -18,7 +18,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +243,7 @@ class Runtime:
         except json.JSONDecodeError:
             raise ApiError(502, f"{self.name} {args[0]} printed something that is not JSON: {text[:200]!r}") from None
 
-    async def lines(self, *args: str, timeout: float | None = None) -> AsyncIterator[str | int]:
+    async def lines(self, *args: str, timeout: float | None = None) -> AsyncGenerator[str | int, None]:
         """Run ``<runtime> <args>`` and yield its output lines (stdout and stderr merged) as they come, then its
         exit code (an int); the process is killed when the consumer stops early or ``timeout`` passes (504)."""
         await self.version()
