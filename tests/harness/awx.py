@@ -178,6 +178,14 @@ def _context_digest(meta: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _forget_old_images() -> None:
+    """Untag this repository's images older than a day (one tag per source state; their cached layers stay until
+    ``podman image prune``). One still in use is left alone (no ``--force``)."""
+    listed = podman("images", "--filter", f"reference={EE_REPO}", "--filter", "until=24h", "--format", "{{.ID}}")
+    for image in set(listed.stdout.split()):
+        podman("rmi", image, check=False)
+
+
 def build_ee(workdir: Path, tarball: Path | None = None) -> EeImage:
     """Build the EE from a copy of ``meta/`` and the collection tarball under ``workdir/dist`` (built from the
     sources, or a copy of ``tarball``)."""
@@ -215,6 +223,7 @@ def build_ee(workdir: Path, tarball: Path | None = None) -> EeImage:
     )
     seconds = time.monotonic() - start
     size = int(json.loads(podman("image", "inspect", tag).stdout)[0]["Size"])
+    _forget_old_images()
     with TIMINGS.open("a") as fh:  # every build, for docs/performance.md
         fh.write(json.dumps({"tag": tag, "seconds": round(seconds, 1), "size": size, "load": os.getloadavg()}) + "\n")
     return EeImage(tag, seconds, size, proc.stdout + proc.stderr, tarball)
