@@ -115,6 +115,8 @@ def test_host_powers_need_shell(platform_only: Api, run_podman: Podman, tmp_path
         assert status == 403 and "SHELL required as well as PLATFORM" in message and why in message, message
     status, message, _ = platform_only.call("PUT", "/api/platform/podman/image/", json={"identity": "oci:/etc"})
     assert status == 403 and "SHELL" in message
+    status, message, _ = platform_only.call("POST", "/api/platform/podman/container/", json=base | {"image": "dir:/"})
+    assert status == 403 and "SHELL" in message
     volume = {"volume": [f"{run_podman.name('named')}:/data"], "identity": run_podman.name("named-user")}
     entities = platform_only.ok("POST", "/api/platform/podman/container/", json=base | volume)
     assert entities[1]["names"] == [run_podman.name("named-user")]

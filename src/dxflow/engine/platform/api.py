@@ -196,6 +196,8 @@ async def container_start(request: web.Request) -> web.Response:
     rt = runtime_of(request)
     body = await read_json(request, required=("image",))
     image = name_of(body.get("image"), "image")
+    if image.startswith(_TRANSPORTS):
+        need_shell(request, f"{image.split(':', 1)[0]} reads the image from the engine host")
     args = ["run", "--detach"]
     if body.get("identity"):
         args.append(f"--name={name_of(body['identity'])}")
