@@ -2,7 +2,8 @@
 every documented request answers at its method and path with the documented query and body fields, needs a token
 where the page has an Auth section and MASTER where its notes say so, never lets a READ_ONLY token change anything,
 and its entities carry the documented keys with the documented JSON types. Proxy and bridge (003, 004) answer 501
-at every path of their index tables (platform: test_platform_contract.py). Old paths are deprecated aliases; ``engine.key`` is PKCS#1."""
+at every path of their index tables (platform: test_platform_contract.py). Old paths are deprecated aliases;
+``engine.key`` is PKCS#1."""
 
 from __future__ import annotations
 
