@@ -3,9 +3,10 @@ inside it the way AWX runs them (ansible-runner with podman process isolation).
 
 ``meta/ee/execution-environment.yml`` is written for AWX's default base (quay.io/ansible/awx-ee, RPM, dnf). With no
 registry the tests build from ``localhost/dxflow/ee-base:bookworm`` (``tools/images/build.sh``) with an override made
-from that file (``debian_definition``): the base image, apt-get as bindep's package manager (its lists fetched once
-in the base stage), and the host's CA bundle for pip during the build only (removed in the final stage). Everything
-else (the collection tarball, its requirements, the galaxy install, ansible-builder's checks) is the AWX file's.
+from that file (``debian_definition``): the base image, Debian's pip instead of ensurepip, ``dxflow-apt`` as
+bindep's package manager, the requirements installed in the base stage, and the host's CA bundle for pip during the
+build only (removed in the final stage). Everything else (the collection tarball, the galaxy install,
+ansible-builder's introspection, assemble and checks) is the AWX file's.
 
 The collection tarball is repacked reproducibly (fixed mtimes, no gzip timestamp), so the same sources give the same
 build context and podman reuses every layer; the image is tagged with the context's digest.
@@ -413,12 +414,3 @@ def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
     finally:
         cloud.destroy()  # the cloud's engine and agent
         cleanup(*agents[: len(engines)], *engines.values(), *([director] if director else []))
-
-
-def containers_of(label: str) -> Iterator[str]:
-    """Ids of the containers (running or not) whose name starts with ``label``."""
-    out = podman("ps", "-a", "--format", "{{.ID}} {{.Names}}", check=False).stdout
-    for line in out.splitlines():
-        cid, _, name = line.partition(" ")
-        if name.startswith(label):
-            yield cid
