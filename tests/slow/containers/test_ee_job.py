@@ -127,6 +127,11 @@ def _runner(image: EeImage) -> dict[str, Any]:
     }
 
 
+def _plain(value: Any) -> Any:
+    """A host variable as ``ansible-inventory --list`` prints it, without its unsafe marker."""
+    return value.get("__ansible_unsafe") if isinstance(value, dict) else value
+
+
 def _messages(events: list[dict[str, Any]], task: str) -> dict[str, Any]:
     return {
         e["event_data"]["host"]: e["event_data"]["res"]["msg"]
@@ -163,6 +168,8 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
     hostvars = listed["_meta"]["hostvars"]
     assert set(hostvars) == {*DIRECT, DIALOUT}
     assert listed["tag_dialout"]["hosts"] == [DIALOUT]
+    routes = {host: _plain(hostvars[host]["ansible_dxflow_connection_route"]) for host in hostvars}
+    assert routes == {**dict.fromkeys(DIRECT, "direct"), DIALOUT: "director"}
 
     # 2. The job: AWX's inventory script, two credentials of docs/awx.md, a machine account whose sudo rule asks for
     # its password.
@@ -202,8 +209,13 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
             "route": "direct",
             "in_cloud": False,
         }, output[-4000:]
-    hub = reports[DIALOUT]
-    assert (hub["user"], hub["become"], hub["route"], hub["in_cloud"]) == (machine_user.name, "root", "director", True)
+    dialout = reports[DIALOUT]
+    assert (dialout["user"], dialout["become"], dialout["route"], dialout["in_cloud"]) == (
+        machine_user.name,
+        "root",
+        "director",
+        True,
+    ), output[-4000:]
 
     # 3. No secret in the events, the output or the artifacts.
     secrets = {"become password": [machine_user.password]}
