@@ -60,11 +60,15 @@ class Podman:
         """Build ``tag`` from the base image with this run's label (and ``extra_labels``); its id."""
         context = self.workdir / f"ctx-{uuid.uuid4().hex[:6]}"
         context.mkdir()
-        lines = [f"FROM {BASE_IMAGE}", f"LABEL {self.label}", *(f"LABEL {x}" for x in extra_labels)]
+        lines = [f"FROM {BASE_IMAGE}", f"LABEL {' '.join([self.label, *extra_labels])}"]
         (context / "Containerfile").write_text("\n".join(lines) + "\n")
-        podman(
-            "build", "--network", "host", "--pull=never", "-q", "-t", tag, str(context), timeout=timeouts.scaled(300)
-        )
+        # --layers=false: no cache lookup (it walks every image of the shared storage, and one another run is
+        # removing meanwhile fails it: "layer not known"), no intermediate image; such a race is tried once more
+        args = ["build", "--network", "host", "--pull=never", "--layers=false", "-q", "-t", tag, str(context)]
+        first = podman(*args, check=False, timeout=timeouts.scaled(300))
+        if first.returncode != 0:
+            assert "layer not known" in first.stderr, f"podman build: {first.stderr}"
+            podman(*args, timeout=timeouts.scaled(300))
         return podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
 
     def container(self, slug: str, *, running: bool = True) -> str:
