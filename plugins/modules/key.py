@@ -39,7 +39,7 @@ options:
     description: Permissions granted to tokens made with this key.
     type: list
     elements: str
-    choices: [MASTER, WORKFLOW, SHELL, ARTIFACT, READ_ONLY]
+    choices: [MASTER, WORKFLOW, SHELL, ARTIFACT, PLATFORM, READ_ONLY]
     default: [READ_ONLY]
   disabled:
     description: Register the key disabled (it cannot log in).
@@ -99,7 +99,7 @@ def main():
             public_key=dict(type="str", no_log=False),
             public_key_path=dict(type="path", no_log=False),
             permissions=dict(type="list", elements="str", default=["READ_ONLY"],
-                             choices=["MASTER", "WORKFLOW", "SHELL", "ARTIFACT", "READ_ONLY"]),
+                             choices=["MASTER", "WORKFLOW", "SHELL", "ARTIFACT", "PLATFORM", "READ_ONLY"]),
             disabled=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("public_key", "public_key_path")],

@@ -13,7 +13,7 @@ from dxflow.common.files import write_private
 
 __all__ = ["key_group"]
 
-PERMISSIONS = ["MASTER", "WORKFLOW", "SHELL", "ARTIFACT", "READ_ONLY"]
+PERMISSIONS = ["MASTER", "WORKFLOW", "SHELL", "ARTIFACT", "PLATFORM", "READ_ONLY"]
 
 
 @click.group("key")
