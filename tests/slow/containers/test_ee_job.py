@@ -191,6 +191,7 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
     }
     hub_env, hub_vars = inject(HUB_TYPE, hub, job / "env", f"{RUNNER}/env")
     assert not hub_env, "the hub route credential must not touch the engines' CONNECTION_* variables"
+    streams = fleet.director.log().count(f"server={DIALOUT} ")
     with local_account() as machine_user:
         result = _run_job(ee_image, fleet, job, operator_env, {**operator_vars, **hub_vars}, machine_user)
         output = result.stdout.read()
@@ -216,6 +217,7 @@ def test_awx_job_in_the_execution_environment(ee_image: EeImage, ee_fleet: EeFle
         "director",
         True,
     ), output[-4000:]
+    assert fleet.director.log().count(f"server={DIALOUT} ") > streams, "the dial-out host was not reached via the hub"
 
     # 3. No secret in the events, the output or the artifacts.
     secrets = {"become password": [machine_user.password]}
