@@ -22,23 +22,30 @@ SUITE=bookworm
 CA_BUNDLE=${DXFLOW_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 rebuild=${DXFLOW_IMAGES_REBUILD:-0}
 
-have() { [ "$rebuild" != 1 ] && podman image exists "$1"; }
+# An image is kept while its recipe (Containerfile and build args, or the debootstrap line) is the one it was made
+# from: the recipe's digest is its label dxflow.recipe.
+recipe() { sha256sum | cut -c1-16; }
+have() {  # NAME DIGEST
+  [ "$rebuild" != 1 ] && [ "$(podman image inspect --format '{{index .Labels "dxflow.recipe"}}' "$1" 2>/dev/null)" = "$2" ]
+}
 log() { echo "images: $*"; }
 
-if ! have localhost/dxflow/debian:$SUITE; then
+DEBOOTSTRAP=(debootstrap --variant=minbase --include=ca-certificates,python3 "$SUITE")
+base_recipe=$(echo "${DEBOOTSTRAP[*]} $MIRROR" | recipe)
+if ! have localhost/dxflow/debian:$SUITE "$base_recipe"; then
   rootfs=$(mktemp -d /var/tmp/dxflow-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
   log "debootstrap $SUITE (minbase) from $MIRROR"
   start=$SECONDS
-  if ! debootstrap --variant=minbase --include=ca-certificates,python3 "$SUITE" "$rootfs" "$MIRROR" \
-      >"$rootfs.log" 2>&1; then
+  if ! "${DEBOOTSTRAP[@]}" "$rootfs" "$MIRROR" >"$rootfs.log" 2>&1; then
     tail -20 "$rootfs.log" >&2
     echo "images: debootstrap failed (log above)" >&2
     exit 1
   fi
   rm -f "$rootfs.log"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - localhost/dxflow/debian:$SUITE >/dev/null
+  tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' --change "LABEL dxflow.recipe=$base_recipe" \
+    - localhost/dxflow/debian:$SUITE >/dev/null 2>&1
   rm -rf "$rootfs"
   trap - EXIT
   log "localhost/dxflow/debian:$SUITE imported in $((SECONDS - start)) s"
@@ -53,10 +60,13 @@ ANSIBLE_RUNNER=$("$root/.venv/bin/python" -c 'import importlib.metadata as m; pr
 
 build() {  # NAME CONTAINERFILE [build args...]
   local name=$1 file=$2; shift 2
-  if have "$name"; then return; fi
+  local digest
+  digest=$( (cat "$here/$file"; echo "$base_recipe $*") | recipe)
+  if have "$name" "$digest"; then return; fi
   log "building $name"
   local start=$SECONDS
-  if ! podman build --network host --layers -q -t "$name" -f "$here/$file" "$@" "$ctx" >"$ctx/build.log" 2>&1; then
+  if ! podman build --network host --layers -q -t "$name" --label "dxflow.recipe=$digest" -f "$here/$file" "$@" \
+      "$ctx" >"$ctx/build.log" 2>&1; then
     tail -30 "$ctx/build.log" >&2
     echo "images: building $name failed (log above)" >&2
     exit 1
@@ -67,4 +77,6 @@ build() {  # NAME CONTAINERFILE [build args...]
 build localhost/dxflow/systemd:$SUITE systemd.Containerfile
 build localhost/dxflow/ee-base:$SUITE ee-base.Containerfile \
   --build-arg ANSIBLE_CORE="$ANSIBLE_CORE" --build-arg ANSIBLE_RUNNER="$ANSIBLE_RUNNER"
-log "ready: $(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' --filter reference='localhost/dxflow/*' | tr '\n' ' ')"
+log "ready: $(for i in debian systemd ee-base; do
+  podman image inspect --format "localhost/dxflow/$i:$SUITE {{.Size}}" "localhost/dxflow/$i:$SUITE" | numfmt --field 2 --to si | tr -s " "
+done | paste -sd ' ')"
