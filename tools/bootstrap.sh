@@ -53,5 +53,7 @@ fi
 ANSIBLE_CORE=$(.venv/bin/python -c 'import ansible.release as r; print(r.__version__)')
 .venv/bin/python -m pip download -q -d .venv/wheelhouse -r requirements.txt "ansible-core==$ANSIBLE_CORE" 2>&1 \
   | grep -v -e '^WARNING: Location' -e 'is ignored' || true
+# containers.podman (molecule's podman driver) from PyPI's ansible wheel: Galaxy is not reachable everywhere.
+VENV=.venv bash tools/collections.sh
 touch .venv/.bootstrapped
 echo "bootstrap: ready ($(.venv/bin/python --version))"
