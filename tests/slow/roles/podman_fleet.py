@@ -150,7 +150,7 @@ class Fleet:
         return self.exec(host, "ss", "-ltnpH").splitlines()
 
     def remove(self) -> None:
-        """Delete the run's containers and network (molecule destroy first; then by label and name, whatever is left)."""
+        """Delete the run's containers and network (after molecule destroy: whatever is left, by label and name)."""
         with_label = podman("ps", "-aq", "--filter", f"label=dxflow-molecule={self.run}", check=False).stdout.split()
         if with_label:
             podman("rm", "-f", "-t", "0", *with_label, check=False)
