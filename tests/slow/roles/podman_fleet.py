@@ -29,8 +29,9 @@ HOSTS = ("h1", "h2", "h3")
 UNITS = {"ctl": ("dxflow-director",), **{h: ("dxflow-engine", "dxflow-agent") for h in HOSTS}}
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=scaled(timeout))
+def podman(*args: str, check: bool = True, seconds: float = 120) -> subprocess.CompletedProcess[str]:
+    """``podman ARGS`` within ``scaled(seconds)``; fails on a non-zero exit when ``check``."""
+    proc = subprocess.run(["podman", *args], capture_output=True, text=True, timeout=scaled(seconds))
     if check and proc.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)}: rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -104,11 +105,11 @@ class Fleet:
         hosts = {self.name(h): v for h, v in self.host_vars.items()}
         self.inventory.write_text(json.dumps({"all": {"vars": self.all_vars, "hosts": hosts}}, indent=1))
 
-    def molecule(self, *args: str, timeout: float = 600) -> str:
+    def molecule(self, *args: str, seconds: float = 600) -> str:
         """``molecule ARGS`` (``-s site`` added after the command); returns the output after asserting it passed."""
         t0 = time.monotonic()
         argv = [str(BIN / "molecule"), args[0], "-s", "site", *args[1:]]
-        proc = subprocess.run(argv, cwd=ROOT, env=self.env, text=True, capture_output=True, timeout=scaled(timeout))
+        proc = subprocess.run(argv, cwd=ROOT, env=self.env, text=True, capture_output=True, timeout=scaled(seconds))
         out = proc.stdout + proc.stderr
         label = " ".join(args)
         (self.root / f"molecule-{re.sub(r'[^a-z0-9]+', '-', label.lower())[:60]}.log").write_text(out)
@@ -119,7 +120,8 @@ class Fleet:
     def converge(self, extra_vars: dict[str, Any], *args: str) -> tuple[dict[str, int], str]:
         """site.yml again (``molecule converge``) with extra vars; the changed count per short host name."""
         out = self.molecule("converge", "--", "-e", json.dumps(extra_vars), *args)
-        return {host.removeprefix(f"{self.run}-"): c["changed"] for host, c in recap(out).items()}, out
+        counts = recap("PLAY RECAP" + out.rsplit("PLAY RECAP", 1)[-1])  # the last recap; molecule's lines after it
+        return {h.removeprefix(f"{self.run}-"): c["changed"] for h, c in counts.items() if h.startswith(self.run)}, out
 
     def exec(self, host: str, *argv: str, check: bool = True) -> str:
         return podman("exec", self.name(host), *argv, check=check).stdout.strip()
