@@ -62,37 +62,6 @@ def _hosts(inventory: Path) -> dict[str, dict]:
     return {name: hv for group in data["all"]["children"].values() for name, hv in group["hosts"].items()}
 
 
-def daemon_pids(inventory: Path) -> dict[str, int]:
-    """``{"h1/engine": pid, "h1/agent": pid, "ctl/director": pid}`` of the daemons that run now (by ``status``)."""
-    env = os.environ | {"DXFLOW_HOME": str(inventory.parent / "teardown-home")}
-    pids: dict[str, int] = {}
-    for host, hv in _hosts(inventory).items():
-        etc = Path(hv["dxflow_config_dir"])
-        for name, cmd in (
-            ("engine", ["boot", "status", "--data-dir", hv["dxflow_server_data_dir"]]),
-            ("agent", ["agent", "status", "--config", str(etc / "dxflow-agent.yaml")]),
-            ("director", ["director", "status", "--config", str(etc / "dxflow-director.yaml")]),
-        ):
-            if name != "engine" and not Path(cmd[-1]).exists():
-                continue
-            proc = subprocess.run(
-                [DXFLOW, "-o", "json", *cmd], env=env, capture_output=True, text=True, timeout=timeouts.scaled(60)
-            )
-            if proc.returncode == 0 and json.loads(proc.stdout).get("pid"):
-                pids[f"{host}/{name}"] = int(json.loads(proc.stdout)["pid"])
-    return pids
-
-
-def installed_version(venv: Path) -> str:
-    """What ``<venv>/bin/dxflow --version`` reports ("" when the venv is gone)."""
-    if not (venv / "bin" / "dxflow").exists():
-        return ""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the venv's own dxflow, not this checkout's
-    argv = [str(venv / "bin" / "dxflow"), "--version"]
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeouts.scaled(60))
-    return proc.stdout.split()[-1] if proc.returncode == 0 else ""
-
-
 @pytest.fixture
 def teardown_fleet() -> Iterator[list[Path]]:
     """Append an inventory path; its daemons are stopped after the test."""
