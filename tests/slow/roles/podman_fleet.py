@@ -105,7 +105,7 @@ class Fleet:
         hosts = {self.name(h): v for h, v in self.host_vars.items()}
         self.inventory.write_text(json.dumps({"all": {"vars": self.all_vars, "hosts": hosts}}, indent=1))
 
-    def molecule(self, *args: str, seconds: float = 600) -> str:
+    def molecule(self, *args: str, seconds: float = 900) -> str:
         """``molecule ARGS`` (``-s site`` added after the command); returns the output after asserting it passed."""
         t0 = time.monotonic()
         argv = [str(BIN / "molecule"), args[0], "-s", "site", *args[1:]]

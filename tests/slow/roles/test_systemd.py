@@ -17,7 +17,8 @@ from tests.harness.fleet import operator_key
 from tests.slow.roles.podman_fleet import HOSTS, UNITS, Fleet, host_wheelhouse, require_podman
 from tests.timeouts import scaled
 
-pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("roles-systemd")]
+# About 11 min at load 3-4.5 and 20 at load 7.5 on 2 cores (docs/performance.md): every task goes through podman exec.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.xdist_group("roles-systemd")]
 NEW_VERSION = "0.1.0.post7"  # stamped into the collection's wheel by the package role (dxflow_version)
 RESTART_SEC = 2  # the units' RestartSec
 
@@ -141,6 +142,11 @@ def _removal(fleet: Fleet) -> None:
     """dxflow_state=absent: no unit, no process, no listening port, data kept; with dxflow_purge_data the state dir and
     the service account go too."""
     every = ("ctl", *HOSTS)
+    pair = ",".join(fleet.name(h) for h in ("ctl", "h3"))  # both roles' removal; the other hosts run the same code
+    changed, _ = fleet.converge({"dxflow_state": "absent"}, "--check", "--limit", pair)
+    assert changed["ctl"] > 0 and changed["h3"] > 0, "--check predicts the removal"
+    fleet.wait_active("ctl", UNITS["ctl"], seconds=5)
+    fleet.wait_active("h3", UNITS["h3"], seconds=5)  # ... and changes nothing
     changed, _ = fleet.converge({"dxflow_state": "absent"})
     assert all(changed[h] > 0 for h in every), changed
     for host in every:
@@ -154,6 +160,8 @@ def _removal(fleet: Fleet) -> None:
         fleet.exec(host, "test", "-f", "/var/lib/dxflow/engine/engine.key")
         fleet.exec(host, "test", "-f", "/var/lib/dxflow/agent/agent.key")
     fleet.exec("ctl", "test", "-f", "/var/lib/dxflow/director/ca.key")
+    changed, _ = fleet.converge({"dxflow_state": "absent"}, "--limit", pair)
+    assert changed == {"ctl": 0, "h3": 0}, "a second removal changes nothing"
 
     changed, _ = fleet.converge({"dxflow_state": "absent", "dxflow_purge_data": True})
     assert all(changed[h] > 0 for h in every), changed
