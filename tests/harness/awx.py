@@ -354,6 +354,17 @@ def _ready(director: Director) -> bool:
     return engines == {*DIRECT, DIALOUT} and DIALOUT in {t["hostname"] for t in tunnels}
 
 
+def _free_subnet(pid: int) -> int:
+    """A third octet in 210..249 (the hub tests use 10..209) that no address of this host has yet: two runs on one
+    machine (two clones' make test) must not put their namespaces on one subnet (the second one's routes are dead)."""
+    used = subprocess.run(["ip", "-4", "-o", "addr", "show"], capture_output=True, text=True, check=True).stdout
+    for i in range(40):
+        subnet = 210 + (pid + i) % 40
+        if f" 10.231.{subnet}." not in used:
+            return subnet
+    pytest.fail("no free 10.231.210-249 subnet for the EE job test's namespace")
+
+
 @pytest.fixture(scope="session")
 def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
     """``EeFleet``, stopped (namespace removed) after the session."""
@@ -361,7 +372,7 @@ def ee_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EeFleet]:
         pytest.fail("the EE job test needs root and iproute2 to build the firewalled host's network namespace")
     root = tmp_path_factory.mktemp("ee-fleet")
     pid = os.getpid()
-    cloud = Cloud(DIALOUT, f"dxee-{pid}", f"dxe{pid % 10**7}h", f"dxe{pid % 10**7}n", subnet=210 + pid % 40)
+    cloud = Cloud(DIALOUT, f"dxee-{pid}", f"dxe{pid % 10**7}h", f"dxe{pid % 10**7}n", subnet=_free_subnet(pid))
     director: Director | None = None
     engines: dict[str, GatewayEngine] = {}
     agents: list[Agent] = []
