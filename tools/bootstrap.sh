@@ -16,7 +16,9 @@ APT_PACKAGES+=(systemd)
 # Containers (issue 22): the execution environment, the roles under systemd PID 1, container workflows and the
 # platform API run in Debian's podman with runc (crun fails here on hybrid cgroups); base images come from
 # debootstrap, never from a registry (tools/images/build.sh).
-APT_PACKAGES+=(podman runc debootstrap)
+# With --no-install-recommends podman's network stack must be named: netavark with aardvark-dns (workflow services
+# and molecule hosts find each other by name), catatonit for --init, uidmap and slirp4netns as Debian recommends.
+APT_PACKAGES+=(podman runc debootstrap netavark aardvark-dns catatonit uidmap slirp4netns)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -37,7 +39,7 @@ if [ "$(id -u)" = 0 ] && command -v podman >/dev/null; then
   # runc as the OCI runtime and ulimits rootful podman can set (without them: setrlimit ... Operation not permitted).
   mkdir -p /etc/containers/containers.conf.d
   conf=/etc/containers/containers.conf.d/50-dxflow.conf
-  want=$'[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"'
+  want=$'[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n[engine]\nruntime = "runc"\n[network]\nnetwork_backend = "netavark"'
   [ "$(cat "$conf" 2>/dev/null)" = "$want" ] || printf '%s\n' "$want" >"$conf"
 fi
 
