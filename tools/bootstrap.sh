@@ -18,7 +18,7 @@ APT_PACKAGES+=(systemd)
 # debootstrap, never from a registry (tools/images/build.sh).
 # With --no-install-recommends podman's network stack must be named: netavark with aardvark-dns (workflow services
 # and molecule hosts find each other by name), catatonit for --init, uidmap and slirp4netns as Debian recommends.
-APT_PACKAGES+=(podman runc debootstrap netavark aardvark-dns catatonit uidmap slirp4netns)
+APT_PACKAGES+=(podman runc debootstrap netavark aardvark-dns catatonit uidmap slirp4netns iptables iproute2)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
