@@ -48,13 +48,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
 
 
 @pytest.fixture(scope="module")
-def master(engine: EngineProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineClient]:
-    session = session_for(engine, tmp_path_factory.mktemp("home"))
-    yield EngineClient(session)
-    session.close()
-
-
-@pytest.fixture(scope="module")
 def api(engine: EngineProc, master: EngineClient) -> Api:
     return Api(engine, master.session.tokens.token())
 

@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,13 +139,6 @@ class Api:
                 if len(chunks) >= count or resp.status_code >= 400:
                     break
         return resp, chunks
-
-
-@pytest.fixture(scope="module")
-def master(engine: EngineProc, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineClient]:
-    session = session_for(engine, tmp_path_factory.mktemp("home"))
-    yield EngineClient(session)
-    session.close()
 
 
 @pytest.fixture(scope="module")
